@@ -1,0 +1,33 @@
+"""Exceptions raised to Airflow when a Kling request does not end in a video."""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+try:
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+except ImportError:  # Airflow < 3.2 keeps it in core
+    from airflow.exceptions import AirflowSensorTimeout  # type: ignore[attr-defined,no-redef,unused-ignore]
+
+
+class KlingRequestFailedError(AirflowException):
+    """
+    GMI reports the request ``failed`` or ``cancelled``; the message carries GMI's error text.
+
+    :param request_id: the request that failed.
+    :param status: ``failed`` or ``cancelled``.
+    :param error: GMI's error text, if it gave one.
+    """
+
+    def __init__(self, message: str, *, request_id: str, status: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.status = status
+        self.error = error
+
+
+class KlingTriggerEventError(AirflowException):
+    """The trigger reported an error (bad credentials, too many failed polls) or an unreadable event."""
+
+
+__all__ = ["AirflowSensorTimeout", "KlingRequestFailedError", "KlingTriggerEventError"]

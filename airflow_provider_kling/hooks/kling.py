@@ -1,0 +1,450 @@
+"""Hooks for GMI Cloud's request-queue API: a sync one for workers, an async twin for the triggerer."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_kling import __version__
+from airflow_provider_kling.api import (
+    ConnectionSettings,
+    KlingAPIError,
+    KlingRequest,
+    connection_settings,
+    validate_model,
+)
+from airflow_provider_kling.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
+from airflow_provider_kling.retries import (
+    KlingSubmitUnknownError,
+    KlingTransportError,
+    error_for_status,
+    is_retryable,
+    parse_body,
+    retry_policy,
+)
+
+if TYPE_CHECKING:
+    import httpx
+    import requests
+    from airflow.sdk import Connection, ObjectStoragePath
+    from tenacity import RetryCallState
+
+USER_AGENT = f"airflow-provider-kling/{__version__}"
+# Seconds to open a TCP/TLS connection; separate from the read timeout so a dead host
+# fails fast while a slow answer still gets the connection's full timeout.
+CONNECT_TIMEOUT = 10.0
+
+
+def _settings(conn: Connection, extra: Mapping[str, Any]) -> ConnectionSettings:
+    return connection_settings(
+        conn_id=conn.conn_id,
+        password=conn.password,
+        host=conn.host,
+        schema=conn.schema,
+        port=conn.port,
+        extra=extra,
+    )
+
+
+class _KlingHookBase(BaseHook):
+    """Connection metadata and retry settings shared by the sync and async hooks."""
+
+    conn_name_attr = "kling_conn_id"
+    default_conn_name = "kling_default"
+    conn_type = "kling"
+    hook_name = "Kling (GMI Cloud)"
+
+    def __init__(
+        self,
+        kling_conn_id: str = default_conn_name,
+        *,
+        retry_limit: int = 5,
+        retry_max_wait: float = 60.0,
+        retry_max_delay: float = 300.0,
+    ) -> None:
+        """
+        :param kling_conn_id: the ``kling`` connection holding the API key.
+        :param retry_limit: retries of one call after the first attempt.
+        :param retry_max_wait: the longest single wait between retries, in seconds; a rate
+            limit asking for longer fails the call at once (the task's own retries take over).
+        :param retry_max_delay: the longest total time, in seconds, one call may spend retrying.
+        """
+        super().__init__()
+        if retry_limit < 0:
+            raise ValueError(f"retry_limit must be 0 or more, got {retry_limit}")
+        self.kling_conn_id = kling_conn_id
+        self.retry_limit = retry_limit
+        self.retry_max_wait = retry_max_wait
+        self.retry_max_delay = retry_max_delay
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kling_conn_id={self.kling_conn_id!r})"
+
+    def _policy(self, *, idempotent: bool) -> dict[str, Any]:
+        from tenacity import retry_if_exception
+
+        return {
+            "retry": retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
+            "before_sleep": self._log_retry,
+            **retry_policy(
+                attempts=self.retry_limit + 1, max_wait=self.retry_max_wait, max_delay=self.retry_max_delay
+            ),
+        }
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.log.warning(
+            "Kling API call failed (attempt %d): %s; retrying in %.1f s", state.attempt_number, exc, wait
+        )
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form layout for Airflow 3.1; 3.2+ reads the same from the provider info."""
+        return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra connection fields for Airflow 3.1; 3.2+ reads ``conn-fields`` from the provider info."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+        from wtforms.validators import Optional
+
+        return {
+            name: StringField(
+                lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), validators=[Optional()]
+            )
+            for name, spec in CONN_FIELDS.items()
+        }
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """Where a video was written, how big it is and its sha256."""
+
+    uri: str
+    size: int
+    sha256: str
+
+
+class KlingHook(_KlingHookBase):
+    """
+    Talk to GMI Cloud's request-queue API from a worker.
+
+    One ``requests.Session`` per hook keeps connections alive across calls. Reads retry
+    on network errors, 5xx and 429; submits retry only when GMI surely did not accept
+    them (see :mod:`airflow_provider_kling.retries`), so a video is never paid for twice.
+
+    :param kling_conn_id: the ``kling`` connection holding the API key.
+    :param retry_limit: retries of one call after the first attempt.
+    :param retry_max_wait: the longest single wait between retries, in seconds.
+    :param retry_max_delay: the longest total time, in seconds, one call may spend retrying.
+    """
+
+    @cached_property
+    def settings(self) -> ConnectionSettings:
+        """The connection's API key, base URL, organization and timeout, validated."""
+        conn = self.get_connection(self.kling_conn_id)
+        return _settings(conn, conn.extra_dejson)
+
+    @cached_property
+    def session(self) -> requests.Session:
+        import requests
+
+        session = requests.Session()
+        session.headers.update(self.settings.headers(USER_AGENT))
+        return session
+
+    def close(self) -> None:
+        if "session" in self.__dict__:
+            self.session.close()
+            del self.__dict__["session"]
+
+    def submit(self, model: str, payload: Mapping[str, Any]) -> KlingRequest:
+        """
+        Submit one request and return its first record, which may already be terminal.
+
+        :raises KlingSubmitUnknownError: the request was sent but no answer came back, so
+            it may exist at GMI. It is not resent, to avoid paying twice.
+        """
+        model = validate_model(model)
+        what = f"submit to {model}"
+        try:
+            body = self._call(
+                "POST",
+                "/requests",
+                json={"model": model, "payload": dict(payload)},
+                idempotent=False,
+                what=what,
+            )
+        except KlingTransportError as err:
+            if err.sent:
+                raise KlingSubmitUnknownError(
+                    f"{what}: {err}. The request may have been accepted; it was not sent again so it is "
+                    "not paid for twice. Look it up with list_requests() before retrying."
+                ) from err
+            raise
+        return KlingRequest.from_record(body)
+
+    def submit_request(self, model: str, payload: Mapping[str, Any]) -> str:
+        """Submit one request and return its id."""
+        return self.submit(model, payload).request_id
+
+    def get_request(self, request_id: str) -> KlingRequest:
+        """The current record of one request."""
+        body = self._call("GET", f"/requests/{_quote(request_id)}", idempotent=True, what=f"get {request_id}")
+        return KlingRequest.from_record(body)
+
+    def list_requests(self, model: str) -> list[KlingRequest]:
+        """Every request the account has for ``model`` (GMI documents no paging)."""
+        body = self._call(
+            "GET", "/requests", params={"model_id": model}, idempotent=True, what="list requests"
+        )
+        items = body.get("requests") if isinstance(body, Mapping) else None
+        if not isinstance(items, list):
+            raise KlingAPIError(f"GMI answered list requests without a 'requests' list: {str(body)[:300]}")
+        return [KlingRequest.from_record(item) for item in items]
+
+    def list_models(self) -> list[str]:
+        """The model ids the API key may call."""
+        body = self._call("GET", "/models", idempotent=True, what="list models")
+        ids = body.get("model_ids") if isinstance(body, Mapping) else None
+        if not isinstance(ids, list):
+            raise KlingAPIError(f"GMI answered list models without a 'model_ids' list: {str(body)[:300]}")
+        return [str(i) for i in ids]
+
+    def cancel_request(self, request_id: str) -> bool:
+        """
+        Ask GMI to cancel a request. GMI documents no cancel call, so this is best effort:
+        failures are logged, never raised, and ``False`` is returned.
+        """
+        try:
+            self._call(
+                "DELETE", f"/requests/{_quote(request_id)}", idempotent=True, what=f"cancel {request_id}"
+            )
+        except Exception as err:
+            self.log.warning(
+                "Could not cancel Kling request %s (GMI documents no cancel call): %s", request_id, err
+            )
+            return False
+        self.log.info("Asked GMI to cancel Kling request %s", request_id)
+        return True
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key with a read-only call that costs nothing (list models)."""
+        try:
+            models = self.list_models()
+        except Exception as err:
+            return False, str(err)
+        return True, f"Connected to {self.settings.base_url}: {len(models)} models available."
+
+    def download(
+        self, url: str, destination: str | os.PathLike[str] | ObjectStoragePath, *, chunk_size: int = 1 << 20
+    ) -> DownloadResult:
+        """
+        Stream one output video to a local path or an ``ObjectStoragePath``.
+
+        Written under a temporary name first, so a reader never sees half a video. Output
+        URLs are public, so the API key is not sent with them.
+        """
+        import hashlib
+
+        import requests
+
+        digest = hashlib.sha256()
+        size = 0
+        with requests.get(
+            url,
+            stream=True,
+            timeout=(CONNECT_TIMEOUT, self.settings.timeout),
+            headers={"User-Agent": USER_AGENT},
+        ) as resp:
+            if resp.status_code >= 400:
+                raise error_for_status(resp.status_code, resp.text, resp.headers, what=f"download {url}")
+            if isinstance(destination, str | os.PathLike):
+                target = Path(destination)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        for chunk in resp.iter_content(chunk_size):
+                            out.write(chunk)
+                            digest.update(chunk)
+                            size += len(chunk)
+                    os.replace(tmp, target)
+                except BaseException:
+                    Path(tmp).unlink(missing_ok=True)
+                    raise
+                uri = str(target)
+            else:
+                tmp_path = destination.parent / f".{destination.name}.part"
+                with tmp_path.open("wb") as out:
+                    for chunk in resp.iter_content(chunk_size):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                tmp_path.rename(destination)
+                uri = str(destination)
+        self.log.info("Downloaded %s to %s (%d bytes)", url, uri, size)
+        return DownloadResult(uri=uri, size=size, sha256=digest.hexdigest())
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        what: str,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        from tenacity import Retrying
+
+        retrying = Retrying(**self._policy(idempotent=idempotent))
+        return retrying(self._send, method, path, json, params, what)
+
+    def _send(self, method: str, path: str, json: Any, params: Mapping[str, str] | None, what: str) -> Any:
+        import requests
+
+        url = self.settings.api_url + path
+        try:
+            resp = self.session.request(
+                method, url, json=json, params=params, timeout=(CONNECT_TIMEOUT, self.settings.timeout)
+            )
+        except requests.exceptions.ConnectTimeout as err:
+            raise KlingTransportError(
+                f"{what}: could not connect to {self.settings.base_url}: {err}", sent=False
+            ) from None
+        except requests.exceptions.ConnectionError as err:
+            raise KlingTransportError(f"{what}: {_connection_problem(err)}", sent=_maybe_sent(err)) from None
+        except requests.exceptions.Timeout as err:
+            raise KlingTransportError(
+                f"{what}: no answer within {self.settings.timeout:g} s ({err})", sent=True
+            ) from None
+        return _parse_answer(resp.status_code, resp.text, resp.headers, what)
+
+
+class KlingAsyncHook(_KlingHookBase):
+    """
+    The async twin of :class:`KlingHook`, for triggers.
+
+    Use it as an async context manager: the connection is fetched without blocking the
+    event loop, and one ``httpx.AsyncClient`` serves every poll until the block exits.
+
+    .. code-block:: python
+
+        async with KlingAsyncHook("kling_default") as hook:
+            record = await hook.get_request(request_id)
+    """
+
+    settings: ConnectionSettings
+    _client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> KlingAsyncHook:
+        import httpx
+
+        conn = await self.aget_connection(self.kling_conn_id)
+        # aextra_dejson (Airflow 3.3+) masks secrets without blocking the event loop.
+        aextra = getattr(conn, "aextra_dejson", None)
+        extra = await aextra() if aextra is not None else conn.extra_dejson
+        self.settings = _settings(conn, extra)
+        self._client = httpx.AsyncClient(
+            base_url=self.settings.api_url,
+            headers=self.settings.headers(USER_AGENT),
+            timeout=httpx.Timeout(self.settings.timeout, connect=CONNECT_TIMEOUT),
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def get_request(self, request_id: str) -> KlingRequest:
+        """The current record of one request."""
+        body = await self._call("GET", f"/requests/{_quote(request_id)}", what=f"get {request_id}")
+        return KlingRequest.from_record(body)
+
+    async def cancel_request(self, request_id: str) -> bool:
+        """Best-effort cancel, as :meth:`KlingHook.cancel_request`."""
+        try:
+            await self._call("DELETE", f"/requests/{_quote(request_id)}", what=f"cancel {request_id}")
+        except Exception as err:
+            self.log.warning(
+                "Could not cancel Kling request %s (GMI documents no cancel call): %s", request_id, err
+            )
+            return False
+        self.log.info("Asked GMI to cancel Kling request %s", request_id)
+        return True
+
+    async def _call(self, method: str, path: str, *, what: str) -> Any:
+        from tenacity import AsyncRetrying
+
+        retrying = AsyncRetrying(**self._policy(idempotent=True))
+        return await retrying(self._send, method, path, what)
+
+    async def _send(self, method: str, path: str, what: str) -> Any:
+        import httpx
+
+        if self._client is None:
+            raise RuntimeError("KlingAsyncHook is used outside 'async with'")
+        try:
+            resp = await self._client.request(method, path)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+            raise KlingTransportError(
+                f"{what}: could not connect to {self.settings.base_url}: {err!r}", sent=False
+            ) from None
+        except httpx.TimeoutException as err:
+            raise KlingTransportError(
+                f"{what}: no answer within {self.settings.timeout:g} s ({err!r})", sent=True
+            ) from None
+        except httpx.TransportError as err:
+            raise KlingTransportError(f"{what}: connection failed: {err!r}", sent=True) from None
+        return _parse_answer(resp.status_code, resp.text, resp.headers, what)
+
+
+def _parse_answer(status_code: int, text: str, headers: Mapping[str, str], what: str) -> Any:
+    if status_code >= 400:
+        raise error_for_status(status_code, text, headers, what=what)
+    body = parse_body(text)
+    if not isinstance(body, dict):
+        raise KlingAPIError(
+            f"GMI answered HTTP {status_code} to {what} with a body that is not a JSON object: "
+            f"{text[:200]!r}",
+            status_code=status_code,
+        )
+    return body
+
+
+def _quote(request_id: str) -> str:
+    from urllib.parse import quote
+
+    return quote(request_id, safe="")
+
+
+def _maybe_sent(err: BaseException) -> bool:
+    """False only when the error proves the connection never opened (refused, DNS)."""
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError):
+            return False
+        reason = getattr(cause, "reason", None)
+        cause = reason if isinstance(reason, BaseException) else (cause.__cause__ or cause.__context__)
+    return True
+
+
+def _connection_problem(err: BaseException) -> str:
+    return f"connection failed ({type(err).__name__}: {str(err)[:300]})"
+
+
+__all__ = ["DownloadResult", "KlingAsyncHook", "KlingHook"]

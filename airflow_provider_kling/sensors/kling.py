@@ -1,0 +1,136 @@
+"""The sensor that waits for a Kling request to produce its video."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_kling.links.kling import KlingVideoLink
+from airflow_provider_kling.results import result_from_event, result_from_record
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_kling.hooks.kling import KlingHook
+
+DEFAULT_POKE_INTERVAL = 10.0
+# A video takes minutes; an hour means the request is stuck (GMI can leave a request
+# "queued" forever for a model that stopped serving).
+DEFAULT_TIMEOUT = 3600.0
+# The scheduler's own deferral timeout runs a little longer than the trigger's deadline,
+# so the trigger's clearer "still queued at the deadline" message normally wins.
+_DEFER_GRACE = 120.0
+
+
+def default_deferrable() -> bool:
+    try:
+        from airflow.sdk.configuration import conf
+    except ImportError:  # Airflow < 3.2
+        from airflow.configuration import conf
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+def coerce_request_id(value: Any) -> str:
+    """Accept a request id, or the dict a Kling task returned, and give the id."""
+    if isinstance(value, dict):
+        value = value.get("request_id")
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(
+            f"Invalid request_id: {value!r}. Allowed: the id string KlingI2VOperator pushes to XCom "
+            "(for example submit.output), or the dict a Kling task returned."
+        )
+    return value.strip()
+
+
+class KlingStatusSensor(BaseSensorOperator):
+    """
+    Wait for a Kling request to finish, and return its video URLs.
+
+    It checks once right away; in deferrable mode it then hands the wait to
+    :class:`~airflow_provider_kling.triggers.kling.KlingStatusTrigger`, freeing the worker
+    slot. Retrying this sensor never submits anything, so it never costs money.
+
+    On success the task returns (to XCom) ``{"request_id", "status", "media_urls",
+    "outcome"}``, and its "Kling video" extra link opens the first video.
+
+    :param request_id: the request to wait for (templated): the id that
+        :class:`~airflow_provider_kling.operators.kling.KlingI2VOperator` returns, an
+        ``XComArg`` of it, or the dict a Kling task returned.
+    :param kling_conn_id: the ``kling`` connection holding the API key.
+    :param deferrable: wait in the triggerer instead of a worker slot. Defaults to the
+        ``[operators] default_deferrable`` setting.
+    :param poke_interval: seconds between checks. Default 10.
+    :param timeout: seconds to wait before failing with ``AirflowSensorTimeout`` (a skip
+        with ``soft_fail=True``). Default 3600.
+    :param max_poll_failures: consecutive failed checks tolerated in deferrable mode.
+    :raises KlingRequestFailedError: the request failed or was cancelled; the message
+        carries GMI's error text.
+    """
+
+    template_fields: Sequence[str] = ("request_id",)
+    operator_extra_links = (KlingVideoLink(),)
+    ui_color = "#fde8d7"
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        kling_conn_id: str = "kling_default",
+        deferrable: bool | None = None,
+        poke_interval: timedelta | float = DEFAULT_POKE_INTERVAL,
+        timeout: timedelta | float = DEFAULT_TIMEOUT,
+        max_poll_failures: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.request_id = request_id
+        self.kling_conn_id = kling_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.max_poll_failures = max_poll_failures
+
+    @cached_property
+    def hook(self) -> KlingHook:
+        from airflow_provider_kling.hooks.kling import KlingHook
+
+        return KlingHook(self.kling_conn_id)
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        request_id = coerce_request_id(self.request_id)
+        record = self.hook.get_request(request_id)
+        self.log.info("Kling request %s is %s", request_id, record.status)
+        result = result_from_record(record)
+        if result is None:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=result)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        # A request that already finished needs no trigger.
+        done = self.poke(context)
+        if isinstance(done, PokeReturnValue):
+            return done.xcom_value
+        from airflow_provider_kling.triggers.kling import KlingStatusTrigger
+
+        self.defer(
+            trigger=KlingStatusTrigger(
+                request_id=coerce_request_id(self.request_id),
+                end_time=time.time() + self.timeout,
+                kling_conn_id=self.kling_conn_id,
+                poll_interval=self.poke_interval,
+                max_poll_failures=self.max_poll_failures,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + _DEFER_GRACE),
+        )
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after the trigger fired: return the result, or raise what the event says."""
+        result = result_from_event(event)
+        self.log.info("Kling request %s succeeded: %s", result["request_id"], ", ".join(result["media_urls"]))
+        return result
