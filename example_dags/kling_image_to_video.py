@@ -1,0 +1,60 @@
+"""
+Turn one product image into a 5-second video with Kling 3.0 Turbo.
+
+submit -> wait (deferrable: the wait runs in the triggerer, not a worker slot) -> download.
+
+Set the ``kling_default`` connection (API key in the password field) and, optionally:
+``KLING_EXAMPLE_IMAGE`` (an image path or URL; default: the bundled product shot) and
+``KLING_EXAMPLE_OUT`` (where the video goes; default ``out/``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, task
+
+from airflow_provider_kling.operators.kling import KlingI2VOperator
+from airflow_provider_kling.sensors.kling import KlingStatusSensor
+
+IMAGE = os.environ.get("KLING_EXAMPLE_IMAGE", str(Path(__file__).parent / "assets" / "product.png"))
+OUT_DIR = os.environ.get("KLING_EXAMPLE_OUT", "out")
+
+with DAG(
+    dag_id="kling_image_to_video",
+    description="Animate a product image into a short clip with Kling 3.0 Turbo",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["kling", "example"],
+):
+    submit = KlingI2VOperator(
+        task_id="submit",
+        first_frame=IMAGE,
+        prompt="Slow dolly-in on the mug as steam rises; warm evening light.",
+        resolution="720p",
+        duration=5,
+    )
+
+    wait = KlingStatusSensor(
+        task_id="wait",
+        request_id=submit.output,
+        deferrable=True,
+        poke_interval=5,
+        timeout=1800,
+    )
+
+    @task
+    def download(result: dict[str, Any]) -> str:
+        """Copy the first video out of GMI's storage: its URLs have no documented retention."""
+        from airflow_provider_kling.hooks.kling import KlingHook
+
+        destination = Path(OUT_DIR) / f"{result['request_id']}.mp4"
+        written = KlingHook().download(result["media_urls"][0], destination)
+        print(f"Video saved to {written.uri} ({written.size:,} bytes, sha256 {written.sha256})")
+        return written.uri
+
+    download(wait.output)

@@ -1,0 +1,172 @@
+"""KlingStatusSensor: poke, defer, and every way a wait can end."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import requests
+from airflow.sdk import PokeReturnValue
+
+from airflow_provider_kling.exceptions import (
+    AirflowSensorTimeout,
+    KlingRequestFailedError,
+    KlingTriggerEventError,
+)
+from airflow_provider_kling.sensors.kling import KlingStatusSensor
+from airflow_provider_kling.triggers.kling import KlingStatusTrigger
+from tests.compat import AirflowSkipException, TaskDeferred
+
+
+def submit(sim: Any, prompt: str = "a calm sea") -> str:
+    resp = requests.post(
+        f"{sim.base_url}/api/v1/ie/requestqueue/apikey/requests",
+        json={
+            "model": "kling-3.0-turbo-i2v",
+            "payload": {"first_frame": "https://example.com/a.png", "prompt": prompt},
+        },
+        headers={"Authorization": f"Bearer {sim.api_key}"},
+        timeout=10,
+    )
+    resp.raise_for_status()
+    return str(resp.json()["request_id"])
+
+
+def wait_until(sim: Any, request_id: str, status: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        resp = requests.get(
+            f"{sim.base_url}/api/v1/ie/requestqueue/apikey/requests/{request_id}",
+            headers={"Authorization": f"Bearer {sim.api_key}"},
+            timeout=10,
+        )
+        if resp.json()["status"] == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"request {request_id} never became {status}")
+
+
+def sensor(**kwargs: Any) -> KlingStatusSensor:
+    kwargs.setdefault("task_id", "wait")
+    kwargs.setdefault("poke_interval", 0.1)
+    return KlingStatusSensor(**kwargs)
+
+
+def test_poke_is_false_while_running_and_returns_the_result_when_done(kling_simulator, kling_connection_env):
+    request_id = submit(kling_simulator)
+    task = sensor(request_id=request_id)
+    assert task.poke({}) is False
+    wait_until(kling_simulator, request_id, "success")
+    done = task.poke({})
+    assert isinstance(done, PokeReturnValue)
+    assert done.xcom_value["request_id"] == request_id
+    assert done.xcom_value["status"] == "success"
+    assert done.xcom_value["media_urls"][0].endswith(".mp4")
+
+
+@pytest.mark.parametrize(
+    ("marker", "status"), [("SIMULATE_FAILURE out of credits", "failed"), ("SIMULATE_CANCEL", "cancelled")]
+)
+def test_failed_and_cancelled_requests_fail_the_sensor(kling_simulator, kling_connection_env, marker, status):
+    request_id = submit(kling_simulator, prompt=marker)
+    wait_until(kling_simulator, request_id, status)
+    with pytest.raises(KlingRequestFailedError, match=status) as err:
+        sensor(request_id=request_id).poke({})
+    assert err.value.status == status
+
+
+def test_poke_mode_returns_the_result(kling_simulator, kling_connection_env):
+    request_id = submit(kling_simulator)
+    result = sensor(request_id=request_id, deferrable=False, timeout=60).execute({})
+    assert result["request_id"] == request_id
+    assert result["media_urls"]
+
+
+def test_deferrable_pokes_once_then_defers_with_a_wall_clock_deadline(kling_simulator, kling_connection_env):
+    request_id = submit(kling_simulator)
+    task = sensor(request_id=request_id, deferrable=True, timeout=600)
+    before = time.time()
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, KlingStatusTrigger)
+    assert trigger.request_id == request_id
+    assert before + 600 <= trigger.end_time <= time.time() + 600
+    assert kling_simulator.count("GET /requests/{id}") == 1
+
+
+def test_deferrable_returns_at_once_when_already_done(kling_simulator, kling_connection_env):
+    request_id = submit(kling_simulator)
+    wait_until(kling_simulator, request_id, "success")
+    result = sensor(request_id=request_id, deferrable=True).execute({})
+    assert result["status"] == "success"
+
+
+def test_request_id_accepts_the_dict_a_kling_task_returns(kling_simulator, kling_connection_env):
+    request_id = submit(kling_simulator)
+    assert sensor(request_id={"request_id": request_id}).poke({}) is False
+
+
+def test_empty_request_id_is_a_clear_error():
+    with pytest.raises(ValueError, match="Invalid request_id"):
+        sensor(request_id="").poke({})
+
+
+SUCCESS = {
+    "status": "success",
+    "request_id": "r1",
+    "media_urls": ["http://v/0.mp4"],
+    "message": "ok",
+    "outcome": {"video_url": "http://v/0.mp4"},
+}
+
+
+def test_execute_complete_success():
+    result = sensor(request_id="r1").execute_complete({}, event=SUCCESS)
+    assert result == {
+        "request_id": "r1",
+        "status": "success",
+        "media_urls": ["http://v/0.mp4"],
+        "outcome": {"video_url": "http://v/0.mp4"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("event", "error", "match"),
+    [
+        (
+            {"status": "failed", "request_id": "r1", "message": "GMI: bad image"},
+            KlingRequestFailedError,
+            "bad image",
+        ),
+        (
+            {"status": "cancelled", "request_id": "r1", "message": "cancelled"},
+            KlingRequestFailedError,
+            "cancelled",
+        ),
+        (
+            {"status": "timeout", "request_id": "r1", "message": "still queued"},
+            AirflowSensorTimeout,
+            "still queued",
+        ),
+        ({"status": "error", "request_id": "r1", "message": "HTTP 401"}, KlingTriggerEventError, "HTTP 401"),
+        ({"request_id": "r1"}, KlingTriggerEventError, "does not understand"),
+        ({"status": "weird"}, KlingTriggerEventError, "does not understand"),
+        (None, KlingTriggerEventError, "does not understand"),
+        (
+            {"status": "success", "request_id": "r1", "media_urls": []},
+            KlingTriggerEventError,
+            "without media",
+        ),
+    ],
+)
+def test_execute_complete_raises_for_every_other_event(event, error, match):
+    with pytest.raises(error, match=match):
+        sensor(request_id="r1").execute_complete({}, event=event)
+
+
+def test_timeout_event_skips_with_soft_fail():
+    task = sensor(request_id="r1", soft_fail=True)
+    with pytest.raises(AirflowSkipException):
+        task.resume_execution("execute_complete", {"event": {"status": "timeout", "request_id": "r1"}}, {})
