@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -493,7 +494,10 @@ def connection_settings(
         )
     extra = dict(extra or {})
     base_url = _base_url(where, host, schema, port)
-    timeout = extra.get("timeout", 30.0)
+    timeout = extra.get("timeout")
+    if timeout is None or timeout == "":
+        # The connection form saves a blank optional field as null (or "").
+        timeout = 30.0
     try:
         timeout = float(timeout)
     except (TypeError, ValueError):
@@ -577,6 +581,8 @@ def prepare_first_frame(value: Any) -> tuple[str, str]:
         from pathlib import Path
 
         value = Path(value.strip()).expanduser()
+    if isinstance(value, os.PathLike) and not hasattr(value, "read_bytes"):
+        value = Path(value)
     if hasattr(value, "read_bytes"):
         image = _read_image(value)
         return image.b64, f"{image.describe()} from {value}"

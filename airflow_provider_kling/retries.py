@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
+from datetime import timezone
 from typing import Any
 
 from tenacity import RetryCallState, stop_after_attempt, stop_after_delay, wait_exponential_jitter
@@ -114,8 +115,13 @@ def parse_retry_after(body: Any, headers: Mapping[str, str]) -> float | None:
         try:
             return max(0.0, float(header))
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(header) if header else None
+            try:
+                parsed = email.utils.parsedate_to_datetime(header)
+            except (TypeError, ValueError):
+                parsed = None  # neither seconds nor an HTTP date: ignore the header
             if parsed is not None:
+                if parsed.tzinfo is None:  # "-0000" means UTC, not local time
+                    parsed = parsed.replace(tzinfo=timezone.utc)
                 return max(0.0, parsed.timestamp() - time.time())
     text = body.get("error") if isinstance(body, Mapping) else body
     if isinstance(text, str) and (match := _RETRY_IN_MS.search(text)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -105,26 +107,6 @@ class _KlingHookBase(BaseHook):
             "Kling API call failed (attempt %d): %s; retrying in %.1f s", state.attempt_number, exc, wait
         )
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form layout for Airflow 3.1; 3.2+ reads the same from the provider info."""
-        return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra connection fields for Airflow 3.1; 3.2+ reads ``conn-fields`` from the provider info."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField
-        from wtforms.validators import Optional
-
-        return {
-            name: StringField(
-                lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), validators=[Optional()]
-            )
-            for name, spec in CONN_FIELDS.items()
-        }
-
 
 @dataclass(frozen=True)
 class DownloadResult:
@@ -149,6 +131,28 @@ class KlingHook(_KlingHookBase):
     :param retry_max_delay: the longest total time, in seconds, one call may spend retrying.
     """
 
+    # The connection form: defined on this class itself, not on the base, because Airflow 3.1's
+    # ProvidersManager reads them only from the registered hook class's own ``__dict__``.
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form layout for Airflow 3.1; 3.2+ reads the same from the provider info."""
+        return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra connection fields for Airflow 3.1; 3.2+ reads ``conn-fields`` from the provider info."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+        from wtforms.validators import Optional
+
+        return {
+            name: StringField(
+                lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), validators=[Optional()]
+            )
+            for name, spec in CONN_FIELDS.items()
+        }
+
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's API key, base URL, organization and timeout, validated."""
@@ -160,7 +164,7 @@ class KlingHook(_KlingHookBase):
         import requests
 
         session = requests.Session()
-        session.headers.update(self.settings.headers(USER_AGENT))
+        session.headers.update(self.settings.headers(f"{USER_AGENT} python-requests/{requests.__version__}"))
         return session
 
     def close(self) -> None:
@@ -279,6 +283,10 @@ class KlingHook(_KlingHookBase):
                             out.write(chunk)
                             digest.update(chunk)
                             size += len(chunk)
+                    # mkstemp creates the file 0600; give the video the permissions a plain write would.
+                    umask = os.umask(0)
+                    os.umask(umask)
+                    os.chmod(tmp, 0o666 & ~umask)
                     os.replace(tmp, target)
                 except BaseException:
                     Path(tmp).unlink(missing_ok=True)
@@ -286,12 +294,19 @@ class KlingHook(_KlingHookBase):
                 uri = str(target)
             else:
                 tmp_path = destination.parent / f".{destination.name}.part"
-                with tmp_path.open("wb") as out:
-                    for chunk in resp.iter_content(chunk_size):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-                tmp_path.rename(destination)
+                try:
+                    with tmp_path.open("wb") as out:
+                        for chunk in resp.iter_content(chunk_size):
+                            out.write(chunk)
+                            digest.update(chunk)
+                            size += len(chunk)
+                    tmp_path.rename(destination)
+                except BaseException:
+                    # Leave no half-written object behind in the user's storage.
+                    with contextlib.suppress(Exception):
+                        if tmp_path.exists():
+                            tmp_path.unlink()
+                    raise
                 uri = str(destination)
         self.log.info("Downloaded %s to %s (%d bytes)", url, uri, size)
         return DownloadResult(uri=uri, size=size, sha256=digest.hexdigest())
@@ -351,14 +366,19 @@ class KlingAsyncHook(_KlingHookBase):
     async def __aenter__(self) -> KlingAsyncHook:
         import httpx
 
-        conn = await self.aget_connection(self.kling_conn_id)
+        try:
+            conn = await self.aget_connection(self.kling_conn_id)
+        except ImportError:
+            # Airflow 3.1 outside a triggerer or task (a test, a script) has no supervisor
+            # to ask, and its async lookup fails to import one; the sync lookup works there.
+            conn = await asyncio.to_thread(self.get_connection, self.kling_conn_id)
         # aextra_dejson (Airflow 3.3+) masks secrets without blocking the event loop.
         aextra = getattr(conn, "aextra_dejson", None)
         extra = await aextra() if aextra is not None else conn.extra_dejson
         self.settings = _settings(conn, extra)
         self._client = httpx.AsyncClient(
             base_url=self.settings.api_url,
-            headers=self.settings.headers(USER_AGENT),
+            headers=self.settings.headers(f"{USER_AGENT} python-httpx/{httpx.__version__}"),
             timeout=httpx.Timeout(self.settings.timeout, connect=CONNECT_TIMEOUT),
         )
         return self
