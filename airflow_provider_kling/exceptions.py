@@ -5,6 +5,11 @@ from __future__ import annotations
 from airflow.sdk.exceptions import AirflowException
 
 try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow < 3.2 keeps it in core
+    from airflow.exceptions import AirflowFailException  # type: ignore[attr-defined,no-redef,unused-ignore]
+
+try:
     from airflow.sdk.exceptions import AirflowSensorTimeout
 except ImportError:  # Airflow < 3.2 keeps it in core
     from airflow.exceptions import AirflowSensorTimeout  # type: ignore[attr-defined,no-redef,unused-ignore]
@@ -26,8 +31,21 @@ class KlingRequestFailedError(AirflowException):
         self.error = error
 
 
+class KlingSubmitOutcomeUnknown(AirflowFailException):
+    """
+    A submit reached GMI but its answer was lost, so the request may exist and be billed.
+
+    Fails the task without Airflow retries, since a retry would submit (and pay) again.
+    """
+
+
 class KlingTriggerEventError(AirflowException):
     """The trigger reported an error (bad credentials, too many failed polls) or an unreadable event."""
 
 
-__all__ = ["AirflowSensorTimeout", "KlingRequestFailedError", "KlingTriggerEventError"]
+__all__ = [
+    "AirflowSensorTimeout",
+    "KlingRequestFailedError",
+    "KlingSubmitOutcomeUnknown",
+    "KlingTriggerEventError",
+]

@@ -17,6 +17,10 @@ from airflow_provider_kling.exceptions import (
 )
 
 EVENT_STATUSES = frozenset({"success", "failed", "cancelled", "timeout", "error"})
+STILL_BILLING = (
+    "Task killed, but Kling request %s keeps running at GMI and is billed. "
+    "Set cancel_on_kill=True to try cancelling it."
+)
 
 
 def loggable_record(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -181,6 +182,7 @@ class KlingHook(_KlingHookBase):
         """
         model = validate_model(model)
         what = f"submit to {model}"
+        started = time.time()
         try:
             body = self._call(
                 "POST",
@@ -192,11 +194,33 @@ class KlingHook(_KlingHookBase):
         except KlingTransportError as err:
             if err.sent:
                 raise KlingSubmitUnknownError(
-                    f"{what}: {err}. The request may have been accepted; it was not sent again so it is "
-                    "not paid for twice. Look it up with list_requests() before retrying."
+                    f"{err}. The request may have been accepted; it was not sent again so it is not paid "
+                    f"for twice. {self._created_since(model, started)}"
                 ) from err
             raise
         return KlingRequest.from_record(body)
+
+    def _created_since(self, model: str, started: float) -> str:
+        """
+        Name the requests GMI created for ``model`` since ``started``, for a person to judge.
+
+        Not adopted automatically: GMI echoes no payload, so with several tasks submitting
+        at once one of them could take another's video.
+        """
+        # GMI stamps whole seconds with its own clock; a minute of slack covers skew.
+        since = started - 60
+        try:
+            recent = [
+                r
+                for r in self.list_requests(model)
+                if r.created_at is not None and r.created_at.timestamp() >= since
+            ]
+        except Exception as err:
+            return f"Listing recent requests to find it failed too: {err}"
+        if not recent:
+            return "GMI lists no request for this model created since then."
+        ids = ", ".join(f"{r.request_id} ({r.status})" for r in recent[:20])
+        return f"Requests GMI created for {model} since then: {ids}."
 
     def submit_request(self, model: str, payload: Mapping[str, Any]) -> str:
         """Submit one request and return its id."""

@@ -12,6 +12,8 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_kling.api import (
     I2V_MODEL,
+    KlingAPIError,
+    KlingRequest,
     classify_first_frame,
     estimate_cost,
     prepare_first_frame,
@@ -20,15 +22,25 @@ from airflow_provider_kling.api import (
     validate_prompt,
     validate_resolution,
 )
-from airflow_provider_kling.exceptions import AirflowSensorTimeout
+from airflow_provider_kling.exceptions import AirflowSensorTimeout, KlingSubmitOutcomeUnknown
 from airflow_provider_kling.links.kling import KlingVideoLink
 from airflow_provider_kling.results import result_from_event, result_from_record
-from airflow_provider_kling.sensors.kling import DEFAULT_POKE_INTERVAL, DEFAULT_TIMEOUT, default_deferrable
+from airflow_provider_kling.retries import KlingSubmitUnknownError
+from airflow_provider_kling.sensors.kling import (
+    DEFAULT_POKE_INTERVAL,
+    DEFAULT_TIMEOUT,
+    default_deferrable,
+    handle_kill,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_kling.hooks.kling import KlingHook
+
+
+# The task state store key under which a try records its request, for the next try.
+STATE_KEY = "kling_request_id"
 
 
 def _is_template(value: Any) -> bool:
@@ -72,6 +84,13 @@ class KlingI2VOperator(BaseOperator):
     :param poll_interval: seconds between status checks while waiting. Default 10.
     :param timeout: seconds to wait for the video before failing with
         ``AirflowSensorTimeout``. Default 3600.
+    :param reuse_previous_request: on a retry of this task, wait for the request an
+        earlier try submitted (or return it, if it already succeeded) instead of paying
+        for a new one; a failed or cancelled one is submitted anew. Needs Airflow 3.3's
+        task state store; on older versions every try submits.
+    :param cancel_on_kill: when the task is killed (or marked failed while deferred, on
+        Airflow 3.3), ask GMI to cancel the request. GMI documents no cancel call, so this
+        is best effort; without it the request keeps running and is billed.
     :return: the request id, or with ``wait_for_completion`` the dict
         ``{"request_id", "status", "media_urls", "outcome"}``.
     """
@@ -93,10 +112,15 @@ class KlingI2VOperator(BaseOperator):
         deferrable: bool | None = None,
         poll_interval: float = DEFAULT_POKE_INTERVAL,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
+        reuse_previous_request: bool = True,
+        cancel_on_kill: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._inline_first_frame: Any = None
+        self._request_id: str | None = None
+        self.reuse_previous_request = reuse_previous_request
+        self.cancel_on_kill = cancel_on_kill
         self.first_frame = self._stash_inline(first_frame)
         self.prompt = prompt
         self.resolution = resolution
@@ -166,18 +190,22 @@ class KlingI2VOperator(BaseOperator):
         model = validate_model(self.model)
         payload, description = self.build_payload()
         cost = estimate_cost(model, payload)
-        record = self.hook.submit(model, payload)
+        store = context.get("task_state_store")
+        record = self._earlier_request(store) if self.reuse_previous_request else None
+        if record is None:
+            record = self._submit(model, payload, store)
+            self.log.info(
+                "Submitted Kling request %s: model=%s resolution=%s duration=%s s first_frame=%s "
+                "estimated cost %s",
+                record.request_id,
+                model,
+                payload["resolution"],
+                payload["duration"],
+                description,
+                f"${cost:.3f}" if cost is not None else "unknown",
+            )
+        self._request_id = record.request_id
         context["ti"].xcom_push(key="request_id", value=record.request_id)
-        self.log.info(
-            "Submitted Kling request %s: model=%s resolution=%s duration=%s s first_frame=%s "
-            "estimated cost %s",
-            record.request_id,
-            model,
-            payload["resolution"],
-            payload["duration"],
-            description,
-            f"${cost:.3f}" if cost is not None else "unknown",
-        )
         if not self.wait_for_completion:
             return record.request_id
         result = result_from_record(record)
@@ -192,11 +220,52 @@ class KlingI2VOperator(BaseOperator):
                     end_time=time.time() + self.timeout,
                     kling_conn_id=self.kling_conn_id,
                     poll_interval=self.poll_interval,
+                    cancel_on_kill=self.cancel_on_kill,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout + 120),
             )
         return self._wait(record.request_id)
+
+    def _submit(self, model: str, payload: dict[str, Any], store: Any) -> KlingRequest:
+        try:
+            record = self.hook.submit(model, payload)
+        except KlingSubmitUnknownError as err:
+            # A task retry would submit again and may pay twice: stop here and let a
+            # person look (the message lists the requests GMI created meanwhile).
+            raise KlingSubmitOutcomeUnknown(str(err)) from err
+        if store is not None:
+            # Persisted before anything else can fail, so a retry finds this request.
+            store.set(STATE_KEY, record.request_id)
+        return record
+
+    def _earlier_request(self, store: Any) -> KlingRequest | None:
+        """The request an earlier try of this task submitted, if it is running or succeeded."""
+        previous = store.get(STATE_KEY) if store is not None else None
+        if not previous:
+            return None
+        try:
+            record = self.hook.get_request(str(previous))
+        except KlingAPIError as err:
+            if err.status_code != 404:
+                raise
+            self.log.warning("GMI no longer knows request %s from an earlier try; submitting anew", previous)
+            return None
+        if record.outcome == "failed":
+            self.log.warning(
+                "Request %s from an earlier try ended %s; submitting anew", previous, record.status
+            )
+            return None
+        self.log.info(
+            "Reusing Kling request %s (%s) from an earlier try of this task instead of paying for a new one",
+            previous,
+            record.status,
+        )
+        return record
+
+    def on_kill(self) -> None:
+        if self._request_id is not None:
+            handle_kill(self, self._request_id)
 
     def _wait(self, request_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_kling.links.kling import KlingVideoLink
-from airflow_provider_kling.results import result_from_event, result_from_record
+from airflow_provider_kling.results import STILL_BILLING, result_from_event, result_from_record
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,6 +33,14 @@ def default_deferrable() -> bool:
     except ImportError:  # Airflow < 3.2
         from airflow.configuration import conf
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+def handle_kill(task: Any, request_id: str) -> None:
+    """What a killed Kling task does about its request: cancel it if asked, else say it runs on."""
+    if task.cancel_on_kill:
+        task.hook.cancel_request(request_id)
+    else:
+        task.log.warning(STILL_BILLING, request_id)
 
 
 def coerce_request_id(value: Any) -> str:
@@ -68,6 +76,8 @@ class KlingStatusSensor(BaseSensorOperator):
     :param timeout: seconds to wait before failing with ``AirflowSensorTimeout`` (a skip
         with ``soft_fail=True``). Default 3600.
     :param max_poll_failures: consecutive failed checks tolerated in deferrable mode.
+    :param cancel_on_kill: when the task is killed, ask GMI to cancel the request (best
+        effort: GMI documents no cancel call). Otherwise it keeps running and is billed.
     :raises KlingRequestFailedError: the request failed or was cancelled; the message
         carries GMI's error text.
     """
@@ -85,6 +95,7 @@ class KlingStatusSensor(BaseSensorOperator):
         poke_interval: timedelta | float = DEFAULT_POKE_INTERVAL,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
         max_poll_failures: int = 10,
+        cancel_on_kill: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
@@ -92,12 +103,20 @@ class KlingStatusSensor(BaseSensorOperator):
         self.kling_conn_id = kling_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.max_poll_failures = max_poll_failures
+        self.cancel_on_kill = cancel_on_kill
 
     @cached_property
     def hook(self) -> KlingHook:
         from airflow_provider_kling.hooks.kling import KlingHook
 
         return KlingHook(self.kling_conn_id)
+
+    def on_kill(self) -> None:
+        try:
+            request_id = coerce_request_id(self.request_id)
+        except ValueError:
+            return
+        handle_kill(self, request_id)
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         request_id = coerce_request_id(self.request_id)
@@ -124,6 +143,7 @@ class KlingStatusSensor(BaseSensorOperator):
                 kling_conn_id=self.kling_conn_id,
                 poll_interval=self.poke_interval,
                 max_poll_failures=self.max_poll_failures,
+                cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + _DEFER_GRACE),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_kling.api import KlingError, KlingValidationError, is_known_status
-from airflow_provider_kling.results import event_from_record
+from airflow_provider_kling.results import STILL_BILLING, event_from_record
 
 if TYPE_CHECKING:
     from airflow_provider_kling.hooks.kling import KlingAsyncHook
@@ -39,6 +39,8 @@ class KlingStatusTrigger(BaseTrigger):
         monotonic clock would mean nothing.
     :param max_poll_failures: consecutive failed polls (after the hook's own retries)
         tolerated before the trigger gives up with an ``error`` event.
+    :param cancel_on_kill: when a user kills the deferred task (Airflow 3.3+), ask GMI to
+        cancel the request (best effort). Otherwise it keeps running and is billed.
     """
 
     def __init__(
@@ -48,8 +50,10 @@ class KlingStatusTrigger(BaseTrigger):
         kling_conn_id: str = "kling_default",
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         max_poll_failures: int = DEFAULT_MAX_POLL_FAILURES,
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()
+        self.cancel_on_kill = bool(cancel_on_kill)
         self.request_id = request_id
         self.end_time = float(end_time)
         self.kling_conn_id = kling_conn_id
@@ -65,6 +69,7 @@ class KlingStatusTrigger(BaseTrigger):
                 "kling_conn_id": self.kling_conn_id,
                 "poll_interval": self.poll_interval,
                 "max_poll_failures": self.max_poll_failures,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -117,6 +122,19 @@ class KlingStatusTrigger(BaseTrigger):
                     "the model is not serving.",
                 )
             await asyncio.sleep(min(remaining, self.poll_interval * random.uniform(0.9, 1.1)))
+
+    async def on_kill(self) -> None:
+        """Called by Airflow 3.3+ when a user kills the deferred task; never on a triggerer restart."""
+        from airflow_provider_kling.hooks.kling import KlingAsyncHook
+
+        if not self.cancel_on_kill:
+            self.log.warning(STILL_BILLING, self.request_id)
+            return
+        try:
+            async with KlingAsyncHook(self.kling_conn_id, retry_limit=1) as hook:
+                await hook.cancel_request(self.request_id)
+        except Exception as err:  # on_kill must not raise: log and let the kill proceed
+            self.log.warning("Could not cancel Kling request %s: %s", self.request_id, err)
 
     def _log_transition(self, status: str, previous: str | None, elapsed: float) -> None:
         if not is_known_status(status):

@@ -1,0 +1,301 @@
+"""
+Faults that must never fail a task or bill twice, driven through the real operator,
+sensor and trigger against the simulator's fault script.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_kling.api import KlingAPIError
+from airflow_provider_kling.exceptions import KlingRequestFailedError, KlingSubmitOutcomeUnknown
+from airflow_provider_kling.operators.kling import STATE_KEY, KlingI2VOperator
+from airflow_provider_kling.sensors.kling import KlingStatusSensor
+from airflow_provider_kling.testing import Fault
+from airflow_provider_kling.triggers.kling import KlingStatusTrigger
+from tests.unit.test_operator import FakeTI
+from tests.unit.test_sensor import submit, wait_until
+
+URL = "https://example.com/frame.png"
+
+
+class FakeStateStore:
+    """Stands in for Airflow 3.3's task_state_store: survives between tries of one task."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        self.data[key] = value
+
+
+def a_try(store: FakeStateStore | None = None) -> dict[str, Any]:
+    context: dict[str, Any] = {"ti": FakeTI()}
+    if store is not None:
+        context["task_state_store"] = store
+    return context
+
+
+def operator(**kwargs: Any) -> KlingI2VOperator:
+    kwargs.setdefault("task_id", "submit")
+    kwargs.setdefault("first_frame", URL)
+    kwargs.setdefault("deferrable", False)
+    kwargs.setdefault("poll_interval", 0.05)
+    return KlingI2VOperator(**kwargs)
+
+
+# --- Airflow task retries never submit twice ------------------------------------------
+
+
+def test_a_retry_of_a_running_request_waits_for_it_instead_of_submitting(
+    kling_simulator, kling_connection_env
+):
+    store = FakeStateStore()
+    first = operator().execute(a_try(store))
+    assert store.data[STATE_KEY] == first
+    second = operator().execute(a_try(store))  # the worker died; Airflow retries the task
+    assert second == first
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_a_retry_after_success_returns_the_result_without_submitting(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    request_id = operator().execute(a_try(store))
+    wait_until(kling_simulator, request_id, "success")
+    result = operator(wait_for_completion=True).execute(a_try(store))
+    assert result["request_id"] == request_id
+    assert result["media_urls"]
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_a_retry_of_a_waiting_operator_reconnects_to_the_same_request(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    task = operator(wait_for_completion=True, timeout=0.2, prompt="SIMULATE_STUCK")
+    with pytest.raises(Exception, match="still queued"):
+        task.execute(a_try(store))
+    with pytest.raises(Exception, match="still queued"):
+        operator(wait_for_completion=True, timeout=0.2, prompt="SIMULATE_STUCK").execute(a_try(store))
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_a_retry_after_failure_submits_anew(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    failed = operator(prompt="SIMULATE_FAILURE boom").execute(a_try(store))
+    wait_until(kling_simulator, failed, "failed")
+    second = operator().execute(a_try(store))
+    assert second != failed
+    assert store.data[STATE_KEY] == second
+    assert kling_simulator.count("POST /requests") == 2
+
+
+def test_reuse_can_be_turned_off(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    operator().execute(a_try(store))
+    operator(reuse_previous_request=False).execute(a_try(store))
+    assert kling_simulator.count("POST /requests") == 2
+
+
+def test_without_a_state_store_each_try_submits(kling_simulator, kling_connection_env):
+    """Airflow < 3.3 has no task state store: documented as unprotected."""
+    operator().execute(a_try())
+    operator().execute(a_try())
+    assert kling_simulator.count("POST /requests") == 2
+
+
+def test_sensor_retries_never_submit(kling_simulator, kling_connection_env):
+    request_id = submit(kling_simulator)
+    for _ in range(3):
+        KlingStatusSensor(task_id="wait", request_id=request_id, poke_interval=0.05).poke({})
+    assert kling_simulator.count("POST /requests") == 1
+
+
+# --- Submit faults ---------------------------------------------------------------------
+
+
+def test_submit_survives_rate_limits_and_capacity_outages(
+    kling_simulator, kling_connection_env, retry_sleeps
+):
+    kling_simulator.script(
+        "POST /requests",
+        [Fault.rate_limited(retry_after_ms=1500), Fault.capacity_exhausted(), Fault.rate_limited()],
+    )
+    request_id = operator().execute(a_try())
+    assert len(kling_simulator.requests) == 1
+    assert kling_simulator.requests[0].request_id == request_id
+    assert retry_sleeps[0] >= 1.5  # GMI's retry_after_ms is honoured
+    assert kling_simulator.count("POST /requests") == 4
+
+
+@pytest.mark.parametrize(
+    "fault", [Fault.backend_error(), Fault.error(502, "bad gateway"), Fault.error(504, "")]
+)
+def test_submit_is_not_resent_after_an_answer_that_may_follow_acceptance(
+    kling_simulator, kling_connection_env, retry_sleeps, fault
+):
+    kling_simulator.script("POST /requests", [fault])
+    with pytest.raises(KlingAPIError, match=f"HTTP {fault.status}"):
+        operator().execute(a_try())
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_a_lost_answer_fails_without_retry_and_without_resending(
+    kling_simulator, kling_connection_env, retry_sleeps
+):
+    kling_simulator.script("POST /requests", [Fault.connection_reset(after_processing=True)])
+    store = FakeStateStore()
+    with pytest.raises(KlingSubmitOutcomeUnknown, match="not sent again") as err:
+        operator().execute(a_try(store))
+    assert kling_simulator.count("POST /requests") == 1
+    assert len(kling_simulator.requests) == 1  # GMI did accept it
+    assert kling_simulator.requests[0].request_id in str(err.value)  # ... and the message names it
+
+
+def test_a_submit_timeout_is_an_unknown_outcome(kling_simulator, monkeypatch, retry_sleeps):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KLING_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "kling",
+                "host": kling_simulator.base_url,
+                "password": kling_simulator.api_key,
+                "extra": {"timeout": 0.5},
+            }
+        ),
+    )
+    kling_simulator.script("POST /requests", [Fault.slow(3, after_processing=True)])
+    with pytest.raises(KlingSubmitOutcomeUnknown):
+        operator().execute(a_try())
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_a_refused_connection_is_retried_because_nothing_was_sent(monkeypatch, retry_sleeps):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KLING_DEFAULT",
+        json.dumps({"conn_type": "kling", "host": "http://127.0.0.1:9", "password": "k"}),
+    )
+    with pytest.raises(KlingAPIError, match=r"could not connect|connection failed"):
+        operator().execute(a_try())
+    assert len(retry_sleeps) == 5  # the default retry_limit
+
+
+def test_malformed_submit_answer_is_a_clear_error(kling_simulator, kling_connection_env, retry_sleeps):
+    kling_simulator.script("POST /requests", [Fault(status=200, body={"status": "queued"})])
+    with pytest.raises(KlingAPIError, match="without a request_id"):
+        operator().execute(a_try())
+
+
+def test_a_terminal_submit_answer_is_honoured(kling_simulator, kling_connection_env):
+    kling_simulator.configure(instant_models=["kling-3.0-turbo-i2v"])
+    result = operator(wait_for_completion=True).execute(a_try())
+    assert result["status"] == "success"
+    assert kling_simulator.count("GET /requests/{id}") == 0
+
+
+# --- Poll faults -------------------------------------------------------------------------
+
+POLL_FAULTS = [
+    Fault.error(503, "unavailable"),
+    Fault.rate_limited(retry_after_ms=10),
+    Fault.connection_reset(),
+    Fault.non_json(),
+    Fault.backend_error(),
+]
+
+
+def test_sensor_polls_survive_faults(kling_simulator, kling_connection_env, retry_sleeps):
+    request_id = submit(kling_simulator)
+    kling_simulator.script("GET /requests/{id}", POLL_FAULTS)
+    result = KlingStatusSensor(
+        task_id="wait", request_id=request_id, poke_interval=0.05, timeout=60, deferrable=False
+    ).execute({})
+    assert result["status"] == "success"
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_operator_wait_survives_poll_faults(kling_simulator, kling_connection_env, retry_sleeps):
+    kling_simulator.script("GET /requests/{id}", POLL_FAULTS)
+    result = operator(wait_for_completion=True).execute(a_try())
+    assert result["status"] == "success"
+    assert kling_simulator.count("POST /requests") == 1
+
+
+async def test_trigger_survives_a_run_of_failed_polls(kling_simulator, kling_connection_env, retry_sleeps):
+    request_id = submit(kling_simulator)
+    kling_simulator.script("GET /requests/{id}", POLL_FAULTS * 3)
+    trigger = KlingStatusTrigger(request_id=request_id, end_time=time.time() + 60, poll_interval=0.05)
+    events = [e.payload async for e in trigger.run()]
+    assert [e["status"] for e in events] == ["success"]
+
+
+async def test_success_without_video_is_a_clear_error(kling_simulator, kling_connection_env):
+    request_id = submit(kling_simulator)
+    kling_simulator.script(
+        "GET /requests/{id}",
+        [Fault(status=200, body={"request_id": request_id, "status": "success", "outcome": {}})],
+    )
+    trigger = KlingStatusTrigger(request_id=request_id, end_time=time.time() + 60, poll_interval=0.05)
+    events = [e.payload async for e in trigger.run()]
+    assert [e["status"] for e in events] == ["error"]
+    assert "names no video URL" in events[0]["message"]
+
+
+async def test_unknown_status_counts_as_running_until_the_deadline(
+    kling_simulator, kling_connection_env, capsys
+):
+    request_id = submit(kling_simulator)
+    kling_simulator.script(
+        "GET /requests/{id}", [Fault(status=200, body={"request_id": request_id, "status": "paused"})] * 50
+    )
+    trigger = KlingStatusTrigger(request_id=request_id, end_time=time.time() + 0.3, poll_interval=0.05)
+    events = [e.payload async for e in trigger.run()]
+    assert [e["status"] for e in events] == ["timeout"]
+    assert "unknown status 'paused'" in "".join(capsys.readouterr())
+
+
+# --- Kill ------------------------------------------------------------------------------------
+
+
+def test_on_kill_says_the_request_keeps_billing(kling_simulator, kling_connection_env, capsys):
+    task = operator()
+    request_id = task.execute(a_try())
+    task.on_kill()
+    assert f"Kling request {request_id} keeps running at GMI and is billed" in "".join(capsys.readouterr())
+    assert kling_simulator.count("DELETE /requests/{id}") == 0
+
+
+def test_cancel_on_kill_cancels_the_request(kling_simulator, kling_connection_env):
+    task = operator(cancel_on_kill=True)
+    request_id = task.execute(a_try())
+    task.on_kill()
+    assert kling_simulator.record(request_id)["status"] == "cancelled"
+
+
+def test_cancel_failures_are_only_logged(kling_simulator, kling_connection_env, retry_sleeps):
+    task = operator(cancel_on_kill=True)
+    task.execute(a_try())
+    kling_simulator.script("DELETE /requests/{id}", [Fault.error(405, "method not allowed")])
+    task.on_kill()  # must not raise
+
+
+async def test_trigger_on_kill_cancels_when_asked(kling_simulator, kling_connection_env):
+    request_id = submit(kling_simulator)
+    await KlingStatusTrigger(request_id=request_id, end_time=time.time() + 60, cancel_on_kill=True).on_kill()
+    assert kling_simulator.record(request_id)["status"] == "cancelled"
+
+
+async def test_trigger_on_kill_only_warns_by_default(kling_simulator, kling_connection_env):
+    request_id = submit(kling_simulator)
+    await KlingStatusTrigger(request_id=request_id, end_time=time.time() + 60).on_kill()
+    assert kling_simulator.record(request_id)["status"] != "cancelled"
+
+
+def test_failure_text_reaches_the_exception(kling_simulator, kling_connection_env):
+    with pytest.raises(KlingRequestFailedError, match="content policy"):
+        operator(prompt="SIMULATE_FAILURE content policy", wait_for_completion=True).execute(a_try())
