@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -578,8 +579,6 @@ def prepare_first_frame(value: Any) -> tuple[str, str]:
         if kind in ("base64", "data_uri"):
             image = decode_base64_image(value)
             return image.b64, image.describe()
-        from pathlib import Path
-
         value = Path(value.strip()).expanduser()
     if isinstance(value, os.PathLike) and not hasattr(value, "read_bytes"):
         value = Path(value)

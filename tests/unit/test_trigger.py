@@ -100,7 +100,7 @@ async def test_connection_without_key_is_an_error_event(monkeypatch):
     assert "API key is missing" in events[0]["message"]
 
 
-async def test_unreachable_server_gives_up_after_max_poll_failures(monkeypatch, no_retry_wait):
+async def test_unreachable_server_gives_up_after_max_poll_failures(monkeypatch, retry_sleeps):
     monkeypatch.setenv(
         "AIRFLOW_CONN_KLING_DEFAULT",
         json.dumps({"conn_type": "kling", "host": "http://127.0.0.1:9", "password": "k"}),
