@@ -10,9 +10,12 @@ except ImportError:  # Airflow < 3.2 keeps it in core
     from airflow.exceptions import AirflowFailException  # type: ignore[attr-defined,no-redef,unused-ignore]
 
 try:
-    from airflow.sdk.exceptions import AirflowSensorTimeout
-except ImportError:  # Airflow < 3.2 keeps it in core
-    from airflow.exceptions import AirflowSensorTimeout  # type: ignore[attr-defined,no-redef,unused-ignore]
+    from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+except ImportError:  # Airflow < 3.2 keeps them in core
+    from airflow.exceptions import (  # type: ignore[attr-defined,no-redef,unused-ignore]
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
 
 
 class KlingRequestFailedError(AirflowException):
@@ -45,6 +48,7 @@ class KlingTriggerEventError(AirflowException):
 
 __all__ = [
     "AirflowSensorTimeout",
+    "AirflowSkipException",
     "KlingRequestFailedError",
     "KlingSubmitOutcomeUnknown",
     "KlingTriggerEventError",

@@ -68,13 +68,16 @@ def event_from_record(record: KlingRequest) -> dict[str, Any]:
             "message": f"GMI reports Kling request {record.request_id} succeeded but its outcome names no "
             f"video URL. Record: {loggable_record(record.raw)}",
         }
-    return {
+    event = {
         "status": record.status if record.outcome == "failed" else "success",
         "request_id": record.request_id,
         "media_urls": list(record.media_urls),
         "message": message,
         "outcome": record.to_result()["outcome"],
     }
+    if record.outcome == "failed":
+        event["error"] = record.error
+    return event
 
 
 def result_from_event(event: Any) -> dict[str, Any]:

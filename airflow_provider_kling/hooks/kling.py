@@ -177,8 +177,9 @@ class KlingHook(_KlingHookBase):
         """
         Submit one request and return its first record, which may already be terminal.
 
-        :raises KlingSubmitUnknownError: the request was sent but no answer came back, so
-            it may exist at GMI. It is not resent, to avoid paying twice.
+        :raises KlingSubmitUnknownError: the request was sent but no usable answer came
+            back (a timeout, a reset, or a 502/504 from a gateway), so it may exist at GMI.
+            It is not resent, to avoid paying twice.
         """
         model = validate_model(model)
         what = f"submit to {model}"
@@ -191,11 +192,15 @@ class KlingHook(_KlingHookBase):
                 idempotent=False,
                 what=what,
             )
-        except KlingTransportError as err:
-            if err.sent:
+        except (KlingTransportError, KlingAPIError) as err:
+            # No answer after sending, or a gateway error (502/504) from in front of GMI:
+            # either way GMI may have accepted the request.
+            sent = err.sent if isinstance(err, KlingTransportError) else err.status_code in (502, 504)
+            if sent:
                 raise KlingSubmitUnknownError(
                     f"{err}. The request may have been accepted; it was not sent again so it is not paid "
-                    f"for twice. {self._created_since(model, started)}"
+                    f"for twice. {self._created_since(model, started)}",
+                    status_code=err.status_code,
                 ) from err
             raise
         return KlingRequest.from_record(body)

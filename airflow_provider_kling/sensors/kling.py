@@ -10,6 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_kling.exceptions import (
+    AirflowSkipException,
+    KlingRequestFailedError,
+    KlingTriggerEventError,
+)
 from airflow_provider_kling.links.kling import KlingVideoLink
 from airflow_provider_kling.results import STILL_BILLING, result_from_event, result_from_record
 
@@ -148,6 +153,17 @@ class KlingStatusSensor(BaseSensorOperator):
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + _DEFER_GRACE),
         )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        # Airflow's sensor turns every error on resume into a skip under soft_fail, but a
+        # failed or cancelled request must fail the task, as it does in poke mode; only the
+        # timeout is a soft failure.
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as skip:
+            if isinstance(skip.__cause__, KlingRequestFailedError | KlingTriggerEventError):
+                raise skip.__cause__ from None
+            raise
 
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the result, or raise what the event says."""

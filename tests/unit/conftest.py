@@ -13,4 +13,3 @@ def png_bytes() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (320, 320), (200, 120, 40)).save(buf, format="PNG")
     return buf.getvalue()
-

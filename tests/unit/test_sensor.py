@@ -170,3 +170,11 @@ def test_timeout_event_skips_with_soft_fail():
     task = sensor(request_id="r1", soft_fail=True)
     with pytest.raises(AirflowSkipException):
         task.resume_execution("execute_complete", {"event": {"status": "timeout", "request_id": "r1"}}, {})
+
+
+def test_soft_fail_skips_a_timeout_but_not_a_failed_request():
+    task = sensor(request_id="r1", soft_fail=True)
+    failed = {"status": "failed", "request_id": "r1", "message": "bad image", "error": "bad image"}
+    with pytest.raises(KlingRequestFailedError, match="bad image") as err:
+        task.resume_execution("execute_complete", {"event": failed}, {})
+    assert err.value.error == "bad image"
