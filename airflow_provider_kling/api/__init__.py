@@ -1,0 +1,91 @@
+"""
+GMI Cloud request-queue API: types, validation and response parsing.
+
+This package knows nothing of Airflow, so the hooks, the operators, the trigger and the
+simulator's users all share one definition of what a valid request and a valid answer are.
+Import everything from here; the submodules only keep each part short.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_kling.api.connection import (
+    API_PREFIX,
+    DEFAULT_BASE_URL,
+    ConnectionSettings,
+    connection_settings,
+)
+from airflow_provider_kling.api.errors import KlingAPIError, KlingError, KlingValidationError
+from airflow_provider_kling.api.images import (
+    MAX_IMAGE_BYTES,
+    EncodedImage,
+    FirstFrameKind,
+    ImageKind,
+    classify_first_frame,
+    decode_base64_image,
+    encode_image,
+    prepare_first_frame,
+    sniff_image,
+)
+from airflow_provider_kling.api.records import (
+    FAILED_STATUSES,
+    RUNNING_STATUSES,
+    SUCCESS_STATUS,
+    KlingRequest,
+    Outcome,
+    classify_status,
+    extract_error,
+    extract_media_urls,
+    is_known_status,
+)
+from airflow_provider_kling.api.validation import (
+    I2V_MODEL,
+    MAX_DURATION,
+    MAX_PROMPT_CHARS,
+    MIN_DURATION,
+    PRICES_PER_SECOND,
+    RESOLUTIONS,
+    estimate_cost,
+    validate_duration,
+    validate_model,
+    validate_prompt,
+    validate_resolution,
+)
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_BASE_URL",
+    "FAILED_STATUSES",
+    "I2V_MODEL",
+    "MAX_DURATION",
+    "MAX_IMAGE_BYTES",
+    "MAX_PROMPT_CHARS",
+    "MIN_DURATION",
+    "PRICES_PER_SECOND",
+    "RESOLUTIONS",
+    "RUNNING_STATUSES",
+    "SUCCESS_STATUS",
+    "ConnectionSettings",
+    "EncodedImage",
+    "FirstFrameKind",
+    "ImageKind",
+    "KlingAPIError",
+    "KlingError",
+    "KlingRequest",
+    "KlingValidationError",
+    "Outcome",
+    "classify_first_frame",
+    "classify_status",
+    "connection_settings",
+    "decode_base64_image",
+    "encode_image",
+    "estimate_cost",
+    "extract_error",
+    "extract_media_urls",
+    "is_known_status",
+    "prepare_first_frame",
+    "sniff_image",
+    "validate_duration",
+    "validate_model",
+    "validate_prompt",
+    "validate_resolution",
+]

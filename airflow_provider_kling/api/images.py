@@ -1,0 +1,191 @@
+"""The first frame: every accepted form, checked to be a JPEG or PNG, sent as the API takes it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from airflow_provider_kling.api.errors import KlingValidationError
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+
+ImageKind = Literal["jpeg", "png"]
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/=\s]+")
+_DATA_URI_RE = re.compile(
+    r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?);base64,(?P<data>.*)", re.S
+)
+
+
+def sniff_image(data: bytes) -> ImageKind | None:
+    """The image type by content (magic bytes), not by file name."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    return None
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """
+    An image ready for the ``first_frame`` field, and a loggable description of it.
+
+    The base64 text is kept out of ``repr`` so it never lands in a log by accident.
+    """
+
+    kind: ImageKind
+    size: int
+    sha256: str
+    b64: str = field(repr=False)
+
+    def describe(self) -> str:
+        return f"{self.kind.upper()} image, {self.size:,} bytes, sha256 {self.sha256[:12]}"
+
+
+def encode_image(data: bytes, *, source: str, field_name: str = "first_frame") -> EncodedImage:
+    """Check that ``data`` is a JPEG or PNG within the size limit, and base64 it."""
+    if not data:
+        raise KlingValidationError(field_name, f"{source} is empty", "a JPEG or PNG image up to 10 MB")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise KlingValidationError(
+            field_name, f"{source} is {len(data):,} bytes", f"at most {MAX_IMAGE_BYTES:,} bytes (10 MB)"
+        )
+    kind = sniff_image(data)
+    if kind is None:
+        raise KlingValidationError(
+            field_name, f"{source} is not a JPEG or PNG image (by content)", "a JPEG or PNG image"
+        )
+    return EncodedImage(
+        kind=kind,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        b64=base64.b64encode(data).decode("ascii"),
+    )
+
+
+FirstFrameKind = Literal["url", "data_uri", "base64", "path"]
+
+
+def classify_first_frame(value: str) -> FirstFrameKind:
+    """
+    Tell how a ``first_frame`` string is meant: URL, data URI, raw base64 or file path.
+
+    Raises for schemes the API cannot fetch (``file://``, ``ftp://``, ...), because GMI
+    would accept the request and fail it only after it waited in the queue.
+    """
+    text = value.strip()
+    if not text:
+        raise KlingValidationError("first_frame", "it is empty", _FIRST_FRAME_ALLOWED)
+    lowered = text[:16].lower()
+    if lowered.startswith(("http://", "https://")):
+        parts = urlsplit(text)
+        if not parts.netloc:
+            raise KlingValidationError("first_frame", f"URL {text[:80]!r} has no host", _FIRST_FRAME_ALLOWED)
+        return "url"
+    if lowered.startswith("data:"):
+        return "data_uri"
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+        scheme = text.split("://", 1)[0]
+        raise KlingValidationError(
+            "first_frame",
+            f"the {scheme}:// scheme cannot be fetched by GMI",
+            _FIRST_FRAME_ALLOWED + "; pass other storage as an ObjectStoragePath",
+        )
+    # Base64 of a JPEG always starts "/9j/" and of a PNG "iVBORw0KGgo"; no sane path does.
+    if text.startswith(("/9j/", "iVBORw0KGgo")):
+        return "base64"
+    if len(text) >= 256 and "\n" not in text[:256] and _BASE64_RE.fullmatch(text[:4096]) and "." not in text:
+        return "base64"
+    return "path"
+
+
+_FIRST_FRAME_ALLOWED = (
+    "an http(s) URL, a base64 string or data:image/jpeg|png URI, a local file path, bytes, "
+    "or an ObjectStoragePath"
+)
+
+
+def decode_base64_image(value: str) -> EncodedImage:
+    """Decode a raw base64 string or ``data:`` URI and check that it holds a JPEG or PNG."""
+    text = value.strip()
+    source = "the base64 string"
+    if text[:5].lower() == "data:":
+        match = _DATA_URI_RE.fullmatch(text)
+        if not match:
+            raise KlingValidationError(
+                "first_frame", "the data URI is not base64-encoded", "data:image/jpeg;base64,... or image/png"
+            )
+        mime = (match.group("mime") or "").lower()
+        if mime not in ("image/jpeg", "image/jpg", "image/png"):
+            raise KlingValidationError(
+                "first_frame", f"the data URI has type {mime or 'none'!r}", "image/jpeg or image/png"
+            )
+        text, source = match.group("data"), "the data URI"
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise KlingValidationError(
+            "first_frame", f"{source} is not valid base64 ({err})", "standard base64 of a JPEG or PNG image"
+        ) from None
+    return encode_image(data, source=source)
+
+
+def prepare_first_frame(value: Any) -> tuple[str, str]:
+    """
+    Turn any accepted ``first_frame`` into what the API takes, and a loggable description.
+
+    URLs are sent as they are; everything else is read, checked to be a JPEG or PNG and
+    sent as raw base64 (GMI does not document whether it accepts a ``data:`` prefix).
+    The description, never the base64, is what may be logged.
+
+    :param value: an http(s) URL, base64 text or ``data:`` URI, a local path (``str`` or
+        ``os.PathLike``), ``bytes``, or any object with ``read_bytes()`` such as
+        Airflow's ``ObjectStoragePath``.
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        image = encode_image(bytes(value), source="the bytes given")
+        return image.b64, image.describe()
+    if isinstance(value, str):
+        kind = classify_first_frame(value)
+        if kind == "url":
+            return value.strip(), f"URL {value.strip()}"
+        if kind in ("base64", "data_uri"):
+            image = decode_base64_image(value)
+            return image.b64, image.describe()
+        value = Path(value.strip()).expanduser()
+    if isinstance(value, os.PathLike) and not hasattr(value, "read_bytes"):
+        value = Path(value)
+    if hasattr(value, "read_bytes"):
+        image = _read_image(value)
+        return image.b64, f"{image.describe()} from {value}"
+    raise KlingValidationError(
+        "first_frame", f"a {type(value).__name__} is not supported", _FIRST_FRAME_ALLOWED
+    )
+
+
+def _read_image(path: Any) -> EncodedImage:
+    source = f"file {str(path)[:200]}"
+    try:
+        if not path.exists():
+            raise KlingValidationError("first_frame", f"{source} does not exist", _FIRST_FRAME_ALLOWED)
+        if path.is_dir():
+            raise KlingValidationError("first_frame", f"{source} is a directory", "a JPEG or PNG file")
+        size = path.stat().st_size
+        # Check the size before reading, so a huge file is refused without loading it.
+        if size > MAX_IMAGE_BYTES:
+            raise KlingValidationError(
+                "first_frame", f"{source} is {size:,} bytes", f"at most {MAX_IMAGE_BYTES:,} bytes (10 MB)"
+            )
+        data = path.read_bytes()
+    except OSError as err:
+        raise KlingValidationError(
+            "first_frame", f"{source} cannot be read ({err.strerror or err})", "a readable JPEG or PNG file"
+        ) from None
+    return encode_image(data, source=source)

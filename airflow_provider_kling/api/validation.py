@@ -1,0 +1,86 @@
+"""Checks of the request parameters, and what a request will cost."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_kling.api.errors import KlingValidationError
+
+I2V_MODEL = "kling-3.0-turbo-i2v"
+
+RESOLUTIONS = ("720p", "1080p")
+MIN_DURATION, MAX_DURATION = 3, 15
+MAX_PROMPT_CHARS = 2500
+
+# USD per second of output video, by model and resolution (GMI's published prices).
+PRICES_PER_SECOND: dict[str, dict[str, float]] = {
+    "kling-3.0-turbo-i2v": {"720p": 0.112, "1080p": 0.14},
+    "kling-3.0-turbo-t2v": {"720p": 0.112, "1080p": 0.14},
+}
+
+
+def validate_prompt(prompt: Any) -> str | None:
+    if prompt is None:
+        return None
+    if not isinstance(prompt, str):
+        raise KlingValidationError("prompt", f"expected text, got {type(prompt).__name__}", "a string")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise KlingValidationError(
+            "prompt", f"{len(prompt)} characters is too long", f"at most {MAX_PROMPT_CHARS} characters"
+        )
+    return prompt if prompt.strip() else None
+
+
+def validate_resolution(resolution: Any) -> str:
+    allowed = " or ".join(repr(r) for r in RESOLUTIONS)
+    if not isinstance(resolution, str):
+        raise KlingValidationError("resolution", f"expected text, got {type(resolution).__name__}", allowed)
+    normalized = resolution.strip().lower()
+    if normalized not in RESOLUTIONS:
+        raise KlingValidationError("resolution", f"{resolution!r} is not supported", allowed)
+    return normalized
+
+
+def validate_duration(duration: Any) -> str:
+    """Check a duration in seconds and return it as the API wants it: a string."""
+    allowed = f"a whole number of seconds from {MIN_DURATION} to {MAX_DURATION}, as an int or numeric string"
+    if isinstance(duration, bool):
+        raise KlingValidationError("duration", f"{duration!r} is a boolean", allowed)
+    if isinstance(duration, float) and duration.is_integer():
+        duration = int(duration)
+    if isinstance(duration, str):
+        text = duration.strip()
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise KlingValidationError("duration", f"{duration!r} is not a whole number", allowed)
+        duration = int(text)
+    if not isinstance(duration, int):
+        raise KlingValidationError(
+            "duration", f"{duration!r} ({type(duration).__name__}) is not valid", allowed
+        )
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        raise KlingValidationError("duration", f"{duration} is out of range", allowed)
+    return str(duration)
+
+
+def validate_model(model: Any) -> str:
+    if not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model.strip()):
+        raise KlingValidationError(
+            "model", f"{model!r} is not a model id", "a GMI model id such as 'kling-3.0-turbo-i2v'"
+        )
+    # Model ids are case-sensitive at GMI, so only surrounding blanks are forgiven.
+    return model.strip()
+
+
+def estimate_cost(model: str, payload: Mapping[str, Any]) -> float | None:
+    """
+    Estimated price in USD of one request, or ``None`` for a model without a known price.
+
+    Kling bills per second of output, at a rate set by the resolution.
+    """
+    rates = PRICES_PER_SECOND.get(model)
+    if rates is None:
+        return None
+    rate = rates.get(str(payload.get("resolution", "720p")), rates["720p"])
+    return round(int(payload.get("duration", 5)) * rate, 4)
