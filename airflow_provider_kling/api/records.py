@@ -32,6 +32,7 @@ def classify_status(status: str) -> Outcome:
 
 
 def is_known_status(status: str) -> bool:
+    """Whether GMI's SDK lists this status; an unknown one is logged, and treated as running."""
     normalized = status.strip().lower()
     return normalized in RUNNING_STATUSES or normalized in FAILED_STATUSES or normalized == SUCCESS_STATUS
 
@@ -67,10 +68,12 @@ class KlingRequest:
 
     @property
     def outcome(self) -> Outcome:
+        """``running``, ``success`` or ``failed`` (see :func:`classify_status`)."""
         return classify_status(self.status)
 
     @property
     def is_terminal(self) -> bool:
+        """Whether the request has ended, well or badly."""
         return self.outcome != "running"
 
     @classmethod

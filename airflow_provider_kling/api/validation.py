@@ -22,6 +22,7 @@ PRICES_PER_SECOND: dict[str, dict[str, float]] = {
 
 
 def validate_prompt(prompt: Any) -> str | None:
+    """Check the optional motion prompt (text up to 2,500 characters); blank means none."""
     if prompt is None:
         return None
     if not isinstance(prompt, str):
@@ -34,6 +35,7 @@ def validate_prompt(prompt: Any) -> str | None:
 
 
 def validate_resolution(resolution: Any) -> str:
+    """Check the resolution, ``720p`` or ``1080p`` (any case), and return it lower-cased."""
     allowed = " or ".join(repr(r) for r in RESOLUTIONS)
     if not isinstance(resolution, str):
         raise KlingValidationError("resolution", f"expected text, got {type(resolution).__name__}", allowed)
@@ -65,6 +67,7 @@ def validate_duration(duration: Any) -> str:
 
 
 def validate_model(model: Any) -> str:
+    """Check that a model id is one word of text; GMI itself says whether it exists."""
     if not isinstance(model, str) or not model.strip() or any(c.isspace() for c in model.strip()):
         raise KlingValidationError(
             "model", f"{model!r} is not a model id", "a GMI model id such as 'kling-3.0-turbo-i2v'"

@@ -162,6 +162,7 @@ class KlingHook(_KlingHookBase):
 
     @cached_property
     def session(self) -> requests.Session:
+        """The ``requests.Session`` every call of this hook reuses, with the auth headers set."""
         import requests
 
         session = requests.Session()
@@ -169,6 +170,7 @@ class KlingHook(_KlingHookBase):
         return session
 
     def close(self) -> None:
+        """Close the HTTP session; the next call opens a new one."""
         if "session" in self.__dict__:
             self.session.close()
             del self.__dict__["session"]
@@ -387,6 +389,11 @@ class KlingAsyncHook(_KlingHookBase):
 
         async with KlingAsyncHook("kling_default") as hook:
             record = await hook.get_request(request_id)
+
+    :param kling_conn_id: the ``kling`` connection holding the API key.
+    :param retry_limit: retries of one call after the first attempt.
+    :param retry_max_wait: the longest single wait between retries, in seconds.
+    :param retry_max_delay: the longest total time, in seconds, one call may spend retrying.
     """
 
     settings: ConnectionSettings
