@@ -42,6 +42,18 @@ class KlingSubmitOutcomeUnknown(AirflowFailException):
     """
 
 
+class KlingCostLimitExceeded(AirflowFailException):
+    """
+    The request's estimated price is over the task's ``max_cost_usd``; nothing was submitted.
+
+    Fails the task without Airflow retries: the same inputs would cost the same.
+    """
+
+
+class KlingDownloadError(AirflowException):
+    """A video download was refused: larger than its cap, or not a video by its Content-Type."""
+
+
 class KlingTriggerEventError(AirflowException):
     """The trigger reported an error (bad credentials, too many failed polls) or an unreadable event."""
 
@@ -49,6 +61,8 @@ class KlingTriggerEventError(AirflowException):
 __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "KlingCostLimitExceeded",
+    "KlingDownloadError",
     "KlingRequestFailedError",
     "KlingSubmitOutcomeUnknown",
     "KlingTriggerEventError",

@@ -52,7 +52,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Kling (GMI Cloud)",
-                "python-modules": ["airflow_provider_kling.operators.kling"],
+                "python-modules": [
+                    "airflow_provider_kling.operators.kling",
+                    "airflow_provider_kling.operators.submit",
+                    "airflow_provider_kling.operators.download",
+                ],
             }
         ],
         "sensors": [
@@ -67,7 +71,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_kling.triggers.kling"],
             }
         ],
-        "extra-links": ["airflow_provider_kling.links.kling.KlingVideoLink"],
+        "extra-links": [
+            "airflow_provider_kling.links.kling.KlingVideoLink",
+            "airflow_provider_kling.links.kling.KlingRequestLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "kling",

@@ -33,15 +33,33 @@ def make_png(width: int = 1, height: int = 1) -> bytes:
 
 @pytest.fixture(scope="session")
 def tiny_png() -> bytes:
-    """A valid 2x2 PNG."""
-    return make_png(2, 2)
+    """A valid PNG of GMI's smallest accepted size (300x300); a few hundred bytes."""
+    return make_png(300, 300)
+
+
+def make_jpeg_header(width: int = 300, height: int = 300) -> bytes:
+    """
+    The start of a JPEG (SOI + JFIF APP0 + SOF0 + EOI): enough for content sniffing and for
+    reading the size from the header, not for decoding.
+    """
+    app0 = b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof0 = struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x11\x00\x02\x11\x01\x03\x11\x01"
+    return (
+        b"\xff\xd8"
+        + b"\xff\xe0"
+        + struct.pack(">H", len(app0) + 2)
+        + app0
+        + b"\xff\xc0"
+        + struct.pack(">H", len(sof0) + 2)
+        + sof0
+        + b"\xff\xd9"
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_jpeg() -> bytes:
-    """The start of a JPEG (SOI + JFIF APP0 + EOI): enough for content sniffing, not for decoding."""
-    app0 = b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    return b"\xff\xd8" + b"\xff\xe0" + struct.pack(">H", len(app0) + 2) + app0 + b"\xff\xd9"
+    """A 300x300 JPEG header: sniffable and sized, not decodable."""
+    return make_jpeg_header(300, 300)
 
 
 @pytest.fixture

@@ -14,6 +14,12 @@ from airflow_provider_kling.api.connection import (
     ConnectionSettings,
     connection_settings,
 )
+from airflow_provider_kling.api.dimensions import (
+    MAX_ASPECT_RATIO,
+    MIN_IMAGE_SIDE,
+    check_image_size,
+    image_size,
+)
 from airflow_provider_kling.api.errors import KlingAPIError, KlingError, KlingValidationError
 from airflow_provider_kling.api.images import (
     MAX_IMAGE_BYTES,
@@ -25,6 +31,15 @@ from airflow_provider_kling.api.images import (
     encode_image,
     prepare_first_frame,
     sniff_image,
+)
+from airflow_provider_kling.api.models import (
+    ASPECT_RATIOS,
+    MODEL_SPECS,
+    T2V_MODEL,
+    V3_I2V_MODEL,
+    ModelSpec,
+    PreparedPayload,
+    prepare_payload,
 )
 from airflow_provider_kling.api.records import (
     FAILED_STATUSES,
@@ -53,17 +68,23 @@ from airflow_provider_kling.api.validation import (
 
 __all__ = [
     "API_PREFIX",
+    "ASPECT_RATIOS",
     "DEFAULT_BASE_URL",
     "FAILED_STATUSES",
     "I2V_MODEL",
+    "MAX_ASPECT_RATIO",
     "MAX_DURATION",
     "MAX_IMAGE_BYTES",
     "MAX_PROMPT_CHARS",
     "MIN_DURATION",
+    "MIN_IMAGE_SIDE",
+    "MODEL_SPECS",
     "PRICES_PER_SECOND",
     "RESOLUTIONS",
     "RUNNING_STATUSES",
     "SUCCESS_STATUS",
+    "T2V_MODEL",
+    "V3_I2V_MODEL",
     "ConnectionSettings",
     "EncodedImage",
     "FirstFrameKind",
@@ -72,7 +93,10 @@ __all__ = [
     "KlingError",
     "KlingRequest",
     "KlingValidationError",
+    "ModelSpec",
     "Outcome",
+    "PreparedPayload",
+    "check_image_size",
     "classify_first_frame",
     "classify_status",
     "connection_settings",
@@ -81,8 +105,10 @@ __all__ = [
     "estimate_cost",
     "extract_error",
     "extract_media_urls",
+    "image_size",
     "is_known_status",
     "prepare_first_frame",
+    "prepare_payload",
     "sniff_image",
     "validate_duration",
     "validate_model",

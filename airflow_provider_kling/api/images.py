@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from airflow_provider_kling.api.dimensions import check_image_size
 from airflow_provider_kling.api.errors import KlingValidationError
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
@@ -44,13 +45,28 @@ class EncodedImage:
     size: int
     sha256: str
     b64: str = field(repr=False)
+    width: int = 0
+    height: int = 0
 
     def describe(self) -> str:
-        return f"{self.kind.upper()} image, {self.size:,} bytes, sha256 {self.sha256[:12]}"
+        """A one-line description for logs: type, pixel size, bytes and a short hash."""
+        return (
+            f"{self.kind.upper()} image {self.width}x{self.height}, {self.size:,} bytes, "
+            f"sha256 {self.sha256[:12]}"
+        )
 
 
 def encode_image(data: bytes, *, source: str, field_name: str = "first_frame") -> EncodedImage:
-    """Check that ``data`` is a JPEG or PNG within the size limit, and base64 it."""
+    """
+    Check that ``data`` is a JPEG or PNG within GMI's published limits, and base64 it.
+
+    The limits: at most 10 MB, each side at least 300 px, aspect ratio between 1:2.5 and
+    2.5:1 (width and height are read from the header).
+
+    :param data: the image file.
+    :param source: where it came from, for error messages.
+    :param field_name: the payload field it is for, for error messages.
+    """
     if not data:
         raise KlingValidationError(field_name, f"{source} is empty", "a JPEG or PNG image up to 10 MB")
     if len(data) > MAX_IMAGE_BYTES:
@@ -62,8 +78,11 @@ def encode_image(data: bytes, *, source: str, field_name: str = "first_frame") -
         raise KlingValidationError(
             field_name, f"{source} is not a JPEG or PNG image (by content)", "a JPEG or PNG image"
         )
+    width, height = check_image_size(data, source=source, field_name=field_name)
     return EncodedImage(
         kind=kind,
+        width=width,
+        height=height,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         b64=base64.b64encode(data).decode("ascii"),
@@ -73,28 +92,31 @@ def encode_image(data: bytes, *, source: str, field_name: str = "first_frame") -
 FirstFrameKind = Literal["url", "data_uri", "base64", "path"]
 
 
-def classify_first_frame(value: str) -> FirstFrameKind:
+def classify_first_frame(value: str, *, field_name: str = "first_frame") -> FirstFrameKind:
     """
     Tell how a ``first_frame`` string is meant: URL, data URI, raw base64 or file path.
 
     Raises for schemes the API cannot fetch (``file://``, ``ftp://``, ...), because GMI
     would accept the request and fail it only after it waited in the queue.
+
+    :param value: the string given for the image.
+    :param field_name: the payload field it is for, for error messages.
     """
     text = value.strip()
     if not text:
-        raise KlingValidationError("first_frame", "it is empty", _FIRST_FRAME_ALLOWED)
+        raise KlingValidationError(field_name, "it is empty", _FIRST_FRAME_ALLOWED)
     lowered = text[:16].lower()
     if lowered.startswith(("http://", "https://")):
         parts = urlsplit(text)
         if not parts.netloc:
-            raise KlingValidationError("first_frame", f"URL {text[:80]!r} has no host", _FIRST_FRAME_ALLOWED)
+            raise KlingValidationError(field_name, f"URL {text[:80]!r} has no host", _FIRST_FRAME_ALLOWED)
         return "url"
     if lowered.startswith("data:"):
         return "data_uri"
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
         scheme = text.split("://", 1)[0]
         raise KlingValidationError(
-            "first_frame",
+            field_name,
             f"the {scheme}:// scheme cannot be fetched by GMI",
             _FIRST_FRAME_ALLOWED + "; pass other storage as an ObjectStoragePath",
         )
@@ -112,32 +134,37 @@ _FIRST_FRAME_ALLOWED = (
 )
 
 
-def decode_base64_image(value: str) -> EncodedImage:
-    """Decode a raw base64 string or ``data:`` URI and check that it holds a JPEG or PNG."""
+def decode_base64_image(value: str, *, field_name: str = "first_frame") -> EncodedImage:
+    """
+    Decode a raw base64 string or ``data:`` URI and check that it holds a valid JPEG or PNG.
+
+    :param value: the base64 text or data URI.
+    :param field_name: the payload field it is for, for error messages.
+    """
     text = value.strip()
     source = "the base64 string"
     if text[:5].lower() == "data:":
         match = _DATA_URI_RE.fullmatch(text)
         if not match:
             raise KlingValidationError(
-                "first_frame", "the data URI is not base64-encoded", "data:image/jpeg;base64,... or image/png"
+                field_name, "the data URI is not base64-encoded", "data:image/jpeg;base64,... or image/png"
             )
         mime = (match.group("mime") or "").lower()
         if mime not in ("image/jpeg", "image/jpg", "image/png"):
             raise KlingValidationError(
-                "first_frame", f"the data URI has type {mime or 'none'!r}", "image/jpeg or image/png"
+                field_name, f"the data URI has type {mime or 'none'!r}", "image/jpeg or image/png"
             )
         text, source = match.group("data"), "the data URI"
     try:
         data = base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as err:
         raise KlingValidationError(
-            "first_frame", f"{source} is not valid base64 ({err})", "standard base64 of a JPEG or PNG image"
+            field_name, f"{source} is not valid base64 ({err})", "standard base64 of a JPEG or PNG image"
         ) from None
-    return encode_image(data, source=source)
+    return encode_image(data, source=source, field_name=field_name)
 
 
-def prepare_first_frame(value: Any) -> tuple[str, str]:
+def prepare_first_frame(value: Any, *, field_name: str = "first_frame") -> tuple[str, str]:
     """
     Turn any accepted ``first_frame`` into what the API takes, and a loggable description.
 
@@ -147,45 +174,46 @@ def prepare_first_frame(value: Any) -> tuple[str, str]:
 
     :param value: an http(s) URL, base64 text or ``data:`` URI, a local path (``str`` or
         ``os.PathLike``), ``bytes``, or any object with ``read_bytes()`` such as
-        Airflow's ``ObjectStoragePath``.
+        Airflow's ``ObjectStoragePath``. A URL cannot be checked offline: GMI fetches it,
+        and refuses it in the queue if it breaks a limit.
+    :param field_name: the payload field the image is for (``first_frame``, ``image``,
+        ``image_tail``), named in error messages.
     """
     if isinstance(value, bytes | bytearray | memoryview):
-        image = encode_image(bytes(value), source="the bytes given")
+        image = encode_image(bytes(value), source="the bytes given", field_name=field_name)
         return image.b64, image.describe()
     if isinstance(value, str):
-        kind = classify_first_frame(value)
+        kind = classify_first_frame(value, field_name=field_name)
         if kind == "url":
             return value.strip(), f"URL {value.strip()}"
         if kind in ("base64", "data_uri"):
-            image = decode_base64_image(value)
+            image = decode_base64_image(value, field_name=field_name)
             return image.b64, image.describe()
         value = Path(value.strip()).expanduser()
     if isinstance(value, os.PathLike) and not hasattr(value, "read_bytes"):
         value = Path(value)
     if hasattr(value, "read_bytes"):
-        image = _read_image(value)
+        image = _read_image(value, field_name)
         return image.b64, f"{image.describe()} from {value}"
-    raise KlingValidationError(
-        "first_frame", f"a {type(value).__name__} is not supported", _FIRST_FRAME_ALLOWED
-    )
+    raise KlingValidationError(field_name, f"a {type(value).__name__} is not supported", _FIRST_FRAME_ALLOWED)
 
 
-def _read_image(path: Any) -> EncodedImage:
+def _read_image(path: Any, field_name: str) -> EncodedImage:
     source = f"file {str(path)[:200]}"
     try:
         if not path.exists():
-            raise KlingValidationError("first_frame", f"{source} does not exist", _FIRST_FRAME_ALLOWED)
+            raise KlingValidationError(field_name, f"{source} does not exist", _FIRST_FRAME_ALLOWED)
         if path.is_dir():
-            raise KlingValidationError("first_frame", f"{source} is a directory", "a JPEG or PNG file")
+            raise KlingValidationError(field_name, f"{source} is a directory", "a JPEG or PNG file")
         size = path.stat().st_size
         # Check the size before reading, so a huge file is refused without loading it.
         if size > MAX_IMAGE_BYTES:
             raise KlingValidationError(
-                "first_frame", f"{source} is {size:,} bytes", f"at most {MAX_IMAGE_BYTES:,} bytes (10 MB)"
+                field_name, f"{source} is {size:,} bytes", f"at most {MAX_IMAGE_BYTES:,} bytes (10 MB)"
             )
         data = path.read_bytes()
     except OSError as err:
         raise KlingValidationError(
-            "first_frame", f"{source} cannot be read ({err.strerror or err})", "a readable JPEG or PNG file"
+            field_name, f"{source} cannot be read ({err.strerror or err})", "a readable JPEG or PNG file"
         ) from None
-    return encode_image(data, source=source)
+    return encode_image(data, source=source, field_name=field_name)

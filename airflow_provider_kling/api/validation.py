@@ -80,10 +80,18 @@ def estimate_cost(model: str, payload: Mapping[str, Any]) -> float | None:
     """
     Estimated price in USD of one request, or ``None`` for a model without a known price.
 
-    Kling bills per second of output, at a rate set by the resolution.
+    Kling bills per second of output, at a rate set by the resolution; a payload without
+    them is priced at GMI's defaults (720p, 5 seconds).
+
+    :param model: the GMI model id; ``PRICES_PER_SECOND`` lists those with a price.
+    :param payload: the request payload (``resolution`` and ``duration`` are read).
     """
     rates = PRICES_PER_SECOND.get(model)
     if rates is None:
         return None
-    rate = rates.get(str(payload.get("resolution", "720p")), rates["720p"])
-    return round(int(payload.get("duration", 5)) * rate, 4)
+    resolution = str(payload.get("resolution", "720p")).strip().lower()
+    try:
+        seconds = int(str(payload.get("duration", 5)).strip())
+    except ValueError:
+        return None
+    return round(seconds * rates.get(resolution, rates["720p"]), 4)

@@ -7,7 +7,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +23,7 @@ from airflow_provider_kling.api import (
     connection_settings,
     validate_model,
 )
+from airflow_provider_kling.exceptions import KlingDownloadError
 from airflow_provider_kling.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
 from airflow_provider_kling.retries import (
     KlingSubmitUnknownError,
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     import requests
     from airflow.sdk import Connection, ObjectStoragePath
     from tenacity import RetryCallState
+
+#: What a video download may answer with: object stores often serve MP4s as octet-stream.
+DEFAULT_CONTENT_TYPES: tuple[str, ...] = ("video/", "application/octet-stream", "binary/octet-stream")
 
 USER_AGENT = f"airflow-provider-kling/{__version__}"
 # Seconds to open a TCP/TLS connection; separate from the read timeout so a dead host
@@ -282,13 +286,33 @@ class KlingHook(_KlingHookBase):
         return True, f"Connected to {self.settings.base_url}: {len(models)} models available."
 
     def download(
-        self, url: str, destination: str | os.PathLike[str] | ObjectStoragePath, *, chunk_size: int = 1 << 20
+        self,
+        url: str,
+        destination: str | os.PathLike[str] | ObjectStoragePath,
+        *,
+        chunk_size: int = 1 << 20,
+        max_bytes: int | None = None,
+        content_types: Collection[str] | None = DEFAULT_CONTENT_TYPES,
     ) -> DownloadResult:
         """
         Stream one output video to a local path or an ``ObjectStoragePath``.
 
-        Written under a temporary name first, so a reader never sees half a video. Output
-        URLs are public, so the API key is not sent with them.
+        Only one chunk is in memory at a time. The video is written under a temporary name
+        in the same folder and renamed when complete, so no reader ever sees half a video
+        under the final name; on any error the temporary file is removed. Output URLs are
+        public, so the API key is not sent with them.
+
+        :param url: the video URL (from a request's ``media_urls``).
+        :param destination: the file to write: a local path, or an ``ObjectStoragePath``
+            (``file://``, ``s3://``, ``gs://``, ``memory://``, ...). Local parent folders
+            are created.
+        :param chunk_size: bytes read and written at a time.
+        :param max_bytes: refuse a larger video (checked against ``Content-Length`` before
+            writing, and while streaming); ``None`` for no cap.
+        :param content_types: accepted ``Content-Type`` prefixes (``video/`` and
+            ``application/octet-stream`` by default; an answer without the header is
+            accepted); ``None`` accepts any.
+        :raises KlingDownloadError: the answer breaks the size cap or has another type.
         """
         import hashlib
 
@@ -296,6 +320,16 @@ class KlingHook(_KlingHookBase):
 
         digest = hashlib.sha256()
         size = 0
+
+        def chunks(resp: requests.Response) -> Iterator[bytes]:
+            nonlocal size
+            for chunk in resp.iter_content(chunk_size):
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise KlingDownloadError(f"{url} is larger than the cap of {max_bytes:,} bytes")
+                digest.update(chunk)
+                yield chunk
+
         with requests.get(
             url,
             stream=True,
@@ -304,42 +338,12 @@ class KlingHook(_KlingHookBase):
         ) as resp:
             if resp.status_code >= 400:
                 raise error_for_status(resp.status_code, resp.text, resp.headers, what=f"download {url}")
+            _check_headers(url, resp.headers, max_bytes, content_types)
             if isinstance(destination, str | os.PathLike):
-                target = Path(destination)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-                try:
-                    with os.fdopen(fd, "wb") as out:
-                        for chunk in resp.iter_content(chunk_size):
-                            out.write(chunk)
-                            digest.update(chunk)
-                            size += len(chunk)
-                    # mkstemp creates the file 0600; give the video the permissions a plain write would.
-                    umask = os.umask(0)
-                    os.umask(umask)
-                    os.chmod(tmp, 0o666 & ~umask)
-                    os.replace(tmp, target)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
-                uri = str(target)
+                uri = _write_local(Path(destination), chunks(resp))
             else:
-                tmp_path = destination.parent / f".{destination.name}.part"
-                try:
-                    with tmp_path.open("wb") as out:
-                        for chunk in resp.iter_content(chunk_size):
-                            out.write(chunk)
-                            digest.update(chunk)
-                            size += len(chunk)
-                    tmp_path.rename(destination)
-                except BaseException:
-                    # Leave no half-written object behind in the user's storage.
-                    with contextlib.suppress(Exception):
-                        if tmp_path.exists():
-                            tmp_path.unlink()
-                    raise
-                uri = str(destination)
-        self.log.info("Downloaded %s to %s (%d bytes)", url, uri, size)
+                uri = _write_object(destination, chunks(resp))
+        self.log.info("Downloaded %s to %s (%d bytes, sha256 %s)", url, uri, size, digest.hexdigest())
         return DownloadResult(uri=uri, size=size, sha256=digest.hexdigest())
 
     def _call(
@@ -465,6 +469,57 @@ class KlingAsyncHook(_KlingHookBase):
         except httpx.TransportError as err:
             raise KlingTransportError(f"{what}: connection failed: {err!r}", sent=True) from None
         return _parse_answer(resp.status_code, resp.text, resp.headers, what)
+
+
+def _check_headers(
+    url: str, headers: Mapping[str, str], max_bytes: int | None, content_types: Collection[str] | None
+) -> None:
+    """Refuse a download by its headers, before a byte is written."""
+    kind = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_types is not None and kind and not kind.startswith(tuple(content_types)):
+        raise KlingDownloadError(
+            f"{url} answered with Content-Type {kind!r}, not a video (accepted: {', '.join(content_types)})"
+        )
+    length = headers.get("Content-Length", "")
+    if max_bytes is not None and length.isdigit() and int(length) > max_bytes:
+        raise KlingDownloadError(f"{url} is {int(length):,} bytes, over the cap of {max_bytes:,} bytes")
+
+
+def _write_local(target: Path, chunks: Iterator[bytes]) -> str:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        # mkstemp creates the file 0600; give the video the permissions a plain write would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return str(target)
+
+
+def _write_object(target: ObjectStoragePath, chunks: Iterator[bytes]) -> str:
+    if target.protocol in ("file", "local"):
+        # Object stores have no folders to create; a local one does.
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = target.parent / f".{target.name}.part"
+    try:
+        with tmp_path.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        tmp_path.rename(target)
+    except BaseException:
+        # Leave no half-written object behind in the user's storage.
+        with contextlib.suppress(Exception):
+            if tmp_path.exists():
+                tmp_path.unlink()
+        raise
+    return str(target)
 
 
 def _parse_answer(status_code: int, text: str, headers: Mapping[str, str], what: str) -> Any:

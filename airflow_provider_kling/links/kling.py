@@ -11,6 +11,12 @@ if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
 
+def _xcom(ti_key: TaskInstanceKey, key: str) -> Any:
+    from airflow.sdk.execution_time.xcom import XCom
+
+    return XCom.get_value(ti_key=ti_key, key=key)
+
+
 class KlingVideoLink(BaseOperatorLink):
     """
     "Kling video": opens the first output video of a finished request.
@@ -22,8 +28,47 @@ class KlingVideoLink(BaseOperatorLink):
     name = "Kling video"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        value: Any = XCom.get_value(ti_key=ti_key, key="return_value")
+        value: Any = _xcom(ti_key, "return_value")
         urls = value.get("media_urls") if isinstance(value, dict) else None
         return str(urls[0]) if isinstance(urls, list) and urls else ""
+
+
+class KlingRequestLink(BaseOperatorLink):
+    """
+    "Kling request": the address of the request's JSON record on the connection's API.
+
+    GMI has no public page per request, and its record needs the API key, so a browser
+    shows 401 at this address; it is there to copy into ``curl -H "Authorization: Bearer
+    $GMI_API_KEY"`` (the key is never put in the link). Against the local simulator it is
+    the simulator's record. Empty until the task has pushed a request id.
+    """
+
+    name = "Kling request"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        request_id: Any = _xcom(ti_key, "request_id")
+        if not request_id:
+            value: Any = _xcom(ti_key, "return_value")
+            request_id = value.get("request_id") if isinstance(value, dict) else value
+        if not isinstance(request_id, str) or not request_id:
+            return ""
+        from urllib.parse import quote
+
+        from airflow.sdk import BaseHook
+
+        from airflow_provider_kling.api import connection_settings
+
+        try:
+            conn = BaseHook.get_connection(getattr(operator, "kling_conn_id", "kling_default"))
+            settings = connection_settings(
+                conn_id=conn.conn_id,
+                password=conn.password or "-",
+                host=conn.host,
+                schema=conn.schema,
+                port=conn.port,
+                extra=conn.extra_dejson,
+            )
+        except Exception:
+            # A link must never fail the task; without the connection there is no address.
+            return ""
+        return f"{settings.api_url}/requests/{quote(request_id, safe='')}"

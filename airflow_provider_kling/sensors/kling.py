@@ -15,12 +15,18 @@ from airflow_provider_kling.exceptions import (
     KlingRequestFailedError,
     KlingTriggerEventError,
 )
-from airflow_provider_kling.links.kling import KlingVideoLink
+from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
+from airflow_provider_kling.outputs import (
+    DEFAULT_MAX_BYTES,
+    finish_result,
+    request_metadata,
+)
 from airflow_provider_kling.results import STILL_BILLING, result_from_event, result_from_record
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_kling.api import KlingRequest
     from airflow_provider_kling.hooks.kling import KlingHook
 
 DEFAULT_POKE_INTERVAL = 10.0
@@ -46,6 +52,24 @@ def handle_kill(task: Any, request_id: str) -> None:
         task.hook.cancel_request(request_id)
     else:
         task.log.warning(STILL_BILLING, request_id)
+
+
+def log_status(log: Any, record: KlingRequest, waited: float | None = None) -> None:
+    """
+    Log a request's status with how long it has existed (GMI's ``created_at``) or, failing
+    that, how long this task has waited, so a task log reads as a timeline.
+    """
+    elapsed = None
+    if record.created_at is not None:
+        from datetime import datetime, timezone
+
+        elapsed = (datetime.now(timezone.utc) - record.created_at).total_seconds()
+    if elapsed is not None:
+        log.info("Kling request %s is %s (%.0f s since submit)", record.request_id, record.status, elapsed)
+    elif waited is not None:
+        log.info("Kling request %s is %s (after %.0f s of waiting)", record.request_id, record.status, waited)
+    else:
+        log.info("Kling request %s is %s", record.request_id, record.status)
 
 
 def coerce_request_id(value: Any) -> str:
@@ -83,12 +107,29 @@ class KlingStatusSensor(BaseSensorOperator):
     :param max_poll_failures: consecutive failed checks tolerated in deferrable mode.
     :param cancel_on_kill: when the task is killed, ask GMI to cancel the request (best
         effort: GMI documents no cancel call). Otherwise it keeps running and is billed.
+    :param download_to: also stream the videos to this folder when the request succeeds:
+        a local path, a URI (``s3://``, ``gs://``, ``file://``, ...) or an
+        ``ObjectStoragePath`` (templated). The result gains ``files``
+        (``[{"url", "uri", "size", "sha256"}]``).
+    :param download_filename: the file name under ``download_to`` (templated; then
+        ``{request_id}`` and ``{index}`` are filled in). Default
+        ``{{ run_id }}/{request_id}_{index}.mp4``.
+    :param download_conn_id: the Airflow connection of the object store, if it needs one.
+    :param max_download_bytes: refuse a larger video. Default 2 GiB.
+    :param request_info: what was submitted, for the asset events (templated):
+        ``model``, ``prompt``, ``duration``, ``resolution``. GMI's record names the model
+        but its payload echo is often empty, so without this the prompt, duration,
+        resolution and cost of the event are ``None``.
     :raises KlingRequestFailedError: the request failed or was cancelled; the message
         carries GMI's error text.
+
+    With ``outlets=[Asset(...)]`` each asset event's extra carries the request id, model,
+    prompt, duration, resolution, estimated cost, video URLs and written URIs (read from
+    GMI's record of the request).
     """
 
-    template_fields: Sequence[str] = ("request_id",)
-    operator_extra_links = (KlingVideoLink(),)
+    template_fields: Sequence[str] = ("request_id", "download_to", "download_filename", "request_info")
+    operator_extra_links = (KlingVideoLink(), KlingRequestLink())
     ui_color = "#fde8d7"
 
     def __init__(
@@ -101,9 +142,19 @@ class KlingStatusSensor(BaseSensorOperator):
         timeout: timedelta | float = DEFAULT_TIMEOUT,
         max_poll_failures: int = 10,
         cancel_on_kill: bool = False,
+        download_to: Any = None,
+        download_filename: str | None = None,
+        download_conn_id: str | None = None,
+        max_download_bytes: int | None = DEFAULT_MAX_BYTES,
+        request_info: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.request_info = request_info
+        self.download_to = download_to
+        self.download_filename = download_filename
+        self.download_conn_id = download_conn_id
+        self.max_download_bytes = max_download_bytes
         self.request_id = request_id
         self.kling_conn_id = kling_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
@@ -126,11 +177,11 @@ class KlingStatusSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue | bool:
         request_id = coerce_request_id(self.request_id)
         record = self.hook.get_request(request_id)
-        self.log.info("Kling request %s is %s", request_id, record.status)
+        log_status(self.log, record)
         result = result_from_record(record)
         if result is None:
             return False
-        return PokeReturnValue(is_done=True, xcom_value=result)
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, result, record))
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -169,4 +220,19 @@ class KlingStatusSensor(BaseSensorOperator):
         """Resume after the trigger fired: return the result, or raise what the event says."""
         result = result_from_event(event)
         self.log.info("Kling request %s succeeded: %s", result["request_id"], ", ".join(result["media_urls"]))
-        return result
+        return self._finish(context, result)
+
+    def _finish(
+        self, context: Context, result: dict[str, Any], record: KlingRequest | None = None
+    ) -> dict[str, Any]:
+        """Download the videos if asked, and describe them on the outlet assets' events."""
+
+        def metadata() -> dict[str, Any]:
+            # The event names model, prompt and duration: only GMI's record of the request knows them here.
+            found = record or self.hook.get_request(result["request_id"])
+            echo = found.raw.get("payload")
+            return request_metadata(
+                found.request_id, found.model, echo if isinstance(echo, dict) else None, self.request_info
+            )
+
+        return finish_result(self, context, result, metadata)

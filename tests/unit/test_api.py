@@ -355,7 +355,7 @@ def test_raw_base64_is_checked_and_sent(kind, tiny_png, tiny_jpeg):
     sent, description = prepare_first_frame(b64)
     assert sent == b64
     assert base64.b64decode(sent) == data
-    assert description.startswith(f"{kind.upper()} image, {len(data):,} bytes, sha256 ")
+    assert description.startswith(f"{kind.upper()} image 300x300, {len(data):,} bytes, sha256 ")
     assert_safe_description(description, b64)
 
 

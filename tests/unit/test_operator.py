@@ -73,7 +73,7 @@ def test_local_file_is_sent_as_base64_and_id_is_pushed(
 ):
     task = op(first_frame=str(image), prompt="steam rises", resolution="1080p", duration="10")
     request_id = task.execute(context)
-    assert context["ti"].pushed == {"request_id": request_id}
+    assert context["ti"].pushed == {"request_id": request_id, "estimated_cost_usd": 1.4}
     assert kling_simulator.count("POST /requests") == 1
     sent = kling_simulator.requests[0]
     assert sent.payload["first_frame"] == base64.b64encode(image.read_bytes()).decode()

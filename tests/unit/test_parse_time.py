@@ -20,6 +20,7 @@ def test_parsing_a_dag_imports_no_http_client():
         "import sys, json, airflow.sdk\n"
         "before = set(sys.modules)\n"
         "import airflow_provider_kling.operators.kling, airflow_provider_kling.sensors.kling\n"
+        "import airflow_provider_kling.operators.download\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -41,6 +42,9 @@ def top_level_imports(path: Path) -> set[str]:
 def test_modules_a_dag_file_loads_import_no_http_client_at_module_level():
     for name in (
         "operators/kling.py",
+        "operators/submit.py",
+        "operators/download.py",
+        "outputs.py",
         "sensors/kling.py",
         "links/kling.py",
         "api/__init__.py",

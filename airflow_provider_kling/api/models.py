@@ -1,0 +1,179 @@
+"""
+Per-model payload specs: what each known Kling model takes, checked before the paid submit.
+
+A model not listed here is sent as given; the caller logs that it was not validated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_kling.api.errors import KlingValidationError
+from airflow_provider_kling.api.images import prepare_first_frame
+from airflow_provider_kling.api.validation import (
+    I2V_MODEL,
+    MAX_PROMPT_CHARS,
+    validate_duration,
+    validate_model,
+    validate_prompt,
+    validate_resolution,
+)
+
+T2V_MODEL = "kling-3.0-turbo-t2v"
+V3_I2V_MODEL = "kling-v3-image-to-video"
+ASPECT_RATIOS = ("16:9", "9:16", "1:1")
+SOUND_OPTIONS = ("on", "off")
+
+# A check takes the value and the field name; it returns the value to send and, for an
+# image, a loggable description (the base64 itself must never be logged).
+Check = Callable[[Any, str], tuple[Any, str | None]]
+
+
+def _image(value: Any, name: str) -> tuple[Any, str | None]:
+    return prepare_first_frame(value, field_name=name)
+
+
+def _text(value: Any, name: str) -> tuple[Any, str | None]:
+    try:
+        return validate_prompt(value), None
+    except KlingValidationError as err:
+        # validate_prompt speaks of "prompt"; name the field actually given.
+        raise KlingValidationError(name, err.problem, err.allowed) from None
+
+
+def _resolution(value: Any, name: str) -> tuple[Any, str | None]:
+    return validate_resolution(value), None
+
+
+def _duration(value: Any, name: str) -> tuple[Any, str | None]:
+    return validate_duration(value), None
+
+
+def _aspect_ratio(value: Any, name: str) -> tuple[Any, str | None]:
+    if value not in ASPECT_RATIOS:
+        raise KlingValidationError(name, f"{value!r} is not supported", " or ".join(map(repr, ASPECT_RATIOS)))
+    return value, None
+
+
+def _sound(value: Any, name: str) -> tuple[Any, str | None]:
+    if isinstance(value, bool):
+        return ("on" if value else "off"), None
+    if isinstance(value, str) and value.strip().lower() in SOUND_OPTIONS:
+        return value.strip().lower(), None
+    raise KlingValidationError(name, f"{value!r} is not supported", "'on', 'off', True or False")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """
+    The payload one model takes.
+
+    :param fields: every payload key the model knows, with its check.
+    :param required: the keys that must be present (and, for text, not blank).
+    :param description: one line for the docs and the logs.
+    """
+
+    fields: Mapping[str, Check]
+    required: frozenset[str] = field(default_factory=frozenset)
+    description: str = ""
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    I2V_MODEL: ModelSpec(
+        fields={"first_frame": _image, "prompt": _text, "resolution": _resolution, "duration": _duration},
+        required=frozenset({"first_frame"}),
+        description="Kling 3.0 Turbo image-to-video",
+    ),
+    T2V_MODEL: ModelSpec(
+        fields={
+            "prompt": _text,
+            "resolution": _resolution,
+            "aspect_ratio": _aspect_ratio,
+            "duration": _duration,
+        },
+        required=frozenset({"prompt"}),
+        description="Kling 3.0 Turbo text-to-video",
+    ),
+    V3_I2V_MODEL: ModelSpec(
+        fields={
+            "prompt": _text,
+            "image": _image,
+            "image_tail": _image,
+            "negative_prompt": _text,
+            "duration": _duration,
+            "sound": _sound,
+        },
+        required=frozenset({"prompt", "image"}),
+        description="Kling v3 image-to-video (first and optional last frame, sound)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PreparedPayload:
+    """
+    A payload ready to submit.
+
+    :param model: the model id, stripped.
+    :param payload: what to send; images are URLs or raw base64.
+    :param validated: ``False`` when the model has no spec and the payload went unchecked.
+    :param images: a loggable description of each image field, by field name.
+    """
+
+    model: str
+    payload: dict[str, Any]
+    validated: bool
+    images: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """The payload for a log line: images by description, text and options as they are."""
+        shown = {k: self.images.get(k, v) for k, v in self.payload.items()}
+        return ", ".join(f"{k}={v!r}" for k, v in shown.items())
+
+
+def prepare_payload(model: Any, payload: Any) -> PreparedPayload:
+    """
+    Check a payload against its model's spec and return what to send.
+
+    Unknown keys are refused (a typo would otherwise be silently ignored by GMI), required
+    keys must be present, each value is checked, and images are read and encoded. A model
+    without a spec passes its payload through unchanged, with ``validated=False``.
+
+    :param model: the GMI model id.
+    :param payload: the request payload, a mapping of the model's parameters.
+    :raises KlingValidationError: before anything is sent.
+    """
+    model = validate_model(model)
+    if not isinstance(payload, Mapping):
+        raise KlingValidationError(
+            "payload", f"expected a mapping, got {type(payload).__name__}", "a dict of the model's parameters"
+        )
+    spec = MODEL_SPECS.get(model)
+    if spec is None:
+        return PreparedPayload(model=model, payload=dict(payload), validated=False)
+    unknown = sorted(str(k) for k in payload if k not in spec.fields)
+    if unknown:
+        raise KlingValidationError(
+            "payload", f"{', '.join(unknown)} is not a parameter of {model}", ", ".join(spec.fields)
+        )
+    prepared: dict[str, Any] = {}
+    images: dict[str, str] = {}
+    for name, check in spec.fields.items():
+        if payload.get(name) is None:
+            continue
+        value, description = check(payload[name], name)
+        if value is None:  # a blank optional text is left out
+            continue
+        prepared[name] = value
+        if description is not None:
+            images[name] = description
+    for name in sorted(spec.required - prepared.keys()):
+        allowed = (
+            f"a non-blank prompt up to {MAX_PROMPT_CHARS} characters"
+            if name.endswith("prompt")
+            else "a value"
+        )
+        raise KlingValidationError(name, f"{model} requires it", allowed)
+    return PreparedPayload(model=model, payload=prepared, validated=True, images=images)

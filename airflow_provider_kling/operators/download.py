@@ -1,0 +1,145 @@
+"""The operator that copies a request's videos out of GMI's storage into yours."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
+from airflow_provider_kling.outputs import (
+    DEFAULT_FILENAME,
+    DEFAULT_MAX_BYTES,
+    download_videos,
+    request_metadata,
+    set_asset_extras,
+)
+from airflow_provider_kling.results import result_from_record
+from airflow_provider_kling.sensors.kling import coerce_request_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_kling.hooks.kling import KlingHook
+
+
+class KlingDownloadVideoOperator(BaseOperator):
+    """
+    Stream a Kling request's output videos to a local folder or any object store.
+
+    Each video is streamed (never held whole in memory), checked against a size cap and
+    its ``Content-Type``, written under a temporary name and renamed when complete (no
+    half-written file under the final name), and hashed with sha256. GMI's output URLs
+    have no documented retention, so copy them soon after the request succeeds.
+
+    :param destination: the folder to write into (templated): a local path, a URI that
+        Airflow's object storage understands (``file://``, ``s3://``, ``gs://``,
+        ``memory://``, ... through fsspec) or an ``ObjectStoragePath``.
+    :param request_id: the request whose videos to fetch (templated): an id, or the dict
+        a Kling task returned (its ``media_urls`` are used without another API call).
+        Give this or ``media_urls``.
+    :param media_urls: the video URLs to fetch (templated), a list or one URL; the files
+        are named with ``request_id`` if given, else ``video``.
+    :param filename: the file name under ``destination`` (templated; then ``{request_id}``
+        and ``{index}`` are filled in). Default ``{{ run_id }}/{request_id}_{index}.mp4``.
+        Every part is sanitised, so no name escapes the destination.
+    :param kling_conn_id: the ``kling`` connection (used to look the request up, and for
+        the read timeout).
+    :param destination_conn_id: the Airflow connection of the object store, if it needs one.
+    :param max_bytes: refuse a larger video. Default 2 GiB.
+    :param content_types: accepted ``Content-Type`` prefixes. Default ``video/`` and the
+        octet-stream types object stores use.
+    :param request_info: what was submitted, for the asset events (templated):
+        ``model``, ``prompt``, ``duration``, ``resolution``. GMI's record names the model
+        but its payload echo is often empty, so without this the prompt, duration,
+        resolution and cost of the event are ``None``.
+    :return: ``{"request_id", "media_urls", "files": [{"url", "uri", "size", "sha256"}],
+        "uris"}``. With ``outlets=[Asset(...)]`` each asset event's extra carries the request
+        id, model, prompt, duration, resolution, estimated cost and the written URIs.
+    """
+
+    template_fields: Sequence[str] = ("destination", "request_id", "media_urls", "filename", "request_info")
+    operator_extra_links = (KlingVideoLink(), KlingRequestLink())
+    ui_color = "#fde8d7"
+
+    def __init__(
+        self,
+        *,
+        destination: Any,
+        request_id: Any = None,
+        media_urls: Sequence[str] | str | None = None,
+        filename: str | None = None,
+        kling_conn_id: str = "kling_default",
+        destination_conn_id: str | None = None,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
+        content_types: Sequence[str] | None = None,
+        request_info: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.request_info = request_info
+        if request_id is None and media_urls is None:
+            raise ValueError("KlingDownloadVideoOperator needs request_id or media_urls")
+        self.destination = destination
+        self.request_id = request_id
+        self.media_urls = media_urls
+        self.filename = filename
+        self.kling_conn_id = kling_conn_id
+        self.destination_conn_id = destination_conn_id
+        self.max_bytes = max_bytes
+        self.content_types = content_types
+
+    @cached_property
+    def hook(self) -> KlingHook:
+        from airflow_provider_kling.hooks.kling import KlingHook
+
+        return KlingHook(self.kling_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        request_id, urls, metadata = self._resolve()
+        files = download_videos(
+            self.hook,
+            request_id=request_id,
+            media_urls=urls,
+            destination=self.destination,
+            filename=self.filename or self.render_template(DEFAULT_FILENAME, context),
+            destination_conn_id=self.destination_conn_id,
+            max_bytes=self.max_bytes,
+            content_types=self.content_types,
+        )
+        uris = [f["uri"] for f in files]
+        context["ti"].xcom_push(key="request_id", value=request_id)
+        set_asset_extras(self, context, {**metadata, "media_urls": urls, "uris": uris})
+        return {"request_id": request_id, "media_urls": urls, "files": files, "uris": uris}
+
+    def _resolve(self) -> tuple[str, list[str], dict[str, Any]]:
+        """The request id, the URLs to fetch, and what the asset event says about them."""
+        if self.media_urls is not None:
+            urls = (
+                [self.media_urls] if isinstance(self.media_urls, str) else [str(u) for u in self.media_urls]
+            )
+            request_id = coerce_request_id(self.request_id) if self.request_id is not None else "video"
+            return request_id, urls, request_metadata(request_id, None, None, self.request_info)
+        given = self.request_id
+        request_id = coerce_request_id(given)
+        if isinstance(given, dict) and given.get("media_urls") and not self.outlets:
+            return (
+                request_id,
+                [str(u) for u in given["media_urls"]],
+                request_metadata(request_id, None, None, self.request_info),
+            )
+        # GMI's record has the URLs and, for asset events, the model and prompt.
+        record = self.hook.get_request(request_id)
+        result = result_from_record(record)
+        if result is None:
+            raise ValueError(
+                f"Kling request {request_id} is still {record.status}: wait for it (KlingStatusSensor) "
+                "before downloading"
+            )
+        echo = record.raw.get("payload")
+        metadata = request_metadata(
+            request_id, record.model, echo if isinstance(echo, dict) else None, self.request_info
+        )
+        return request_id, list(result["media_urls"]), metadata
