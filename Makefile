@@ -13,7 +13,7 @@ VENV := .venv
 FLOOR_VENV := .venv-floor
 BIN := $(VENV)/bin
 
-.PHONY: all venv demo test lint typecheck unit floor docs simulator clean
+.PHONY: all venv demo test lint typecheck unit floor e2e browser screenshots airflow-up airflow-down docs simulator clean
 .DEFAULT_GOAL := test
 
 $(UV):
@@ -40,7 +40,7 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
-test: lint typecheck unit floor docs
+test: lint typecheck unit floor e2e docs
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -49,12 +49,36 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
+# tests/e2e starts a whole Airflow deployment (Airflow 3.3 only); `make e2e` runs it.
 unit: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/e2e
 
 # The same suite on the oldest Airflow we claim to support.
 floor: $(FLOOR_VENV)/.installed
-	$(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider
+	$(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e
+
+# Debian's Chromium for the UI tests, driven by the pinned `playwright` package
+# (never `playwright install`: it downloads a browser build of its own).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+# A real deployment (api-server, scheduler, dag-processor, triggerer, simulator as separate
+# processes) started and stopped by the tests themselves; see docs/e2e.rst.
+e2e: $(VENV)/.installed browser
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
+
+# Refresh the screenshots the docs show (docs/_static/) from a run of the UI tests.
+screenshots: $(VENV)/.installed browser
+	KLING_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_ui.py
+
+# The same deployment for a person: the UI address and login are printed; stop it with
+# `make airflow-down`. AIRFLOW_STACK_HOME is its AIRFLOW_HOME (default .airflow-stack/).
+AIRFLOW_STACK_HOME ?= .airflow-stack
+airflow-up: $(VENV)/.installed
+	$(BIN)/python scripts/airflow_stack.py up --home $(AIRFLOW_STACK_HOME)
+
+airflow-down:
+	$(BIN)/python scripts/airflow_stack.py down --home $(AIRFLOW_STACK_HOME)
 
 docs: $(VENV)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
@@ -63,4 +87,4 @@ simulator: $(VENV)/.installed
 	$(BIN)/python -m airflow_provider_kling.testing.simulator --port 8765
 
 clean:
-	rm -rf $(VENV) $(FLOOR_VENV) $(TOOLS) docs/_build out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) $(TOOLS) docs/_build out .airflow-stack .pytest_cache .mypy_cache .ruff_cache

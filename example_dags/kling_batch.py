@@ -1,0 +1,84 @@
+"""
+Animate a batch of images: one Kling request per image, mapped with ``.expand()``.
+
+make_images -> submit[20] -> wait[20] (deferrable) -> report
+
+``make_images`` writes 20 variations of the bundled product shot into a work folder at run
+time (``KLING_BATCH_WORKDIR``, default the system temp folder); in real use it would list
+your images instead. Each mapped ``submit`` retries GMI's 429 answers on its own, and a
+retried task reuses its earlier request rather than paying twice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, get_current_context, task
+
+from airflow_provider_kling.operators.kling import KlingI2VOperator
+from airflow_provider_kling.sensors.kling import KlingStatusSensor
+
+SOURCE = Path(__file__).parent / "assets" / "product.png"
+COUNT = 20
+
+with DAG(
+    dag_id="kling_batch",
+    description="Animate 20 images with Kling 3.0 Turbo, one mapped task per image",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["kling", "example"],
+):
+
+    @task
+    def make_images() -> list[str]:
+        """Write COUNT distinct images (cropped and mirrored variations) into a per-run folder."""
+        run_id = get_current_context()["run_id"]
+        safe_run = "".join(c if c.isalnum() else "_" for c in run_id)
+        folder = Path(os.environ.get("KLING_BATCH_WORKDIR", tempfile.gettempdir())) / safe_run
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i in range(COUNT):
+            path = folder / f"product_{i:02d}.png"
+            try:
+                from PIL import Image, ImageOps
+            except ImportError:  # Pillow is optional: identical copies are fine for the API
+                shutil.copyfile(SOURCE, path)
+            else:
+                with Image.open(SOURCE) as image:
+                    width, height = image.size
+                    inset = i % 5
+                    variant = image.crop((inset, inset, width - inset, height - inset))
+                    if i >= COUNT // 2:
+                        variant = ImageOps.mirror(variant)
+                    variant.save(path)
+            paths.append(str(path))
+        return paths
+
+    submit = KlingI2VOperator.partial(
+        task_id="submit",
+        prompt="A slow turntable spin of the product on a clean studio background.",
+        resolution="720p",
+        duration=5,
+    ).expand(first_frame=make_images())
+
+    wait = KlingStatusSensor.partial(
+        task_id="wait",
+        deferrable=True,
+        poke_interval=5,
+        timeout=1800,
+    ).expand(request_id=submit.output)
+
+    @task
+    def report(results: list[dict[str, Any]]) -> int:
+        for result in results:
+            print(f"{result['request_id']}: {result['media_urls'][0]}")
+        return len(results)
+
+    report(wait.output)

@@ -1,0 +1,352 @@
+"""Start and stop a real Airflow 3 deployment with this provider, one process per component.
+
+The end-to-end tests (``tests/e2e``) and ``make airflow-up`` / ``make airflow-down`` both use it:
+
+    python scripts/airflow_stack.py up [--home DIR]     # prints the UI address and the login
+    python scripts/airflow_stack.py down [--home DIR]   # stops everything ``up`` started
+
+The stack is SQLite + LocalExecutor (parallelism 2) in a throw-away ``AIRFLOW_HOME``, with
+``airflow api-server``, ``airflow scheduler``, ``airflow dag-processor`` and ``airflow triggerer``
+each started in its own session (process group), the example DAGs as the DAGs folder, the
+simple auth manager with one admin whose password is known, and (for ``up``) the GMI
+simulator as ``kling_default``. Every port is a free one picked at start. The process groups
+are recorded in ``<home>/stack.json`` so ``down`` can stop them from another process, and
+each component is stopped by its own process group: ``airflow standalone`` does not shut
+down cleanly, this does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+AIRFLOW = str(BIN / "airflow")
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+ADMIN_USER = "admin"
+STATE_FILE = "stack.json"
+DEFAULT_HOME = ROOT / ".airflow-stack"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - not ours any more
+        return False
+    return True
+
+
+def stop_group(pgid: int, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
+    """Signal a whole process group, wait for it to go, and SIGKILL whatever is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+    deadline = time.monotonic() + timeout
+    while _alive(pgid) and time.monotonic() < deadline:
+        # Reap our own children so they do not linger as zombies (which still count as members).
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-pgid, os.WNOHANG)[0]:
+                pass
+        time.sleep(0.1)
+    if _alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(pgid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(-pgid, os.WNOHANG)[0]:
+                    pass
+            time.sleep(0.1)
+
+
+@dataclass
+class AirflowStack:
+    """One Airflow deployment; ``start()`` it, use :attr:`base_url`, ``stop()`` it."""
+
+    home: Path
+    kling_base_url: str | None = None
+    kling_api_key: str | None = None
+    dags_folder: Path = ROOT / "example_dags"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    with_simulator: bool = False
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    api_port: int = 0
+    pids: dict[str, int] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "stack-logs"
+
+    # Setup
+
+    def _environment(self) -> dict[str, str]:
+        from cryptography.fernet import Fernet
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "2",
+                # As in production: nothing runs until someone unpauses it (the tests do).
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                # Fast enough for tests on two cores, slow enough not to burn them.
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "120",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                # A killed triggerer's triggers move to a new one after this many seconds.
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "KLING_EXAMPLE_OUT": str(self.home / "out"),
+                "KLING_BATCH_WORKDIR": str(self.home / "batch"),
+            }
+        )
+        if self.kling_base_url:
+            conn = {"conn_type": "kling", "host": self.kling_base_url, "password": self.kling_api_key}
+            env["AIRFLOW_CONN_KLING_DEFAULT"] = json.dumps(conn)
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, name: str, argv: list[str]) -> int:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                env=self.env,
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop it and all its children at once
+            )
+        self.pids[name] = proc.pid
+        self._save()
+        return proc.pid
+
+    def _save(self) -> None:
+        state = {
+            "base_url": self.base_url,
+            "username": ADMIN_USER,
+            "password": self.password,
+            "pids": self.pids,
+            "kling_base_url": self.kling_base_url,
+            "kling_api_key": self.kling_api_key,
+        }
+        (self.home / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+    def start(self, timeout: float = 300.0) -> AirflowStack:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.api_port = self.api_port or free_port()
+        # The simple auth manager keeps this file's password for a configured user.
+        (self.home / "passwords.json").write_text(json.dumps({ADMIN_USER: self.password}) + "\n")
+        try:
+            if self.with_simulator and not self.kling_base_url:
+                self._start_simulator()
+            self.env = self._environment()
+            with open(self.log_dir / "db-migrate.log", "ab") as log:
+                subprocess.run(
+                    [AIRFLOW, "db", "migrate"],
+                    env=self.env,
+                    cwd=self.home,
+                    check=True,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=600,
+                )
+            for name in COMPONENTS:
+                self.start_component(name)
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            self.print_log_tails()
+            raise
+        return self
+
+    def print_log_tails(self, lines: int = 40) -> None:
+        """The end of each component's output, to stderr: what CI shows when the stack fails."""
+        for log in sorted(self.log_dir.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            print(f"----- {log} (last {len(tail)} lines) -----", *tail, sep="\n", file=sys.stderr)
+
+    def _start_simulator(self) -> None:
+        port = free_port()
+        self.kling_api_key = self.kling_api_key or f"sim-{secrets.token_hex(8)}"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ}
+        self._spawn(
+            "simulator",
+            [
+                sys.executable,
+                "-m",
+                "airflow_provider_kling.testing.simulator",
+                "--port",
+                str(port),
+                "--api-key",
+                self.kling_api_key,
+                "--queued-seconds",
+                "3",
+                "--processing-seconds",
+                "6",
+            ],
+        )
+        self.kling_base_url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _get(f"{self.kling_base_url}/_simulator/stats") is not None, 30, "the simulator")
+
+    def start_component(self, name: str) -> int:
+        return self._spawn(name, [AIRFLOW, name])
+
+    def restart_component(self, name: str, sig: int = signal.SIGKILL) -> int:
+        """Kill one component (by default without a chance to clean up) and start a new one."""
+        stop_group(self.pids.pop(name), sig=sig)
+        return self.start_component(name)
+
+    def health(self) -> dict[str, Any] | None:
+        return _get(f"{self.base_url}/api/v2/monitor/health")
+
+    def wait_healthy(self, timeout: float = 300.0, components: tuple[str, ...] | None = None) -> None:
+        wanted = components or ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+        def healthy() -> bool:
+            for name, pid in self.pids.items():
+                if not _alive(pid):
+                    raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
+            status = self.health()
+            return bool(status) and all((status.get(c) or {}).get("status") == "healthy" for c in wanted)
+
+        wait_for(healthy, timeout, "Airflow's components to report healthy")
+
+    # Teardown
+
+    def stop(self) -> None:
+        for name in ("scheduler", "triggerer", "dag-processor", "api-server", "simulator"):
+            pid = self.pids.pop(name, None)
+            if pid is not None:
+                stop_group(pid)
+        if (self.home / STATE_FILE).exists():
+            self._save()
+
+    # Auth
+
+    def token(self) -> str:
+        body = json.dumps({"username": ADMIN_USER, "password": self.password}).encode()
+        req = urllib.request.Request(
+            f"{self.base_url}/auth/token",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return str(json.loads(resp.read())["access_token"])
+
+
+def _get(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def wait_for(check: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def down(home: Path) -> None:
+    state_file = home / STATE_FILE
+    if not state_file.exists():
+        print(f"No stack recorded in {state_file}.")
+        return
+    state = json.loads(state_file.read_text())
+    for name, pid in state.get("pids", {}).items():
+        print(f"Stopping {name} (process group {pid}) ...")
+        stop_group(int(pid))
+    state["pids"] = {}
+    state_file.write_text(json.dumps(state, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument(
+        "--home", type=Path, default=DEFAULT_HOME, help=f"AIRFLOW_HOME (default {DEFAULT_HOME})"
+    )
+    args = parser.parse_args(argv)
+    home: Path = args.home.resolve()
+    if args.action == "down":
+        down(home)
+        return 0
+    if (home / STATE_FILE).exists():
+        down(home)  # a stack left running from an earlier `up`
+        shutil.rmtree(home)
+    stack = AirflowStack(home=home, with_simulator=True)
+    print(f"Starting Airflow in {home} (logs in {stack.log_dir}) ...")
+    stack.start()
+    print(
+        f"Airflow is up at {stack.base_url}  (user {ADMIN_USER}, password {stack.password})\n"
+        f"GMI simulator: {stack.kling_base_url} (connection kling_default)\n"
+        f"Stop it with: make airflow-down"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""One real Airflow deployment (scripts/airflow_stack.py) shared by the end-to-end tests.
+
+The GMI simulator runs in this process (so tests can script it through its Python API);
+the Airflow components reach it over loopback like any other HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from airflow_provider_kling.testing import KlingSimulator
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from airflow_stack import AirflowStack, stop_group  # noqa: E402
+
+# Long enough that the sensor's first poke sees a running request and must defer, even
+# when the worker starts slowly on a busy machine; short enough to keep the suite quick.
+QUEUED_SECONDS = 4.0
+PROCESSING_SECONDS = 8.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[KlingSimulator]:
+    with KlingSimulator(
+        api_key="e2e-secret-key", queued_seconds=QUEUED_SECONDS, processing_seconds=PROCESSING_SECONDS
+    ) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, simulator: KlingSimulator) -> Iterator[AirflowStack]:
+    home = tmp_path_factory.mktemp("airflow_home")
+    deployment = AirflowStack(home=home, kling_base_url=simulator.base_url, kling_api_key=simulator.api_key)
+    try:
+        deployment.start(timeout=300)
+        yield deployment
+    finally:
+        pgids = dict(deployment.pids)
+        deployment.stop()
+        for name, pgid in pgids.items():  # belt and braces: nothing of ours may survive
+            stop_group(pgid, timeout=5)
+            assert not _group_alive(pgid), f"{name} (process group {pgid}) is still running"
+
+
+def _group_alive(pgid: int) -> bool:
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class AirflowAPI:
+    """A small client of Airflow's public REST API (``/api/v2``) with a JWT from ``/auth/token``."""
+
+    def __init__(self, stack: AirflowStack) -> None:
+        self.stack = stack
+        self.client = httpx.Client(base_url=stack.base_url, timeout=60)
+        self.client.headers["Authorization"] = f"Bearer {stack.token()}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.client.get(path, params=params or None)
+        assert response.status_code == 200, f"GET {path}: {response.status_code} {response.text[:2000]}"
+        return response.json()
+
+    def post(self, path: str, body: Any) -> Any:
+        response = self.client.post(path, json=body)
+        assert response.status_code in (200, 201), (
+            f"POST {path}: {response.status_code} {response.text[:2000]}"
+        )
+        return response.json()
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Wait for the DAG to be parsed, unpause it (DAGs start paused) and trigger a run."""
+        deadline = time.monotonic() + 300
+        while self.client.get(f"/api/v2/dags/{dag_id}").status_code != 200:
+            assert time.monotonic() < deadline, f"the DAG processor never parsed {dag_id}"
+            time.sleep(1)
+        response = self.client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        assert response.status_code == 200, response.text
+        run = self.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+        return str(run["dag_run_id"])
+
+    @staticmethod
+    def q(run_id: str) -> str:
+        return urllib.parse.quote(run_id, safe="")
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{self.q(run_id)}"))
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        data = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances", limit=100)
+        return list(data["task_instances"])
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances/{task_id}"
+        if map_index >= 0:
+            path += f"/{map_index}"
+        return dict(self.get(path))
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances/{task_id}"
+        path += "/xcomEntries/return_value"
+        return self.get(path, map_index=map_index)["value"]
+
+    def log_text(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances/{task_id}/logs/{try_number}"
+        data = self.get(path, full_content="true")
+        content = data["content"]
+        if isinstance(content, str):
+            return content
+        return "\n".join(json.dumps(entry) if not isinstance(entry, str) else entry for entry in content)
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 420) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(dag_id, run_id)
+            if run["state"] in ("success", "failed"):
+                return run
+            if time.monotonic() > deadline:
+                tis = self.task_instances(dag_id, run_id)
+                states = {(t["task_id"], t["map_index"]): t["state"] for t in tis}
+                raise AssertionError(f"{dag_id} {run_id} still {run['state']} after {timeout}s: {states}")
+            time.sleep(1)
+
+    def wait_for_task_state(
+        self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 300
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            ti = self.task_instance(dag_id, run_id, task_id)
+            if not seen or seen[-1] != ti["state"]:
+                seen.append(ti["state"])
+            if ti["state"] == state:
+                return ti
+            if ti["state"] in ("success", "failed", "upstream_failed") or time.monotonic() > deadline:
+                raise AssertionError(f"{task_id} never reached {state}; states seen: {seen}")
+            time.sleep(0.3)
+
+    def triggerer_job_ids(self) -> set[int]:
+        jobs = self.get("/api/v2/jobs", job_type="TriggererJob", limit=100)["jobs"]
+        return {int(job["id"]) for job in jobs}
+
+
+def trigger_log_job_ids(log: str) -> set[int]:
+    """Ids of the triggerer jobs whose trigger log a task log is made of (``*.log.trigger.<id>.log``)."""
+    return {int(found) for found in re.findall(r"\.log\.trigger\.(\d+)\.log", log)}
+
+
+@pytest.fixture(scope="session")
+def api(stack: AirflowStack) -> Iterator[AirflowAPI]:
+    client = AirflowAPI(stack)
+    yield client
+    client.client.close()
