@@ -3,40 +3,27 @@
 from __future__ import annotations
 
 import base64
-import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = Path(sys.executable).parent / "airflow"
+from tests.integration.conftest import ROOT
 
 
 # Slow enough that the sensor's first poke sees the request running and must defer.
 @pytest.mark.kling_simulator(queued_seconds=2, processing_seconds=3)
-def test_example_dag_turns_the_image_into_an_mp4(airflow_env, kling_simulator, tmp_path):
+def test_example_dag_turns_the_image_into_an_mp4(airflow_env, airflow_cli, kling_simulator, tmp_path):
     out = tmp_path / "out"
-    env = {
-        **airflow_env,
-        "AIRFLOW_CONN_KLING_DEFAULT": json.dumps(
-            {"conn_type": "kling", "host": kling_simulator.base_url, "password": kling_simulator.api_key}
-        ),
-        "KLING_EXAMPLE_OUT": str(out),
-        # Debug logs are the widest surface a secret could leak through.
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
-    }
-    proc = subprocess.run(
-        [str(AIRFLOW), "dags", "test", "kling_image_to_video"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    # Debug logs are the widest surface a secret could leak through.
+    code, log = airflow_cli(
+        "dags",
+        "test",
+        "kling_image_to_video",
+        KLING_EXAMPLE_OUT=str(out),
+        AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG",
     )
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-5000:]
+    assert code == 0, log[-5000:]
     videos = list(out.glob("*.mp4"))
     assert len(videos) == 1, log[-5000:]
     assert videos[0].read_bytes()[4:8] == b"ftyp"

@@ -5,24 +5,22 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_example_dag import AIRFLOW, ROOT
+from tests.integration.conftest import ROOT
 
 
-def run(args: list[str], env: dict[str, str]) -> str:
-    proc = subprocess.run([str(AIRFLOW), *args], env=env, capture_output=True, text=True, timeout=600)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-5000:]
+def ok(result: tuple[int, str]) -> str:
+    code, log = result
+    assert code == 0, log[-5000:]
     return log
 
 
 @pytest.mark.kling_simulator(queued_seconds=1, processing_seconds=1)
 def test_pipeline_maps_over_a_folder_writes_videos_and_emits_asset_events(
-    airflow_env, kling_simulator, tmp_path
+    airflow_env, airflow_cli, kling_simulator, tmp_path
 ):
     images = tmp_path / "images"
     images.mkdir()
@@ -30,18 +28,11 @@ def test_pipeline_maps_over_a_folder_writes_videos_and_emits_asset_events(
         shutil.copyfile(ROOT / "example_dags/assets/product.png", images / name)
     (images / "notes.txt").write_text("not an image: skipped")
     out = tmp_path / "out"
-    env = {
-        **airflow_env,
-        "AIRFLOW_CONN_KLING_DEFAULT": json.dumps(
-            {"conn_type": "kling", "host": kling_simulator.base_url, "password": kling_simulator.api_key}
-        ),
-        "KLING_PIPELINE_IMAGES": str(images),
-        "KLING_PIPELINE_OUT": f"file://{out}",
-    }
+    env = {"KLING_PIPELINE_IMAGES": str(images), "KLING_PIPELINE_OUT": f"file://{out}"}
     # The DAG's submits run in this pool; users create it once, the same way.
-    run(["pools", "set", "kling", "2", "Kling submits"], env)
+    ok(airflow_cli("pools", "set", "kling", "2", "Kling submits"))
 
-    run(["dags", "test", "kling_product_pipeline"], env)
+    ok(airflow_cli("dags", "test", "kling_product_pipeline", **env))
 
     videos = sorted(out.rglob("*.mp4"))
     assert len(videos) == 3
@@ -62,5 +53,5 @@ def test_pipeline_maps_over_a_folder_writes_videos_and_emits_asset_events(
         assert extra["cost_usd"] == pytest.approx(0.56)
         assert Path(extra["uris"][0].removeprefix("file://")) in videos
 
-    log = run(["dags", "test", "kling_on_new_video"], env)
+    log = ok(airflow_cli("dags", "test", "kling_on_new_video", **env))
     assert "Traceback" not in log

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,33 +9,18 @@ from airflow import __version__ as airflow_version
 from packaging.version import Version
 
 from airflow_provider_kling.testing import Fault
-from tests.integration.test_example_dag import AIRFLOW
 
 DAGS = Path(__file__).parent / "dags"
 HAS_TASK_STATE_STORE = Version(airflow_version) >= Version("3.3.0")
 
 
 @pytest.mark.kling_simulator(queued_seconds=1, processing_seconds=3)
-def test_a_retried_task_waits_for_the_same_request(airflow_env, kling_simulator):
+def test_a_retried_task_waits_for_the_same_request(airflow_cli, kling_simulator):
     # The first try's first poll is refused: the hook does not retry a 403, so the try fails.
     kling_simulator.script("GET /requests/{id}", [Fault.error(403, "temporarily forbidden")])
-    env = {
-        **airflow_env,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW_CONN_KLING_DEFAULT": json.dumps(
-            {"conn_type": "kling", "host": kling_simulator.base_url, "password": kling_simulator.api_key}
-        ),
-    }
-    proc = subprocess.run(
-        [str(AIRFLOW), "dags", "test", "kling_retry_reuse"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    log = proc.stdout + proc.stderr
+    code, log = airflow_cli("dags", "test", "kling_retry_reuse", AIRFLOW__CORE__DAGS_FOLDER=str(DAGS))
     assert "temporarily forbidden" in log, log[-4000:]  # the first try did fail
-    assert proc.returncode == 0, log[-4000:]
+    assert code == 0, log[-4000:]
     if HAS_TASK_STATE_STORE:
         assert "Reusing Kling request" in log, log[-4000:]
         assert kling_simulator.count("POST /requests") == 1
