@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,14 @@ with DAG(
             paths.append(str(path))
         return paths
 
+    # Retries are safe here: a sensor only reads, and a retried submit finds the request
+    # its first try made (Airflow 3.3's task state store) instead of paying again. They
+    # also absorb a scheduler hiccup: under load Airflow 3.3 can fail a task that finished
+    # before it left "queued" ("finished with state success, but ... is queued").
     submit = KlingI2VOperator.partial(
         task_id="submit",
+        retries=2,
+        retry_delay=timedelta(seconds=5),
         prompt="A slow turntable spin of the product on a clean studio background.",
         resolution="720p",
         duration=5,
@@ -70,6 +77,8 @@ with DAG(
 
     wait = KlingStatusSensor.partial(
         task_id="wait",
+        retries=2,
+        retry_delay=timedelta(seconds=5),
         deferrable=True,
         poke_interval=5,
         timeout=1800,

@@ -123,9 +123,9 @@ class AirflowAPI:
         path += "/xcomEntries/return_value"
         return self.get(path, map_index=map_index)["value"]
 
-    def log_text(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+    def log_text(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances/{task_id}/logs/{try_number}"
-        data = self.get(path, full_content="true")
+        data = self.get(path, full_content="true", map_index=map_index)
         content = data["content"]
         if isinstance(content, str):
             return content

@@ -124,7 +124,8 @@ def test_twenty_mapped_images_all_succeed_through_rate_limits_with_one_submit_ea
         simulator.clear_faults("POST /requests")
 
     task_states = states(api, BATCH, run_id)
-    assert run["state"] == "success", task_states
+    not_ok = {key: state for key, state in task_states.items() if state != "success"}
+    assert run["state"] == "success", {key: failure_log(api, BATCH, run_id, key) for key in not_ok}
     for task_id in ("submit", "wait"):
         mapped = {index: state for (tid, index), state in task_states.items() if tid == task_id}
         assert sorted(mapped) == list(range(20)), mapped
@@ -157,3 +158,16 @@ def test_the_provider_and_its_connection_form_are_served_by_the_api(api):
     assert extra["organization_id"]["schema"]["title"] == "Organization ID"
     assert extra["timeout"]["schema"]["title"] == "Timeout (seconds)"
     assert extra["timeout"]["schema"]["type"] == ["number", "null"]
+
+
+def failure_log(api: AirflowAPI, dag_id: str, run_id: str, key: tuple[str, int]) -> str:
+    """The end of a task's log, to say why it did not succeed."""
+    task_id, map_index = key
+    try:
+        ti = api.task_instance(dag_id, run_id, task_id, map_index=map_index)
+        return (
+            f"{ti['state']}: "
+            + api.log_text(dag_id, run_id, task_id, ti["try_number"], map_index=map_index)[-1500:]
+        )
+    except Exception as err:  # a diagnostic only: never hide the assertion behind it
+        return f"(log unavailable: {err})"
