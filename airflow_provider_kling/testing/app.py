@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from airflow_provider_kling.testing.catalog import MODEL_IDS, model_detail, validate_payload
@@ -194,7 +194,12 @@ class _Endpoints:
         if submitted is None:
             return _error(404, "media not found")
         content = await self.state.media.video(image_source(submitted.payload))
-        return Response(content, media_type="video/mp4", headers={"Cache-Control": "public, max-age=3600"})
+        headers = {"Cache-Control": "public, max-age=3600"}
+        size = self.state.config.media_bytes
+        if size is None:
+            return Response(content, media_type="video/mp4", headers=headers)
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(_padded(content, size), media_type="video/mp4", headers=headers)
 
     async def thumbnail(self, request: Request) -> Response:
         submitted = self.state.get(request.path_params["request_id"])
@@ -252,6 +257,17 @@ class _Endpoints:
     async def reset(self, request: Request) -> Response:
         self.state.reset()
         return JSONResponse({"ok": True})
+
+
+async def _padded(content: bytes, size: int, chunk: int = 1 << 20) -> AsyncIterator[bytes]:
+    """``content`` then zeros, ``size`` bytes in all, a chunk at a time so the server never holds it."""
+    head = content[:size]
+    yield head
+    zeros = bytes(chunk)
+    left = size - len(head)
+    while left > 0:
+        yield zeros[: min(chunk, left)]
+        left -= chunk
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

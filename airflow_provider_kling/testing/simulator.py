@@ -101,11 +101,13 @@ class KlingSimulator:
         port: int = 0,
         queued_seconds: float = 1.0,
         processing_seconds: float = 2.0,
+        processing_seconds_max: float | None = None,
         outcome_shape: str = "rotate",
         submit_status: str = "queued",
         instant_models: Iterable[str] = (),
         failure_shape: str = "outcome_object",
         media_base_url: str | None = None,
+        media_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
         log_level: str = "warning",
         access_log: bool = False,
@@ -114,11 +116,13 @@ class KlingSimulator:
         config = SimulatorConfig(
             queued_seconds=queued_seconds,
             processing_seconds=processing_seconds,
+            processing_seconds_max=processing_seconds_max,
             outcome_shape=outcome_shape,
             submit_status=submit_status,
             instant_models=frozenset(instant_models),
             failure_shape=failure_shape,
             media_base_url=media_base_url,
+            media_bytes=media_bytes,
         )
         self.state = SimulatorState(api_key, config, clock)
         self.app = create_app(self.state)
@@ -304,6 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-key", default="sim-test-key", help="accepted API key (default: %(default)s)")
     parser.add_argument("--queued-seconds", type=float, default=1.0)
     parser.add_argument("--processing-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--processing-seconds-max", type=float, default=None, help="draw each request's time up to this"
+    )
     parser.add_argument("--outcome-shape", choices=(*OUTCOME_SHAPES, "rotate"), default="rotate")
     parser.add_argument("--submit-status", choices=SUBMIT_STATUSES, default="queued")
     parser.add_argument("--failure-shape", choices=FAILURE_SHAPES, default="outcome_object")
@@ -311,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--instant-models", default="", help="comma-separated models answering at once; * = all"
     )
     parser.add_argument("--media-base-url", default=None, help="base of media URLs (default: the request's)")
+    parser.add_argument("--media-bytes", type=int, default=None, help="serve every video as this many bytes")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
     parser.add_argument("--access-log", action="store_true", help="log one line per request (no headers)")
     args = parser.parse_args(argv)
@@ -331,11 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         queued_seconds=args.queued_seconds,
         processing_seconds=args.processing_seconds,
+        processing_seconds_max=args.processing_seconds_max,
         outcome_shape=args.outcome_shape,
         submit_status=args.submit_status,
         instant_models=[m.strip() for m in args.instant_models.split(",") if m.strip()],
         failure_shape=args.failure_shape,
         media_base_url=args.media_base_url,
+        media_bytes=args.media_bytes,
         log_level=args.log_level,
         access_log=args.access_log,
     )

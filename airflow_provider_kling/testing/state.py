@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import itertools
+import random
 import threading
 import time
 import uuid
@@ -52,6 +53,8 @@ class SimulatorConfig:
 
     :param queued_seconds: how long a request reports ``queued``.
     :param processing_seconds: how long it then reports ``processing`` before its terminal status.
+    :param processing_seconds_max: when set, each request's processing time is drawn uniformly between
+        ``processing_seconds`` and this, so requests finish at scattered times (benchmarks, load tests).
     :param outcome_shape: ``media_objects``, ``media_strings``, ``video_url`` or ``rotate`` (cycle the three
         per request so every client code path gets exercised).
     :param submit_status: status in the submit answer: ``queued`` (default), ``dispatched`` or ``created``.
@@ -59,15 +62,19 @@ class SimulatorConfig:
     :param failure_shape: where a failure's message goes: ``outcome_object`` (``{"error": ...}``),
         ``outcome_string``, ``error_field`` (top-level ``error``) or ``reason_field`` (top-level ``reason``).
     :param media_base_url: base of media URLs in outcomes; default is the base URL the poll came in on.
+    :param media_bytes: when set, every video is served as exactly this many bytes (the clip, then zero
+        padding), streamed, so large downloads can be tested without storing them.
     """
 
     queued_seconds: float = 1.0
     processing_seconds: float = 2.0
+    processing_seconds_max: float | None = None
     outcome_shape: str = "rotate"
     submit_status: str = "queued"
     instant_models: frozenset[str] = frozenset()
     failure_shape: str = "outcome_object"
     media_base_url: str | None = None
+    media_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.instant_models, str):
@@ -75,6 +82,13 @@ class SimulatorConfig:
         object.__setattr__(self, "instant_models", frozenset(self.instant_models))
         if not (self.queued_seconds >= 0 and self.processing_seconds >= 0):
             raise ValueError("queued_seconds and processing_seconds must be >= 0")
+        if (
+            self.processing_seconds_max is not None
+            and not self.processing_seconds_max >= self.processing_seconds
+        ):
+            raise ValueError("processing_seconds_max must be >= processing_seconds")
+        if self.media_bytes is not None and not (isinstance(self.media_bytes, int) and self.media_bytes >= 0):
+            raise ValueError("media_bytes must be a whole number of bytes >= 0")
         for name, value, allowed in (
             ("outcome_shape", self.outcome_shape, (*OUTCOME_SHAPES, "rotate")),
             ("submit_status", self.submit_status, SUBMIT_STATUSES),
@@ -116,6 +130,13 @@ class SubmittedRequest:
     message: str | None = None
     outcome_shape: str = "media_objects"
     cancelled_at: float | None = None
+
+    @property
+    def finishes_at(self) -> float | None:
+        """When the request reaches its terminal status (``None`` if it never will, or was cancelled)."""
+        if self.fate == "stuck" or self.cancelled_at is not None:
+            return None
+        return self.submitted_at + self.queued_seconds + self.processing_seconds
 
     def status_at(self, now: float) -> tuple[str, float]:
         """The status at ``now`` and the clock time it was entered."""
@@ -165,6 +186,7 @@ class SimulatorState:
         self._faults: dict[str, deque[Fault]] = {}
         self._fail_next: deque[str] = deque()
         self._rotation = itertools.count()
+        self._random = random.Random(0)
 
     @property
     def config(self) -> SimulatorConfig:
@@ -256,6 +278,9 @@ class SimulatorState:
             if shape == "rotate":
                 shape = OUTCOME_SHAPES[next(self._rotation) % len(OUTCOME_SHAPES)]
             instant = model in config.instant_models or "*" in config.instant_models
+            processing = config.processing_seconds
+            if config.processing_seconds_max is not None:
+                processing = self._random.uniform(processing, config.processing_seconds_max)
             request = SubmittedRequest(
                 request_id=str(uuid.uuid4()),
                 model=model,
@@ -264,7 +289,7 @@ class SimulatorState:
                 organization_id=headers.get("x-organization-id"),
                 submitted_at=self.clock(),
                 queued_seconds=0.0 if instant else config.queued_seconds,
-                processing_seconds=0.0 if instant else config.processing_seconds,
+                processing_seconds=0.0 if instant else processing,
                 fate=fate,
                 message=message,
                 outcome_shape=shape,
@@ -368,6 +393,8 @@ class SimulatorState:
                     "organization_id": r.organization_id,
                     "headers": r.headers,
                     "created_at": int(r.submitted_at),
+                    "submitted_at": r.submitted_at,
+                    "finishes_at": r.finishes_at,
                 }
                 for r in self.requests
             ],

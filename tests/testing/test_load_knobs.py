@@ -1,0 +1,63 @@
+"""Simulator settings for load tests: scattered render times, and exact times in the stats."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from airflow_provider_kling.testing import KlingSimulator
+from airflow_provider_kling.testing.state import SimulatorConfig
+
+
+def submit(sim: KlingSimulator) -> str:
+    resp = requests.post(
+        f"{sim.api_url}/requests",
+        json={
+            "model": "kling-3.0-turbo-i2v",
+            "payload": {"first_frame": "https://e.com/a.png", "prompt": "p"},
+        },
+        headers={"Authorization": f"Bearer {sim.api_key}"},
+        timeout=10,
+    )
+    resp.raise_for_status()
+    return str(resp.json()["request_id"])
+
+
+def test_processing_times_are_drawn_from_the_range():
+    with KlingSimulator(queued_seconds=0, processing_seconds=5, processing_seconds_max=50) as sim:
+        for _ in range(40):
+            submit(sim)
+        times = [r.processing_seconds for r in sim.requests]
+    assert all(5 <= t <= 50 for t in times)
+    assert len({round(t, 3) for t in times}) > 30  # scattered, not one value
+
+
+def test_stats_give_each_request_its_exact_submit_and_finish_times():
+    with KlingSimulator(queued_seconds=1, processing_seconds=2) as sim:
+        request_id = submit(sim)
+        stuck = requests.post(
+            f"{sim.api_url}/requests",
+            json={
+                "model": "kling-3.0-turbo-i2v",
+                "payload": {"first_frame": "https://e.com/a.png", "prompt": "SIMULATE_STUCK"},
+            },
+            headers={"Authorization": f"Bearer {sim.api_key}"},
+            timeout=10,
+        ).json()["request_id"]
+        stats = requests.get(f"{sim.base_url}/_simulator/stats", timeout=10).json()
+    by_id = {r["request_id"]: r for r in stats["requests"]}
+    done = by_id[request_id]
+    assert done["finishes_at"] == pytest.approx(done["submitted_at"] + 3)
+    assert by_id[stuck]["finishes_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "text"),
+    [
+        ({"processing_seconds": 5, "processing_seconds_max": 1}, "processing_seconds_max"),
+        ({"media_bytes": -1}, "media_bytes"),
+    ],
+)
+def test_bad_load_settings_are_refused(changes, text):
+    with pytest.raises(ValueError, match=text):
+        SimulatorConfig(**changes)
