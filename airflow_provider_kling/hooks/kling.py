@@ -25,6 +25,7 @@ from airflow_provider_kling.api import (
 )
 from airflow_provider_kling.exceptions import KlingDownloadError
 from airflow_provider_kling.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
+from airflow_provider_kling.hooks.clients import SharedClient, shared_clients
 from airflow_provider_kling.retries import (
     KlingSubmitUnknownError,
     KlingTransportError,
@@ -35,7 +36,6 @@ from airflow_provider_kling.retries import (
 )
 
 if TYPE_CHECKING:
-    import httpx
     import requests
     from airflow.sdk import Connection, ObjectStoragePath
     from tenacity import RetryCallState
@@ -387,7 +387,10 @@ class KlingAsyncHook(_KlingHookBase):
     The async twin of :class:`KlingHook`, for triggers.
 
     Use it as an async context manager: the connection is fetched without blocking the
-    event loop, and one ``httpx.AsyncClient`` serves every poll until the block exits.
+    event loop, and shared ``httpx.AsyncClient`` objects serve every poll until the block
+    exits: every hook for the same connection in the same event loop uses the same few
+    clients (:mod:`~airflow_provider_kling.hooks.clients`), so a triggerer holding thousands
+    of triggers keeps a few dozen connections at most; the last hook to exit closes them.
 
     .. code-block:: python
 
@@ -401,7 +404,7 @@ class KlingAsyncHook(_KlingHookBase):
     """
 
     settings: ConnectionSettings
-    _client: httpx.AsyncClient | None = None
+    _shared: SharedClient | None = None
 
     async def __aenter__(self) -> KlingAsyncHook:
         import httpx
@@ -416,17 +419,14 @@ class KlingAsyncHook(_KlingHookBase):
         aextra = getattr(conn, "aextra_dejson", None)
         extra = await aextra() if aextra is not None else conn.extra_dejson
         self.settings = _settings(conn, extra)
-        self._client = httpx.AsyncClient(
-            base_url=self.settings.api_url,
-            headers=self.settings.headers(f"{USER_AGENT} python-httpx/{httpx.__version__}"),
-            timeout=httpx.Timeout(self.settings.timeout, connect=CONNECT_TIMEOUT),
-        )
+        user_agent = f"{USER_AGENT} python-httpx/{httpx.__version__}"
+        self._shared = await shared_clients.acquire(self.settings, user_agent, CONNECT_TIMEOUT)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._shared is not None:
+            shared, self._shared = self._shared, None
+            await shared_clients.release(shared)
 
     async def get_request(self, request_id: str) -> KlingRequest:
         """The current record of one request."""
@@ -454,10 +454,11 @@ class KlingAsyncHook(_KlingHookBase):
     async def _send(self, method: str, path: str, what: str) -> Any:
         import httpx
 
-        if self._client is None:
+        if self._shared is None:
             raise RuntimeError("KlingAsyncHook is used outside 'async with'")
         try:
-            resp = await self._client.request(method, path)
+            async with self._shared.slot() as client:
+                resp = await client.request(method, path)
         except (httpx.ConnectError, httpx.ConnectTimeout) as err:
             raise KlingTransportError(
                 f"{what}: could not connect to {self.settings.base_url}: {err!r}", sent=False

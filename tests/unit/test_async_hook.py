@@ -83,7 +83,7 @@ async def test_one_client_serves_every_poll_and_is_closed_on_exit(conn, respx_mo
     assert statuses == ["queued", "queued", "queued", "success"]
     assert route.call_count == 4
     assert client.is_closed
-    assert hook._client is None
+    assert hook._shared is None
 
 
 async def test_the_client_is_closed_when_the_block_raises(conn, respx_mock, clients):
