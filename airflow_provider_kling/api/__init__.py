@@ -41,6 +41,7 @@ from airflow_provider_kling.api.models import (
     PreparedPayload,
     prepare_payload,
 )
+from airflow_provider_kling.api.polling import DEFAULT_SCHEDULE, PollSchedule, submitted_at
 from airflow_provider_kling.api.records import (
     FAILED_STATUSES,
     RUNNING_STATUSES,
@@ -70,6 +71,7 @@ __all__ = [
     "API_PREFIX",
     "ASPECT_RATIOS",
     "DEFAULT_BASE_URL",
+    "DEFAULT_SCHEDULE",
     "FAILED_STATUSES",
     "I2V_MODEL",
     "MAX_ASPECT_RATIO",
@@ -95,6 +97,7 @@ __all__ = [
     "KlingValidationError",
     "ModelSpec",
     "Outcome",
+    "PollSchedule",
     "PreparedPayload",
     "check_image_size",
     "classify_first_frame",
@@ -110,6 +113,7 @@ __all__ = [
     "prepare_first_frame",
     "prepare_payload",
     "sniff_image",
+    "submitted_at",
     "validate_duration",
     "validate_model",
     "validate_prompt",

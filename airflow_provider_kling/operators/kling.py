@@ -23,7 +23,7 @@ from airflow_provider_kling.operators.submit import (
     is_template,
 )
 from airflow_provider_kling.outputs import DEFAULT_MAX_BYTES
-from airflow_provider_kling.sensors.kling import DEFAULT_POKE_INTERVAL, DEFAULT_TIMEOUT
+from airflow_provider_kling.sensors.kling import DEFAULT_TIMEOUT
 
 
 class KlingI2VOperator(KlingSubmitOperator):
@@ -51,7 +51,9 @@ class KlingI2VOperator(KlingSubmitOperator):
         :class:`~airflow_provider_kling.sensors.kling.KlingStatusSensor` returns.
     :param deferrable: while waiting, free the worker slot and wait in the triggerer.
         Defaults to the ``[operators] default_deferrable`` setting.
-    :param poll_interval: seconds between status checks while waiting. Default 10.
+    :param poll_interval: seconds between status checks while waiting. By default the wait
+        follows :data:`~airflow_provider_kling.api.polling.DEFAULT_SCHEDULE`: first check 25 s
+        after the submit, then about every 9.5 s, slowing down after 10 minutes.
     :param timeout: seconds to wait for the video before failing with
         ``AirflowSensorTimeout``. Default 3600.
     :param reuse_previous_request: on a retry of this task, wait for the request an
@@ -96,7 +98,7 @@ class KlingI2VOperator(KlingSubmitOperator):
         kling_conn_id: str = "kling_default",
         wait_for_completion: bool = False,
         deferrable: bool | None = None,
-        poll_interval: float = DEFAULT_POKE_INTERVAL,
+        poll_interval: float | None = None,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
         reuse_previous_request: bool = True,
         cancel_on_kill: bool = False,

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_kling.api import (
+    DEFAULT_SCHEDULE,
     KlingAPIError,
     KlingRequest,
+    PollSchedule,
     PreparedPayload,
     classify_first_frame,
     estimate_cost,
     prepare_payload,
+    submitted_at,
     validate_model,
 )
 from airflow_provider_kling.exceptions import (
@@ -34,7 +37,6 @@ from airflow_provider_kling.outputs import (
 from airflow_provider_kling.results import result_from_event, result_from_record
 from airflow_provider_kling.retries import KlingSubmitUnknownError
 from airflow_provider_kling.sensors.kling import (
-    DEFAULT_POKE_INTERVAL,
     DEFAULT_TIMEOUT,
     default_deferrable,
     handle_kill,
@@ -91,7 +93,9 @@ class KlingSubmitOperator(BaseOperator):
         ``{"request_id", "status", "media_urls", "outcome", "estimated_cost_usd"}``.
     :param deferrable: while waiting, free the worker slot and wait in the triggerer.
         Defaults to the ``[operators] default_deferrable`` setting.
-    :param poll_interval: seconds between status checks while waiting. Default 10.
+    :param poll_interval: seconds between status checks while waiting. By default the wait
+        follows :data:`~airflow_provider_kling.api.polling.DEFAULT_SCHEDULE`: first check 25 s
+        after the submit, then about every 9.5 s, slowing down after 10 minutes.
     :param timeout: seconds to wait for the video before failing with
         ``AirflowSensorTimeout``. Default 3600.
     :param reuse_previous_request: on a retry, wait for the request an earlier try
@@ -121,7 +125,7 @@ class KlingSubmitOperator(BaseOperator):
         max_cost_usd: float | None = None,
         wait_for_completion: bool = False,
         deferrable: bool | None = None,
-        poll_interval: float = DEFAULT_POKE_INTERVAL,
+        poll_interval: float | None = None,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
         reuse_previous_request: bool = True,
         cancel_on_kill: bool = False,
@@ -140,7 +144,7 @@ class KlingSubmitOperator(BaseOperator):
         self.max_cost_usd = max_cost_usd
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = None if poll_interval is None else float(poll_interval)
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         self.reuse_previous_request = reuse_previous_request
         self.cancel_on_kill = cancel_on_kill
@@ -148,7 +152,7 @@ class KlingSubmitOperator(BaseOperator):
         self.download_filename = download_filename
         self.download_conn_id = download_conn_id
         self.max_download_bytes = max_download_bytes
-        if self.poll_interval <= 0 or self.timeout <= 0:
+        if (self.poll_interval is not None and self.poll_interval <= 0) or self.timeout <= 0:
             raise ValueError(
                 f"poll_interval and timeout must be positive, got {poll_interval!r} and {timeout!r}"
             )
@@ -234,11 +238,12 @@ class KlingSubmitOperator(BaseOperator):
                     kling_conn_id=self.kling_conn_id,
                     poll_interval=self.poll_interval,
                     cancel_on_kill=self.cancel_on_kill,
+                    submitted_at=submitted_at(record.created_at, time.time()),
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout + 120),
             )
-        return self._finish(context, self._wait(record.request_id))
+        return self._finish(context, self._wait(record))
 
     def _check_cost(self, prepared: PreparedPayload) -> float | None:
         cost = estimate_cost(prepared.model, prepared.payload)
@@ -291,10 +296,14 @@ class KlingSubmitOperator(BaseOperator):
         if self._request_id is not None:
             handle_kill(self, self._request_id)
 
-    def _wait(self, request_id: str) -> dict[str, Any]:
+    def _wait(self, submitted: KlingRequest) -> dict[str, Any]:
+        request_id = submitted.request_id
+        schedule = DEFAULT_SCHEDULE if self.poll_interval is None else PollSchedule.fixed(self.poll_interval)
+        origin = submitted_at(submitted.created_at, time.time())
         started = time.monotonic()
         deadline = started + self.timeout
         last_status = None
+        time.sleep(min(schedule.wait(time.time() - origin, polled=False), self.timeout))
         while True:
             record = self.hook.get_request(request_id)
             if record.status != last_status:
@@ -309,7 +318,7 @@ class KlingSubmitOperator(BaseOperator):
                     f"Kling request {request_id} was still {record.status} after {self.timeout:g} s; "
                     "it may keep running (and billing) at GMI."
                 )
-            time.sleep(min(self.poll_interval, remaining))
+            time.sleep(min(schedule.wait(time.time() - origin, polled=True), remaining))
 
     def _metadata(self, request_id: str) -> dict[str, Any]:
         summary = self.summary()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_kling.api.polling import submitted_at
 from airflow_provider_kling.exceptions import (
     AirflowSkipException,
     KlingRequestFailedError,
@@ -101,7 +102,11 @@ class KlingStatusSensor(BaseSensorOperator):
     :param kling_conn_id: the ``kling`` connection holding the API key.
     :param deferrable: wait in the triggerer instead of a worker slot. Defaults to the
         ``[operators] default_deferrable`` setting.
-    :param poke_interval: seconds between checks. Default 10.
+    :param poke_interval: seconds between checks. By default, a deferred sensor follows
+        :data:`~airflow_provider_kling.api.polling.DEFAULT_SCHEDULE` (first check 25 s after
+        the submit, then about every 9.5 s, slowing down after 10 minutes: half the calls of
+        5 s polling for a similar wait), and a sensor in poke or reschedule mode checks
+        every 10 s. A number makes both check that often.
     :param timeout: seconds to wait before failing with ``AirflowSensorTimeout`` (a skip
         with ``soft_fail=True``). Default 3600.
     :param max_poll_failures: consecutive failed checks tolerated in deferrable mode.
@@ -138,7 +143,7 @@ class KlingStatusSensor(BaseSensorOperator):
         request_id: str,
         kling_conn_id: str = "kling_default",
         deferrable: bool | None = None,
-        poke_interval: timedelta | float = DEFAULT_POKE_INTERVAL,
+        poke_interval: timedelta | float | None = None,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
         max_poll_failures: int = 10,
         cancel_on_kill: bool = False,
@@ -149,7 +154,14 @@ class KlingStatusSensor(BaseSensorOperator):
         request_info: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        # Airflow's sensor needs a number for poke mode; remember whether the user chose it.
+        self.fixed_interval = poke_interval is not None
+        super().__init__(
+            poke_interval=DEFAULT_POKE_INTERVAL if poke_interval is None else poke_interval,
+            timeout=timeout,
+            **kwargs,
+        )
+        self._submitted_at: float | None = None
         self.request_info = request_info
         self.download_to = download_to
         self.download_filename = download_filename
@@ -178,6 +190,7 @@ class KlingStatusSensor(BaseSensorOperator):
         request_id = coerce_request_id(self.request_id)
         record = self.hook.get_request(request_id)
         log_status(self.log, record)
+        self._submitted_at = submitted_at(record.created_at, time.time())
         result = result_from_record(record)
         if result is None:
             return False
@@ -197,9 +210,10 @@ class KlingStatusSensor(BaseSensorOperator):
                 request_id=coerce_request_id(self.request_id),
                 end_time=time.time() + self.timeout,
                 kling_conn_id=self.kling_conn_id,
-                poll_interval=self.poke_interval,
+                poll_interval=self.poke_interval if self.fixed_interval else None,
                 max_poll_failures=self.max_poll_failures,
                 cancel_on_kill=self.cancel_on_kill,
+                submitted_at=self._submitted_at,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + _DEFER_GRACE),

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_kling.api import KlingError, KlingValidationError, is_known_status
+from airflow_provider_kling.api import (
+    DEFAULT_SCHEDULE,
+    KlingError,
+    KlingValidationError,
+    PollSchedule,
+    is_known_status,
+)
 from airflow_provider_kling.results import STILL_BILLING, event_from_record
 
 if TYPE_CHECKING:
     from airflow_provider_kling.hooks.kling import KlingAsyncHook
 
-DEFAULT_POLL_INTERVAL = 10.0
 DEFAULT_MAX_POLL_FAILURES = 10
 # 4xx answers other than these are permanent: polling again cannot turn them into a video.
 _TRANSIENT_4XX = frozenset({408, 409, 425, 429})
@@ -32,8 +36,14 @@ class KlingStatusTrigger(BaseTrigger):
 
     :param request_id: the request to wait for.
     :param kling_conn_id: the ``kling`` connection holding the API key.
-    :param poll_interval: seconds between polls (each sleep varies by up to 10% so that
-        many mapped tasks do not poll GMI in lockstep).
+    :param poll_interval: poll at once, then every this many seconds. ``None`` (the default)
+        uses :data:`~airflow_provider_kling.api.polling.DEFAULT_SCHEDULE`: first poll 25 s
+        after the submit, then about every 9.5 s, slowing to every 30 s for a request older
+        than 10 minutes. Each sleep varies by up to 10%, so that many mapped tasks do not
+        poll GMI in lockstep.
+    :param submitted_at: when the request was submitted, as Unix time: the default schedule
+        counts from it. Defaults to the trigger's creation, and is serialized, so a trigger
+        resumed in another triggerer keeps its place in the schedule.
     :param end_time: the deadline as Unix time (``time.time()``). Wall-clock on purpose:
         a trigger can resume in another triggerer process after a restart, where a
         monotonic clock would mean nothing.
@@ -48,17 +58,22 @@ class KlingStatusTrigger(BaseTrigger):
         request_id: str,
         end_time: float,
         kling_conn_id: str = "kling_default",
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        poll_interval: float | None = None,
         max_poll_failures: int = DEFAULT_MAX_POLL_FAILURES,
         cancel_on_kill: bool = False,
+        submitted_at: float | None = None,
     ) -> None:
         super().__init__()
+        self.submitted_at = time.time() if submitted_at is None else float(submitted_at)
         self.cancel_on_kill = bool(cancel_on_kill)
         self.request_id = request_id
         self.end_time = float(end_time)
         self.kling_conn_id = kling_conn_id
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = None if poll_interval is None else float(poll_interval)
         self.max_poll_failures = int(max_poll_failures)
+        self.schedule = (
+            DEFAULT_SCHEDULE if self.poll_interval is None else PollSchedule.fixed(self.poll_interval)
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -70,6 +85,7 @@ class KlingStatusTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "max_poll_failures": self.max_poll_failures,
                 "cancel_on_kill": self.cancel_on_kill,
+                "submitted_at": self.submitted_at,
             },
         )
 
@@ -89,6 +105,9 @@ class KlingStatusTrigger(BaseTrigger):
         failures = 0
         last_status: str | None = None
         started = time.monotonic()
+        first_wait = self.schedule.wait(self._age(), polled=False)
+        if first_wait > 0:
+            await asyncio.sleep(min(first_wait, max(0.0, self.end_time - time.time())))
         while True:
             try:
                 record = await hook.get_request(self.request_id)
@@ -121,7 +140,10 @@ class KlingStatusTrigger(BaseTrigger):
                     "it may keep running (and billing) at GMI. A request stuck in 'queued' usually means "
                     "the model is not serving.",
                 )
-            await asyncio.sleep(min(remaining, self.poll_interval * random.uniform(0.9, 1.1)))
+            await asyncio.sleep(min(remaining, self.schedule.wait(self._age(), polled=True)))
+
+    def _age(self) -> float:
+        return time.time() - self.submitted_at
 
     async def on_kill(self) -> None:
         """Called by Airflow 3.3+ when a user kills the deferred task; never on a triggerer restart."""
