@@ -110,3 +110,19 @@ def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(kling, "retry_policy", policy)
     return sleeps
+
+
+@pytest.fixture
+def httpx_clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every ``httpx.AsyncClient`` created during the test, in order."""
+    import httpx
+
+    created: list[httpx.AsyncClient] = []
+
+    class CountingClient(httpx.AsyncClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    monkeypatch.setattr(httpx, "AsyncClient", CountingClient)
+    return created

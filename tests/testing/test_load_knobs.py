@@ -9,13 +9,11 @@ from airflow_provider_kling.testing import KlingSimulator
 from airflow_provider_kling.testing.state import SimulatorConfig
 
 
-def submit(sim: KlingSimulator) -> str:
+def submit(sim: KlingSimulator, prompt: str = "p") -> str:
+    payload = {"first_frame": "https://e.com/a.png", "prompt": prompt}
     resp = requests.post(
         f"{sim.api_url}/requests",
-        json={
-            "model": "kling-3.0-turbo-i2v",
-            "payload": {"first_frame": "https://e.com/a.png", "prompt": "p"},
-        },
+        json={"model": "kling-3.0-turbo-i2v", "payload": payload},
         headers={"Authorization": f"Bearer {sim.api_key}"},
         timeout=10,
     )
@@ -35,15 +33,7 @@ def test_processing_times_are_drawn_from_the_range():
 def test_stats_give_each_request_its_exact_submit_and_finish_times():
     with KlingSimulator(queued_seconds=1, processing_seconds=2) as sim:
         request_id = submit(sim)
-        stuck = requests.post(
-            f"{sim.api_url}/requests",
-            json={
-                "model": "kling-3.0-turbo-i2v",
-                "payload": {"first_frame": "https://e.com/a.png", "prompt": "SIMULATE_STUCK"},
-            },
-            headers={"Authorization": f"Bearer {sim.api_key}"},
-            timeout=10,
-        ).json()["request_id"]
+        stuck = submit(sim, prompt="SIMULATE_STUCK")
         stats = requests.get(f"{sim.base_url}/_simulator/stats", timeout=10).json()
     by_id = {r["request_id"]: r for r in stats["requests"]}
     done = by_id[request_id]

@@ -17,17 +17,8 @@ DONE = {**QUEUED, "status": "success", "outcome": {"media_urls": ["https://media
 
 
 @pytest.fixture
-def clients(monkeypatch):
-    """Every httpx.AsyncClient created during the test."""
-    created: list[httpx.AsyncClient] = []
-
-    class CountingClient(httpx.AsyncClient):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            created.append(self)
-
-    monkeypatch.setattr(httpx, "AsyncClient", CountingClient)
-    return created
+def clients(httpx_clients):
+    return httpx_clients
 
 
 @pytest.fixture

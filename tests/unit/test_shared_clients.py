@@ -19,17 +19,8 @@ from tests.unit.test_sensor import submit
 
 
 @pytest.fixture
-def created(monkeypatch):
-    """Every httpx.AsyncClient created during the test."""
-    made: list[httpx.AsyncClient] = []
-
-    class CountingClient(httpx.AsyncClient):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(httpx, "AsyncClient", CountingClient)
-    return made
+def created(httpx_clients):
+    return httpx_clients
 
 
 async def test_many_triggers_in_one_loop_share_one_client(kling_simulator, kling_connection_env, created):
