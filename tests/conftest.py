@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import struct
 import zlib
 from collections.abc import Callable
@@ -15,18 +16,25 @@ TEST_BASE_URL = "https://gmi.test"
 TEST_API_KEY = "sk-test-SECRET-0123456789"
 
 
-def make_png(width: int = 1, height: int = 1) -> bytes:
-    """A valid RGB PNG of the given size, built by hand (no Pillow needed)."""
+def make_png(width: int = 1, height: int = 1, *, noise: bool = False) -> bytes:
+    """
+    A valid RGB PNG of the given size, built by hand (no Pillow needed).
+
+    ``noise`` fills it with random pixels stored uncompressed, so the file is about
+    ``3 * width * height`` bytes: a large image for size and memory checks.
+    """
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    rows = b"".join(b"\x00" + b"\xc8\x78\x28" * width for _ in range(height))  # filter 0 + pixels
+    rng = random.Random(0)
+    pixel_row = (lambda: rng.randbytes(3 * width)) if noise else (lambda: b"\xc8\x78\x28" * width)
+    rows = b"".join(b"\x00" + pixel_row() for _ in range(height))  # filter 0 + pixels
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IDAT", zlib.compress(rows, 0 if noise else 6))
         + chunk(b"IEND", b"")
     )
 

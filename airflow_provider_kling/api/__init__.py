@@ -8,6 +8,7 @@ Import everything from here; the submodules only keep each part short.
 
 from __future__ import annotations
 
+from airflow_provider_kling.api.body import JsonBody, json_pieces
 from airflow_provider_kling.api.connection import (
     API_PREFIX,
     DEFAULT_BASE_URL,
@@ -91,6 +92,7 @@ __all__ = [
     "EncodedImage",
     "FirstFrameKind",
     "ImageKind",
+    "JsonBody",
     "KlingAPIError",
     "KlingError",
     "KlingRequest",
@@ -110,6 +112,7 @@ __all__ = [
     "extract_media_urls",
     "image_size",
     "is_known_status",
+    "json_pieces",
     "prepare_first_frame",
     "prepare_payload",
     "sniff_image",

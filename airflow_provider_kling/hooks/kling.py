@@ -18,6 +18,7 @@ from airflow.sdk import BaseHook
 from airflow_provider_kling import __version__
 from airflow_provider_kling.api import (
     ConnectionSettings,
+    JsonBody,
     KlingAPIError,
     KlingRequest,
     connection_settings,
@@ -365,9 +366,11 @@ class KlingHook(_KlingHookBase):
         import requests
 
         url = self.settings.api_url + path
+        # A fresh body per attempt: a retry sends it from the start. The session sends Content-Type.
+        body = None if json is None else JsonBody(json)
         try:
             resp = self.session.request(
-                method, url, json=json, params=params, timeout=(CONNECT_TIMEOUT, self.settings.timeout)
+                method, url, data=body, params=params, timeout=(CONNECT_TIMEOUT, self.settings.timeout)
             )
         except requests.exceptions.ConnectTimeout as err:
             raise KlingTransportError(

@@ -133,7 +133,10 @@ def test_submit_posts_model_and_payload_and_returns_the_record(hook, requests_mo
     assert requests_mock.call_count == 1
     sent = requests_mock.last_request
     assert sent.method == "POST"
-    assert sent.json() == {"model": MODEL, "payload": PAYLOAD}
+    # The body is streamed (api/body.py): requests-mock hands over the file it was given.
+    body = sent.body.read()
+    assert json.loads(body) == {"model": MODEL, "payload": PAYLOAD}
+    assert sent.headers["Content-Length"] == str(len(body))
     assert sent.headers["Content-Type"] == "application/json"
 
 
