@@ -13,7 +13,7 @@ VENV := .venv
 FLOOR_VENV := .venv-floor
 BIN := $(VENV)/bin
 
-.PHONY: all venv demo test lint typecheck unit floor e2e browser screenshots airflow-up airflow-down docs simulator clean
+.PHONY: all venv demo test lint typecheck unit floor e2e browser screenshots airflow-up airflow-down docs simulator bench bench-smoke clean
 .DEFAULT_GOAL := test
 
 $(UV):
@@ -40,7 +40,7 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
-test: lint typecheck unit floor e2e docs
+test: lint typecheck unit floor e2e docs bench-smoke
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -82,6 +82,15 @@ airflow-down:
 
 docs: $(VENV)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+
+# Every benchmark under bench/ at full size (~8 min on 2 cores); rewrites docs/performance.md.
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run_all.py --output docs/performance.md
+
+# The same benchmarks at a tiny size, so they cannot rot; no figure is asserted or kept.
+bench-smoke: $(VENV)/.installed
+	mkdir -p docs/_build
+	$(BIN)/python bench/run_all.py --smoke --output docs/_build/performance-smoke.md
 
 simulator: $(VENV)/.installed
 	$(BIN)/python -m airflow_provider_kling.testing.simulator --port 8765

@@ -1,7 +1,8 @@
 """Sphinx configuration for the airflow-provider-kling documentation.
 
 Built by ``make docs`` (part of ``make test``) with warnings as errors and no network:
-no intersphinx, only Sphinx's built-in extensions and the furo theme.
+no intersphinx, only Sphinx's built-in extensions, the furo theme, and myst-parser for the one
+Markdown page (``performance.md``, written by ``make bench``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ version = __version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.viewcode",
+    "myst_parser",
 ]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 
 exclude_patterns = ["_build"]
 root_doc = "index"
