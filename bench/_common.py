@@ -7,6 +7,7 @@ against a baseline measured in the same run, because these machines are shared a
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,13 @@ class Section:
             )
             lines.append("")
         return "\n".join(lines)
+
+
+def cli(run: Callable[[bool], Section], doc: str | None) -> None:
+    """Run one benchmark as a script: ``python bench/NAME.py [--smoke]`` prints its section."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that only proves it works")
+    print(run(parser.parse_args().smoke).markdown())
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:

@@ -9,7 +9,6 @@ provider's ``HttpOperator``, the operator a DAG author would otherwise call GMI 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, Section, Target, ratio, table
+from _common import ROOT, Section, Target, cli, ratio, table
 
 MARK = "-- kling bench: airflow.sdk imported --"
 HEAVY = ("requests", "httpx", "aiohttp", "urllib3", "tenacity")
@@ -142,6 +141,4 @@ def run(smoke: bool) -> Section:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="a tiny run that only proves it works")
-    print(run(parser.parse_args().smoke).markdown())
+    cli(run, __doc__)

@@ -8,7 +8,6 @@ simulator saw: it shows the trigger polls as the model says.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Section, SimulatorProcess, Target, connection_env, simulator, table
+from _common import Section, SimulatorProcess, Target, cli, connection_env, simulator, table
 
 from airflow_provider_kling.api import DEFAULT_SCHEDULE, PollSchedule
 
@@ -244,6 +243,4 @@ def run(smoke: bool) -> Section:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="a tiny run that only proves it works")
-    print(run(parser.parse_args().smoke).markdown())
+    cli(run, __doc__)

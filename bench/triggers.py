@@ -7,7 +7,6 @@ renders of 5-90 s. The baselines use the same polling loop with the HTTP done an
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Section, Target, connection_env, ratio, run_child, simulator, table
+from _common import Section, Target, cli, connection_env, ratio, run_child, simulator, table
 
 POLL_ROUTE = "GET /requests/{id}"
 VARIANTS = {
@@ -237,6 +236,4 @@ def targets_for(by: dict[tuple[str, int], Result], smoke: bool) -> list[Target]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="a tiny run that only proves it works")
-    print(run(parser.parse_args().smoke).markdown())
+    cli(run, __doc__)
