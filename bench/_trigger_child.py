@@ -101,12 +101,21 @@ def stats() -> dict[str, Any]:
     return result
 
 
-async def watch_stalls(stop: asyncio.Event, out: list[tuple[float, float]], tick: float = 0.005) -> None:
-    """Each time the loop woke a task that asked to sleep ``tick`` seconds: (asked at, woken at)."""
+Stall = tuple[float, float, int, float]
+
+
+async def watch_stalls(
+    stop: asyncio.Event, out: list[Stall], callbacks: CallbackTimer, tick: float = 0.005
+) -> None:
+    """
+    Each time the loop woke a task that asked to sleep ``tick`` seconds: (asked at, woken at, how
+    many callbacks the loop ran meanwhile, and their CPU seconds, collector pauses excluded).
+    """
     while not stop.is_set():
         before = time.monotonic()  # the clock asyncio's loop.time() uses
+        count, cpu = callbacks.count, callbacks.cpu
         await asyncio.sleep(tick)
-        out.append((before + tick, time.monotonic()))
+        out.append((before + tick, time.monotonic(), callbacks.count - count, callbacks.cpu - cpu))
 
 
 def make_trigger(variant: str, request_id: str, poll_interval: float, end_time: float) -> KlingStatusTrigger:
@@ -155,6 +164,8 @@ class CallbackTimer:
         self.gc_timer = gc_timer
         self.longest = 0.0
         self.longest_what = ""
+        self.count = 0
+        self.cpu = 0.0
         self._original = asyncio.events.Handle._run
 
     def __enter__(self) -> CallbackTimer:
@@ -164,6 +175,8 @@ class CallbackTimer:
             started, collected = time.thread_time(), timer.gc_timer.cpu_total
             original(handle)
             own = time.thread_time() - started - (timer.gc_timer.cpu_total - collected)
+            timer.count += 1
+            timer.cpu += own
             if own > timer.longest:
                 timer.longest, timer.longest_what = own, repr(handle)[:300]
 
@@ -194,9 +207,10 @@ async def main(
     cpu_before = time.process_time()
     gc_timer = GcTimer()
     gc.callbacks.append(gc_timer)
-    stalls: list[tuple[float, float]] = []
+    stalls: list[Stall] = []
+    callbacks = CallbackTimer(gc_timer)
     stop = asyncio.Event()
-    watcher = asyncio.create_task(watch_stalls(stop, stalls))
+    watcher = asyncio.create_task(watch_stalls(stop, stalls, callbacks))
     started = time.time()
     events: dict[str, tuple[float, str]] = {}
 
@@ -204,7 +218,7 @@ async def main(
         async for event in trigger.run():
             events[trigger.request_id] = (time.time(), event.payload["status"])
 
-    with CallbackTimer(gc_timer) as callbacks:
+    with callbacks:
         tasks = []
         for rid in ids:
             # As Airflow's TriggerRunner.create_triggers does: yield to the loop between two triggers.
@@ -216,8 +230,16 @@ async def main(
     gc.callbacks.remove(gc_timer)
     stop.set()
     await watcher
-    late = sorted(woken - due for due, woken in stalls)
-    own = [woken - due for due, woken in stalls if not gc_timer.overlaps_full_collection(due, woken)]
+    late = sorted(woken - due for due, woken, _, _ in stalls)
+    # The longest stall with no full collection in it, and what the loop was busy with meanwhile.
+    no_gc = max(
+        (
+            (woken - due, ran, cpu)
+            for due, woken, ran, cpu in stalls
+            if not gc_timer.overlaps_full_collection(due, woken)
+        ),
+        default=(0.0, 0, 0.0),
+    )
     return {
         "variant": variant,
         "n": n,
@@ -227,7 +249,9 @@ async def main(
         "peak_growth_kb": peak_rss_kb() - rss_before,
         "stall_max": late[-1] if late else 0.0,
         "stall_p99": late[int(len(late) * 0.99)] if late else 0.0,
-        "stall_max_outside_full_gc": max(own, default=0.0),
+        "stall_max_outside_full_gc": no_gc[0],
+        "stall_max_outside_full_gc_callbacks": no_gc[1],
+        "stall_max_outside_full_gc_cpu": no_gc[2],
         "longest_callback": callbacks.longest,
         "longest_callback_what": callbacks.longest_what,
         "full_gc_count": len(gc_timer.pauses[2]),

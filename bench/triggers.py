@@ -54,6 +54,8 @@ class Result:
     p99: float
     stall_max_ms: float
     stall_no_gc_ms: float
+    stall_no_gc_callbacks: int
+    stall_no_gc_cpu_ms: float
     callback_ms: float
     full_gcs: int
     full_gc_ms: float
@@ -89,6 +91,8 @@ def measure(scenario: Scenario, variant: str) -> Result:
         p99=delays[min(len(delays) - 1, int(len(delays) * 0.99))],
         stall_max_ms=1000 * child["stall_max"],
         stall_no_gc_ms=1000 * child["stall_max_outside_full_gc"],
+        stall_no_gc_callbacks=child["stall_max_outside_full_gc_callbacks"],
+        stall_no_gc_cpu_ms=1000 * child["stall_max_outside_full_gc_cpu"],
         callback_ms=1000 * child["longest_callback"],
         full_gcs=child["full_gc_count"],
         full_gc_ms=1000 * child["full_gc_longest"],
@@ -172,6 +176,7 @@ def stalls_paragraph(ours: list[Result], by: dict[tuple[str, int], Result]) -> s
     """Why the loop was late, from this run's figures."""
     frozen = [r for (variant, _), r in by.items() if variant == "provider-frozen"]
     busiest = max(ours, key=lambda r: r.n / r.poll_interval)
+    worst = max(ours, key=lambda r: r.stall_no_gc_ms)
     text = (
         "**Stalls.** The provider's own code never held the loop for long: at most "
         f"{max(r.callback_ms for r in ours):.1f} ms of CPU in one callback in any run. The longer "
@@ -183,8 +188,11 @@ def stalls_paragraph(ours: list[Result], by: dict[tuple[str, int], Result]) -> s
         f"Second, bursts: time is compressed, so N={busiest.n:,} polling every "
         f"{busiest.poll_interval:g} s is {busiest.n / busiest.poll_interval:,.0f} polls a second "
         "(1,000 triggers on the default ~10 s schedule ask 100 of a real triggerer). Answers then come "
-        "in bursts, and the loop runs every ready callback before it wakes the 5 ms sleeper: "
-        "*longest stall with no full GC in it*."
+        "in bursts, and the loop runs every ready callback before it wakes the 5 ms sleeper. "
+        f"During the longest stall with no full GC in it ({worst.stall_no_gc_ms:.0f} ms, at "
+        f"N={worst.n:,}) the loop ran {worst.stall_no_gc_callbacks:,} callbacks, "
+        f"{worst.stall_no_gc_cpu_ms:.0f} ms of CPU in all: it was busy with other triggers' polls, "
+        "not blocked by one."
     )
     if frozen:
         f = frozen[0]
