@@ -80,8 +80,8 @@ class JsonBody:
         self._pieces = json_pieces(self._value)
         self._pending = b""
         self._position = 0
-        while self._position < offset:
-            self._position += len(self.read(offset - self._position))
+        while self._position < offset and self.read(offset - self._position):
+            pass  # read() advances the position
         return self._position
 
     def read(self, size: int = -1) -> bytes:

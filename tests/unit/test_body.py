@@ -59,7 +59,7 @@ def test_the_body_rewinds_for_a_second_send():
     first = body.read()
     assert body.seek(0) == 0
     assert body.read() == first
-    body.seek(100)
+    assert body.seek(100) == body.tell() == 100
     assert body.read() == first[100:]
     assert b"".join(JsonBody(PAYLOADS[2])) == first
 
