@@ -124,6 +124,22 @@ class SimulatorProcess:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return json.load(resp)
 
+    def api(self, path: str, body: Any = None) -> Any:
+        """Call the GMI API of the simulator with its key: GET, or POST of ``body`` as JSON."""
+        req = urllib.request.Request(
+            f"{self.api_url}{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.load(resp)
+
+    def submit(self) -> str:
+        """Submit one image-to-video request of a URL image, without the provider; its id."""
+        payload = {"first_frame": "https://example.com/a.png", "prompt": "bench"}
+        answer = self.api("/requests", {"model": "kling-3.0-turbo-i2v", "payload": payload})
+        return str(answer["request_id"])
+
 
 @contextmanager
 def simulator(*options: str) -> Iterator[SimulatorProcess]:

@@ -7,13 +7,11 @@ same file read once into memory with ``Path.read_bytes()``.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import struct
 import sys
 import tempfile
-import urllib.request
 import zlib
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Section, SimulatorProcess, Target, cli, connection_env, ratio, run_child, simulator, table
+
+from airflow_provider_kling.api import KlingRequest
 
 MIB = 1024 * 1024
 
@@ -41,27 +41,16 @@ def write_png(path: Path, approx_bytes: int) -> int:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows, 0))
-    path.write_bytes(png + chunk(b"IEND", b""))
+    idat = chunk(b"IDAT", zlib.compress(rows, 0))
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
+    path.write_bytes(png)
     return len(png)
 
 
 def video_url(sim: SimulatorProcess) -> str:
     """Submit one request the simulator finishes at once, and return its video's URL."""
     sim.control("config", {"queued_seconds": 0, "processing_seconds": 0})
-    body = json.dumps(
-        {"model": "kling-3.0-turbo-i2v", "payload": {"first_frame": "https://example.com/a.png"}}
-    ).encode()
-    headers = {"Authorization": f"Bearer {sim.api_key}", "Content-Type": "application/json"}
-    req = urllib.request.Request(f"{sim.api_url}/requests", data=body, headers=headers)
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        request_id = json.load(resp)["request_id"]
-    get = urllib.request.Request(f"{sim.api_url}/requests/{request_id}", headers=headers)
-    with urllib.request.urlopen(get, timeout=30) as resp:
-        record = json.load(resp)
-    from airflow_provider_kling.api import KlingRequest
-
-    return KlingRequest.from_record(record).media_urls[0]
+    return KlingRequest.from_record(sim.api(f"/requests/{sim.submit()}")).media_urls[0]
 
 
 def step(sim: SimulatorProcess, *args: str) -> dict[str, Any]:

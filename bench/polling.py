@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import random
 import statistics
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,8 +119,8 @@ async def run_triggers(sim: SimulatorProcess, schedule: PollSchedule, renders: l
     tasks = []
     for render in renders:
         await asyncio.to_thread(sim.control, "config", {"processing_seconds": render * k})
-        answer = await asyncio.to_thread(submit, sim)
-        trigger = KlingStatusTrigger(request_id=answer["request_id"], end_time=time.time() + 300)
+        request_id = await asyncio.to_thread(sim.submit)
+        trigger = KlingStatusTrigger(request_id=request_id, end_time=time.time() + 300)
         trigger.schedule = schedule  # the same schedule, in compressed time
         tasks.append(asyncio.create_task(wait(trigger)))
     await asyncio.gather(*tasks)
@@ -161,23 +159,6 @@ def check_real_trigger(n: int, k: float) -> list[list[str]]:
         modelled = statistics.fmean(replay(schedule, d, rng)[0] for d in renders_seen)
         rows.append([name, f"{n}", f"{1 / k:.0f}x", f"{modelled:.1f}", f"{seen:.1f}"])
     return rows
-
-
-def submit(sim: SimulatorProcess) -> dict[str, str]:
-    body = json.dumps(
-        {
-            "model": "kling-3.0-turbo-i2v",
-            "payload": {"first_frame": "https://example.com/a.png", "prompt": "p"},
-        }
-    ).encode()
-    req = urllib.request.Request(
-        f"{sim.api_url}/requests",
-        data=body,
-        headers={"Authorization": f"Bearer {sim.api_key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        answer: dict[str, str] = json.load(resp)
-    return answer
 
 
 def run(smoke: bool) -> Section:
