@@ -83,7 +83,7 @@ airflow-down:
 docs: $(VENV)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
-# Every benchmark under bench/ at full size (~8 min on 2 cores); rewrites docs/performance.md.
+# Every benchmark under bench/ at full size (~7.5 min on 2 cores); rewrites docs/performance.md.
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run_all.py --output docs/performance.md
 

@@ -8,6 +8,7 @@ against a baseline measured in the same run, because these machines are shared a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -16,13 +17,16 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_kling.api import API_PREFIX
+
 ROOT = Path(__file__).resolve().parent.parent
 SIM_KEY = "bench-key"
+#: The simulator's counter of status polls (``/_simulator/stats``).
+POLL_ROUTE = "GET /requests/{id}"
 # Importing Airflow writes an airflow.cfg into AIRFLOW_HOME (default ~/airflow): keep benchmarks out
 # of the user's. Child processes inherit it.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="kling-bench-airflow-"))
@@ -109,8 +113,17 @@ def reset_peak_rss() -> None:
 @dataclass(frozen=True)
 class SimulatorProcess:
     base_url: str
-    api_url: str
     api_key: str
+
+    @classmethod
+    def from_connection_env(cls, conn_id: str = "kling_default") -> SimulatorProcess:
+        """The simulator a child process was pointed at by :func:`connection_env`."""
+        conn = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        return cls(conn["host"], conn["password"])
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + API_PREFIX
 
     def control(self, path: str, body: Any = None) -> Any:
         """Call the simulator's ``/_simulator/`` control API."""
@@ -141,7 +154,7 @@ class SimulatorProcess:
         return str(answer["request_id"])
 
 
-@contextmanager
+@contextlib.contextmanager
 def simulator(*options: str) -> Iterator[SimulatorProcess]:
     """Serve the simulator on a free loopback port in a child process; options are its CLI flags."""
     cmd = [sys.executable, "-m", "airflow_provider_kling.testing.simulator", "--port", "0"]
@@ -153,7 +166,7 @@ def simulator(*options: str) -> Iterator[SimulatorProcess]:
         base = proc.stdout.readline().strip()
         if not base.startswith("http://127.0.0.1:"):
             raise RuntimeError(f"the simulator did not start (it printed {base!r})")
-        yield SimulatorProcess(base, f"{base}/api/v1/ie/requestqueue/apikey", SIM_KEY)
+        yield SimulatorProcess(base, SIM_KEY)
     finally:
         proc.terminate()
         try:
@@ -165,9 +178,24 @@ def simulator(*options: str) -> Iterator[SimulatorProcess]:
 
 def connection_env(sim: SimulatorProcess, conn_id: str = "kling_default") -> dict[str, str]:
     """Environment that defines an Airflow ``kling`` connection to the simulator."""
-    host = sim.base_url.removeprefix("http://")
-    uri = json.dumps({"conn_type": "kling", "host": f"http://{host}", "password": sim.api_key})
+    uri = json.dumps({"conn_type": "kling", "host": sim.base_url, "password": sim.api_key})
     return {f"AIRFLOW_CONN_{conn_id.upper()}": uri}
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null: log lines still get rendered (as in Airflow) but go nowhere."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def run_child(args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 600) -> Any:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,14 +19,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
-from _common import peak_rss_kb, reset_peak_rss, rss_kb
+from _common import POLL_ROUTE, SimulatorProcess, peak_rss_kb, quiet_stdout, reset_peak_rss, rss_kb
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_kling.api import KlingRequest
 from airflow_provider_kling.hooks.kling import KlingAsyncHook, KlingHook
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 
-POLL_ROUTE = "GET /requests/{id}"
 PAYLOAD = {"first_frame": "https://example.com/product.png", "prompt": "bench", "duration": "5"}
 
 
@@ -66,15 +63,13 @@ class BaselineTrigger(KlingStatusTrigger):
         yield TriggerEvent(event)
 
 
-async def submit_all(n: int, processing: tuple[float, float]) -> list[str]:
+async def submit_all(sim: SimulatorProcess, n: int, processing: tuple[float, float]) -> list[str]:
     """Create one request that is done at once (for the warm-up), then N that finish in ``processing``."""
-    conn = json.loads(os.environ["AIRFLOW_CONN_KLING_DEFAULT"])
-    headers = {"Authorization": f"Bearer {conn['password']}"}
-    base = conn["host"] + "/api/v1/ie/requestqueue/apikey"
+    headers = {"Authorization": f"Bearer {sim.api_key}"}
     ids: list[str] = []
     gate = asyncio.Semaphore(50)
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
-        control = f"{conn['host']}/_simulator/config"
+    async with httpx.AsyncClient(base_url=sim.api_url, headers=headers, timeout=60) as client:
+        control = f"{sim.base_url}/_simulator/config"
         await client.post(control, json={"queued_seconds": 0, "processing_seconds": 0})
         await one_request(client, ids)
         low, high = processing
@@ -92,13 +87,6 @@ async def one_request(client: httpx.AsyncClient, ids: list[str]) -> None:
     resp = await client.post("/requests", json={"model": "kling-3.0-turbo-i2v", "payload": PAYLOAD})
     resp.raise_for_status()
     ids.append(resp.json()["request_id"])
-
-
-def stats() -> dict[str, Any]:
-    host = json.loads(os.environ["AIRFLOW_CONN_KLING_DEFAULT"])["host"]
-    with urllib.request.urlopen(f"{host}/_simulator/stats", timeout=60) as resp:
-        result: dict[str, Any] = json.load(resp)
-    return result
 
 
 Stall = tuple[float, float, int, float]
@@ -192,11 +180,12 @@ async def main(
 ) -> dict[str, Any]:
     frozen = variant == "provider-frozen"
     variant = "provider" if frozen else variant
-    warmup, *ids = await submit_all(n, processing)
+    sim = SimulatorProcess.from_connection_env()
+    warmup, *ids = await submit_all(sim, n, processing)
     # Warm up imports and code paths on a finished request, so the figures are of N triggers, not the first.
     async for _ in make_trigger(variant, warmup, 0.05, time.time() + 60).run():
         pass
-    polls_before = stats()["counts"].get(POLL_ROUTE, 0)
+    polls_before = (await asyncio.to_thread(sim.control, "stats"))["counts"].get(POLL_ROUTE, 0)
     gc.collect()
     if frozen:
         # What Airflow's LocalExecutor and DAG processor do after start-up: full collections then
@@ -265,9 +254,8 @@ async def main(
 
 if __name__ == "__main__":
     variant, n, interval, deadline, low, high = sys.argv[1:7]
-    # Log lines still get rendered (as in a triggerer) but go nowhere; stdout carries only the result.
-    result_out = os.fdopen(os.dup(1), "w")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    result = asyncio.run(main(variant, int(n), float(interval), float(deadline), (float(low), float(high))))
-    print(json.dumps(result), file=result_out, flush=True)
+    with quiet_stdout():  # stdout carries only the result
+        result = asyncio.run(
+            main(variant, int(n), float(interval), float(deadline), (float(low), float(high)))
+        )
+    print(json.dumps(result), flush=True)

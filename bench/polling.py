@@ -9,7 +9,6 @@ simulator saw: it shows the trigger polls as the model says.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import math
 import os
@@ -17,19 +16,27 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Section, SimulatorProcess, Target, cli, connection_env, simulator, table
+from _common import (
+    POLL_ROUTE,
+    Section,
+    SimulatorProcess,
+    Target,
+    cli,
+    connection_env,
+    quiet_stdout,
+    simulator,
+    table,
+)
 
 from airflow_provider_kling.api import DEFAULT_SCHEDULE, PollSchedule
 
 BASELINE = PollSchedule.fixed(5.0, jitter=0.0)
 LOW, HIGH = 30.0, 600.0
 BANDS = ((30, 60), (60, 120), (120, 300), (300, 600))
-POLL_ROUTE = "GET /requests/{id}"
 
 
 def replay(schedule: PollSchedule, duration: float, rng: random.Random) -> tuple[int, float]:
@@ -124,21 +131,6 @@ async def run_triggers(sim: SimulatorProcess, schedule: PollSchedule, renders: l
         trigger.schedule = schedule  # the same schedule, in compressed time
         tasks.append(asyncio.create_task(wait(trigger)))
     await asyncio.gather(*tasks)
-
-
-@contextlib.contextmanager
-def quiet_stdout() -> Iterator[None]:
-    """Send file descriptor 1 to /dev/null: Airflow's log lines, one per status change, go there."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
 
 
 def check_real_trigger(n: int, k: float) -> list[list[str]]:

@@ -15,9 +15,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Section, Target, cli, connection_env, ratio, run_child, simulator, table
+from _common import POLL_ROUTE, Section, Target, cli, connection_env, ratio, run_child, simulator, table
 
-POLL_ROUTE = "GET /requests/{id}"
 VARIANTS = {
     "provider": "the provider (shared clients)",
     "client-per-poll": "(a) new httpx client per poll",
