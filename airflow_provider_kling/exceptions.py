@@ -1,8 +1,19 @@
-"""Exceptions raised to Airflow when a Kling request does not end in a video."""
+"""Every exception the provider raises, in one module.
+
+The Airflow-free ones (bad input, bad answers) are defined in :mod:`airflow_provider_kling.api.errors`
+so the API layer stays importable without Airflow; they are re-exported here.
+"""
 
 from __future__ import annotations
 
 from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_kling.api.errors import (
+    KlingAPIError,
+    KlingError,
+    KlingTransportError,
+    KlingValidationError,
+)
 
 try:
     from airflow.sdk.exceptions import AirflowFailException
@@ -34,12 +45,31 @@ class KlingRequestFailedError(AirflowException):
         self.error = error
 
 
-class KlingSubmitOutcomeUnknown(AirflowFailException):
+# AirflowException's class-level ``status_code`` is for the API server's answers; here it is GMI's.
+class KlingSubmitOutcomeUnknown(KlingAPIError, AirflowFailException):  # type: ignore[misc]
     """
     A submit reached GMI but its answer was lost, so the request may exist and be billed.
 
-    Fails the task without Airflow retries, since a retry would submit (and pay) again.
+    Raised by :meth:`~airflow_provider_kling.hooks.kling.KlingHook.submit`, and fails the task
+    without Airflow retries, since a retry would submit (and pay) again.
+
+    :param model: the model the submit was for.
+    :param started_at: when the submit was sent (Unix time): GMI's requests created since then
+        are the candidates.
+    :param status_code: the HTTP status of the lost answer (a 502 or 504 from a gateway), if any.
     """
+
+    def __init__(
+        self, message: str, *, model: str, started_at: float, status_code: int | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.model = model
+        self.started_at = started_at
+
+    @property
+    def transient(self) -> bool:
+        # Asking again is exactly what must not happen: it could pay twice.
+        return False
 
 
 class KlingCostLimitExceeded(AirflowFailException):
@@ -59,11 +89,16 @@ class KlingTriggerEventError(AirflowException):
 
 
 __all__ = [
+    "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "KlingAPIError",
     "KlingCostLimitExceeded",
     "KlingDownloadError",
+    "KlingError",
     "KlingRequestFailedError",
     "KlingSubmitOutcomeUnknown",
+    "KlingTransportError",
     "KlingTriggerEventError",
+    "KlingValidationError",
 ]

@@ -19,28 +19,11 @@ from tenacity import RetryCallState, stop_after_attempt, stop_after_delay, wait_
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from airflow_provider_kling.api import KlingAPIError
+from airflow_provider_kling.api.errors import KlingAPIError, KlingTransportError
 
 # A 429 or 503 means GMI refused the submit, so it is not a duplicate to send it again.
 SUBMIT_RETRY_STATUSES = frozenset({429, 503})
 _RETRY_IN_MS = re.compile(r"retry in (\d+(?:\.\d+)?)\s*ms", re.I)
-
-
-class KlingTransportError(KlingAPIError):
-    """
-    No HTTP answer arrived (connection refused or reset, timeout).
-
-    :param sent: whether the request may have reached the server. ``False`` only when
-        the connection was never established, so a submit is known not to have happened.
-    """
-
-    def __init__(self, message: str, *, sent: bool) -> None:
-        super().__init__(message)
-        self.sent = sent
-
-
-class KlingSubmitUnknownError(KlingAPIError):
-    """A submit was sent but no usable answer came back: it may or may not have been accepted."""
 
 
 def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
@@ -50,13 +33,13 @@ def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     :param idempotent: ``True`` for reads. For a submit, only errors that prove GMI did not
         accept the request are retried, so a retry never pays for the same video twice.
     """
+    if not isinstance(exc, KlingAPIError):
+        return False
+    if idempotent:
+        return exc.transient
     if isinstance(exc, KlingTransportError):
-        return idempotent or not exc.sent
-    if isinstance(exc, KlingAPIError) and exc.status_code is not None:
-        if exc.status_code in SUBMIT_RETRY_STATUSES:
-            return True
-        return idempotent and (exc.status_code >= 500 or exc.status_code == 408)
-    return False
+        return not exc.sent
+    return exc.status_code in SUBMIT_RETRY_STATUSES
 
 
 class wait_server_hint(wait_base):

@@ -1,10 +1,22 @@
-"""Errors about the Kling API: bad input (refused before sending) and bad answers."""
+"""Errors about the Kling API that need no Airflow: bad input (refused before sending) and bad answers.
+
+:mod:`airflow_provider_kling.exceptions` re-exports them with the Airflow-facing ones, so users
+import every exception from one module.
+"""
 
 from __future__ import annotations
+
+# 4xx answers that may change if asked again; every other 4xx is permanent.
+TRANSIENT_4XX = frozenset({408, 409, 425, 429})
 
 
 class KlingError(Exception):
     """Base class of every error this provider raises about the Kling API."""
+
+    @property
+    def transient(self) -> bool:
+        """Whether the same call may succeed if made again (a read is repeated, a wait goes on)."""
+        return False
 
 
 class KlingValidationError(KlingError, ValueError):
@@ -37,3 +49,26 @@ class KlingAPIError(KlingError):
         super().__init__(message)
         self.status_code = status_code
         self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        """5xx, 408/409/425/429, or an answer that could not be read: asking again may work."""
+        code = self.status_code
+        return code is None or code >= 500 or code in TRANSIENT_4XX
+
+
+class KlingTransportError(KlingAPIError):
+    """
+    No HTTP answer arrived (connection refused or reset, timeout).
+
+    :param sent: whether the request may have reached the server. ``False`` only when
+        the connection was never established, so a submit is known not to have happened.
+    """
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+    @property
+    def transient(self) -> bool:
+        return True

@@ -24,12 +24,14 @@ from airflow_provider_kling.api import (
     connection_settings,
     validate_model,
 )
-from airflow_provider_kling.exceptions import KlingDownloadError
+from airflow_provider_kling.exceptions import (
+    KlingDownloadError,
+    KlingSubmitOutcomeUnknown,
+    KlingTransportError,
+)
 from airflow_provider_kling.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
 from airflow_provider_kling.hooks.clients import SharedClient, shared_clients
 from airflow_provider_kling.retries import (
-    KlingSubmitUnknownError,
-    KlingTransportError,
     error_for_status,
     is_retryable,
     parse_body,
@@ -184,7 +186,7 @@ class KlingHook(_KlingHookBase):
         """
         Submit one request and return its first record, which may already be terminal.
 
-        :raises KlingSubmitUnknownError: the request was sent but no usable answer came
+        :raises KlingSubmitOutcomeUnknown: the request was sent but no usable answer came
             back (a timeout, a reset, or a 502/504 from a gateway), so it may exist at GMI.
             It is not resent, to avoid paying twice.
         """
@@ -204,35 +206,15 @@ class KlingHook(_KlingHookBase):
             # either way GMI may have accepted the request.
             sent = err.sent if isinstance(err, KlingTransportError) else err.status_code in (502, 504)
             if sent:
-                raise KlingSubmitUnknownError(
+                raise KlingSubmitOutcomeUnknown(
                     f"{err}. The request may have been accepted; it was not sent again so it is not paid "
-                    f"for twice. {self._created_since(model, started)}",
+                    "for twice.",
+                    model=model,
+                    started_at=started,
                     status_code=err.status_code,
                 ) from err
             raise
         return KlingRequest.from_record(body)
-
-    def _created_since(self, model: str, started: float) -> str:
-        """
-        Name the requests GMI created for ``model`` since ``started``, for a person to judge.
-
-        Not adopted automatically: GMI echoes no payload, so with several tasks submitting
-        at once one of them could take another's video.
-        """
-        # GMI stamps whole seconds with its own clock; a minute of slack covers skew.
-        since = started - 60
-        try:
-            recent = [
-                r
-                for r in self.list_requests(model)
-                if r.created_at is not None and r.created_at.timestamp() >= since
-            ]
-        except Exception as err:
-            return f"Listing recent requests to find it failed too: {err}"
-        if not recent:
-            return "GMI lists no request for this model created since then."
-        ids = ", ".join(f"{r.request_id} ({r.status})" for r in recent[:20])
-        return f"Requests GMI created for {model} since then: {ids}."
 
     def submit_request(self, model: str, payload: Mapping[str, Any]) -> str:
         """Submit one request and return its id."""

@@ -35,7 +35,6 @@ from airflow_provider_kling.outputs import (
     set_asset_extras,
 )
 from airflow_provider_kling.results import result_from_event, result_from_record
-from airflow_provider_kling.retries import KlingSubmitUnknownError
 from airflow_provider_kling.sensors.kling import (
     DEFAULT_TIMEOUT,
     default_deferrable,
@@ -259,14 +258,41 @@ class KlingSubmitOperator(BaseOperator):
     def _submit(self, model: str, payload: dict[str, Any], store: Any) -> KlingRequest:
         try:
             record = self.hook.submit(model, payload)
-        except KlingSubmitUnknownError as err:
+        except KlingSubmitOutcomeUnknown as err:
             # A task retry would submit again and may pay twice: stop here and let a
             # person look (the message lists the requests GMI created meanwhile).
-            raise KlingSubmitOutcomeUnknown(str(err)) from err
+            raise KlingSubmitOutcomeUnknown(
+                f"{err} {self._created_since(err.model, err.started_at)}",
+                model=err.model,
+                started_at=err.started_at,
+                status_code=err.status_code,
+            ) from err
         if store is not None:
             # Persisted before anything else can fail, so a retry finds this request.
             store.set(STATE_KEY, record.request_id)
         return record
+
+    def _created_since(self, model: str, started: float) -> str:
+        """
+        Name the requests GMI created for ``model`` since ``started``, for a person to judge.
+
+        Not adopted automatically: GMI echoes no payload, so with several tasks submitting
+        at once one of them could take another's video.
+        """
+        # GMI stamps whole seconds with its own clock; a minute of slack covers skew.
+        since = started - 60
+        try:
+            recent = [
+                r
+                for r in self.hook.list_requests(model)
+                if r.created_at is not None and r.created_at.timestamp() >= since
+            ]
+        except Exception as err:
+            return f"Listing recent requests to find it failed too: {err}"
+        if not recent:
+            return "GMI lists no request for this model created since then."
+        ids = ", ".join(f"{r.request_id} ({r.status})" for r in recent[:20])
+        return f"Requests GMI created for {model} since then: {ids}."
 
     def _earlier_request(self, store: Any) -> KlingRequest | None:
         """The request an earlier try of this task submitted, if it is running or succeeded."""

@@ -7,8 +7,8 @@ import pytest
 
 from airflow_provider_kling import __version__
 from airflow_provider_kling.api import KlingAPIError, KlingValidationError
+from airflow_provider_kling.exceptions import KlingTransportError
 from airflow_provider_kling.hooks.kling import KlingAsyncHook, KlingHook
-from airflow_provider_kling.retries import KlingTransportError
 from tests.conftest import TEST_API_KEY, TEST_BASE_URL
 
 API = f"{TEST_BASE_URL}/api/v1/ie/requestqueue/apikey"

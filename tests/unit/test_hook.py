@@ -14,8 +14,8 @@ import requests
 
 from airflow_provider_kling import __version__
 from airflow_provider_kling.api import KlingAPIError, KlingRequest, KlingValidationError
+from airflow_provider_kling.exceptions import KlingSubmitOutcomeUnknown, KlingTransportError
 from airflow_provider_kling.hooks.kling import KlingHook
-from airflow_provider_kling.retries import KlingSubmitUnknownError, KlingTransportError
 from tests.conftest import TEST_API_KEY, TEST_BASE_URL
 
 API = f"{TEST_BASE_URL}/api/v1/ie/requestqueue/apikey"
@@ -377,7 +377,7 @@ def test_a_submit_that_may_have_been_accepted_is_not_sent_again(hook, requests_m
         hook.submit(MODEL, PAYLOAD)
     assert info.value.status_code == status
     # A gateway error may hide an accepted request: said so, never resent.
-    assert isinstance(info.value, KlingSubmitUnknownError) == (status != 500)
+    assert isinstance(info.value, KlingSubmitOutcomeUnknown) == (status != 500)
     assert [r.method for r in requests_mock.request_history].count("POST") == 1
     assert retry_sleeps == []
 
@@ -393,7 +393,7 @@ def test_a_submit_that_may_have_been_accepted_is_not_sent_again(hook, requests_m
 def test_a_submit_without_an_answer_is_not_sent_again(hook, requests_mock, retry_sleeps, exc):
     posts = requests_mock.post(f"{API}/requests", [{"exc": exc}, ok(QUEUED)])
     requests_mock.get(f"{API}/requests", json={"requests": [], "total": 0})
-    with pytest.raises(KlingSubmitUnknownError) as info:
+    with pytest.raises(KlingSubmitOutcomeUnknown) as info:
         hook.submit(MODEL, PAYLOAD)
     message = str(info.value)
     assert "submit to kling-3.0-turbo-i2v" in message
@@ -428,7 +428,7 @@ def test_a_refused_connection_is_retried_for_a_submit(kling_conn, retry_sleeps):
     hook.session.request = counting_request
     with pytest.raises(KlingTransportError) as info:
         hook.submit(MODEL, PAYLOAD)
-    assert not isinstance(info.value, KlingSubmitUnknownError)
+    assert not isinstance(info.value, KlingSubmitOutcomeUnknown)
     assert info.value.sent is False
     assert len(posts) == 3
     assert {m for m, _ in posts} == {"POST"}

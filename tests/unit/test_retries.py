@@ -9,9 +9,8 @@ import time
 import pytest
 
 from airflow_provider_kling.api import KlingAPIError
+from airflow_provider_kling.exceptions import KlingSubmitOutcomeUnknown, KlingTransportError
 from airflow_provider_kling.retries import (
-    KlingSubmitUnknownError,
-    KlingTransportError,
     error_for_status,
     is_retryable,
     parse_retry_after,
@@ -206,8 +205,10 @@ def http(status: int) -> KlingAPIError:
         pytest.param(http(404), False, False, id="404"),
         pytest.param(KlingTransportError("refused", sent=False), True, True, id="transport-unsent"),
         pytest.param(KlingTransportError("read timeout", sent=True), True, False, id="transport-sent"),
-        pytest.param(KlingAPIError("not JSON"), False, False, id="bad-body"),
-        pytest.param(KlingSubmitUnknownError("unknown"), False, False, id="submit-unknown"),
+        pytest.param(KlingAPIError("not JSON"), True, False, id="bad-body"),
+        pytest.param(
+            KlingSubmitOutcomeUnknown("unknown", model="m", started_at=0.0), False, False, id="submit-unknown"
+        ),
         pytest.param(ValueError("bug"), False, False, id="other-exception"),
     ],
 )
