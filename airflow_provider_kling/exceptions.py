@@ -1,6 +1,6 @@
 """Every exception the provider raises, in one module.
 
-The Airflow-free ones (bad input, bad answers) are defined in :mod:`airflow_provider_kling.api.errors`
+The Airflow-free ones (bad input, bad answers) are defined in ``airflow_provider_kling.api.errors``
 so the API layer stays importable without Airflow; they are re-exported here.
 """
 
@@ -84,8 +84,17 @@ class KlingDownloadError(AirflowException):
     """A video download was refused: larger than its cap, or not a video by its Content-Type."""
 
 
-class KlingTriggerEventError(AirflowException):
-    """The trigger reported an error (bad credentials, too many failed polls) or an unreadable event."""
+class KlingWaitError(KlingAPIError, AirflowException):  # type: ignore[misc]
+    """
+    A wait for a request could not go on: bad credentials, an unknown request, too many failed
+    polls in a row, a success that names no video, or a trigger event that cannot be read.
+
+    The same class in every way of waiting (trigger, operator wait, sensor poke).
+    """
+
+
+#: The name this exception had while only the trigger raised it; the same class.
+KlingTriggerEventError = KlingWaitError
 
 
 __all__ = [
@@ -101,4 +110,5 @@ __all__ = [
     "KlingTransportError",
     "KlingTriggerEventError",
     "KlingValidationError",
+    "KlingWaitError",
 ]

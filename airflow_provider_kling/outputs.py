@@ -9,7 +9,7 @@ and the ``download_to`` option of the submit operators and the sensor.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -166,9 +166,9 @@ def request_metadata(
     }
 
 
-def set_asset_extras(task: Any, context: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
+def set_asset_extras(outlets: Sequence[Any], context: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
     """
-    Put ``extra`` on the event of each asset in the task's ``outlets``.
+    Put ``extra`` on the event of each asset in a task's ``outlets``.
 
     Airflow emits one event per outlet asset when the task succeeds; a downstream DAG
     scheduled on the asset reads this from ``triggering_asset_events``.
@@ -178,32 +178,6 @@ def set_asset_extras(task: Any, context: Mapping[str, Any], extra: Mapping[str, 
         return
     from airflow.sdk import Asset
 
-    for outlet in getattr(task, "outlets", None) or []:
+    for outlet in outlets or []:
         if isinstance(outlet, Asset):
             events[outlet].extra.update(extra)
-
-
-def finish_result(
-    task: Any, context: Mapping[str, Any], result: dict[str, Any], metadata: Callable[[], Mapping[str, Any]]
-) -> dict[str, Any]:
-    """
-    The last step of every Kling task that ends with a video: download it if the task has
-    ``download_to``, and describe it on the events of the task's outlet assets.
-
-    :param metadata: gives request id, model, prompt, duration, resolution and cost; called
-        only when the task has outlets, since finding them may cost an API call.
-    """
-    if task.download_to is not None:
-        result["files"] = download_videos(
-            task.hook,
-            request_id=result["request_id"],
-            media_urls=result["media_urls"],
-            destination=task.download_to,
-            filename=task.download_filename or task.render_template(DEFAULT_FILENAME, context),
-            destination_conn_id=task.download_conn_id,
-            max_bytes=task.max_download_bytes,
-        )
-    if getattr(task, "outlets", None):
-        uris = [f["uri"] for f in result.get("files", [])]
-        set_asset_extras(task, context, {**metadata(), "media_urls": result["media_urls"], "uris": uris})
-    return result

@@ -56,10 +56,10 @@ class BaselineTrigger(KlingStatusTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         if self.variant == "to-thread":
-            event = await self._poll(ToThreadHook())  # type: ignore[arg-type]
+            event = await self._wait(ToThreadHook())  # type: ignore[arg-type]
         else:
             async with ClientPerPollHook(self.kling_conn_id) as hook:
-                event = await self._poll(hook)
+                event = await self._wait(hook)
         yield TriggerEvent(event)
 
 

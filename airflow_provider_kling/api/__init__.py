@@ -48,7 +48,7 @@ from airflow_provider_kling.api.records import (
     RUNNING_STATUSES,
     SUCCESS_STATUS,
     KlingRequest,
-    Outcome,
+    Verdict,
     classify_status,
     extract_error,
     extract_media_urls,
@@ -65,6 +65,7 @@ from airflow_provider_kling.api.validation import (
     validate_duration,
     validate_model,
     validate_prompt,
+    validate_request_id,
     validate_resolution,
 )
 
@@ -98,9 +99,9 @@ __all__ = [
     "KlingRequest",
     "KlingValidationError",
     "ModelSpec",
-    "Outcome",
     "PollSchedule",
     "PreparedPayload",
+    "Verdict",
     "check_image_size",
     "classify_first_frame",
     "classify_status",
@@ -120,5 +121,6 @@ __all__ = [
     "validate_duration",
     "validate_model",
     "validate_prompt",
+    "validate_request_id",
     "validate_resolution",
 ]

@@ -13,10 +13,10 @@ RUNNING_STATUSES = frozenset({"created", "queued", "dispatched", "processing"})
 SUCCESS_STATUS = "success"
 FAILED_STATUSES = frozenset({"failed", "cancelled"})
 
-Outcome = Literal["running", "success", "failed"]
+Verdict = Literal["running", "success", "failed"]
 
 
-def classify_status(status: str) -> Outcome:
+def classify_status(status: str) -> Verdict:
     """
     Map an API status to running, success or failed.
 
@@ -67,14 +67,27 @@ class KlingRequest:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
-    def outcome(self) -> Outcome:
-        """``running``, ``success`` or ``failed`` (see :func:`classify_status`)."""
+    def verdict(self) -> Verdict:
+        """``running``, ``success`` or ``failed`` (see :func:`classify_status`).
+
+        Not GMI's ``outcome`` object, which stays in ``raw["outcome"]``.
+        """
         return classify_status(self.status)
+
+    @property
+    def outcome(self) -> Verdict:
+        """Deprecated name of :attr:`verdict`, which says what it is: GMI's ``outcome`` is the object."""
+        import warnings
+
+        warnings.warn(
+            "KlingRequest.outcome is deprecated; use KlingRequest.verdict", DeprecationWarning, stacklevel=2
+        )
+        return self.verdict
 
     @property
     def is_terminal(self) -> bool:
         """Whether the request has ended, well or badly."""
-        return self.outcome != "running"
+        return self.verdict != "running"
 
     @classmethod
     def from_record(cls, record: Any) -> KlingRequest:
@@ -101,16 +114,6 @@ class KlingRequest:
             queued_at=_timestamp(record.get("queued_at")),
             raw=dict(record),
         )
-
-    def to_result(self) -> dict[str, Any]:
-        """The JSON-safe dict the sensor returns to XCom."""
-        outcome = self.raw.get("outcome")
-        return {
-            "request_id": self.request_id,
-            "status": self.status,
-            "media_urls": list(self.media_urls),
-            "outcome": outcome if isinstance(outcome, dict) else {},
-        }
 
 
 def extract_media_urls(outcome: Any) -> list[str]:

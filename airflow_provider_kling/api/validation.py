@@ -95,3 +95,32 @@ def estimate_cost(model: str, payload: Mapping[str, Any]) -> float | None:
     except ValueError:
         return None
     return round(seconds * rates.get(resolution, rates["720p"]), 4)
+
+
+#: GMI's ids are UUIDs; other gateways use short opaque tokens. Anything longer, or with other
+#: characters, is not an id GMI gave out, and would flood XCom, the state store and the logs.
+MAX_REQUEST_ID_CHARS = 128
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+
+def validate_request_id(value: Any, *, field: str = "request_id") -> str:
+    """
+    Accept a request id, or the dict a Kling task returned, and give the id.
+
+    :param field: the argument or answer key the value came from, for the message.
+    :raises KlingValidationError: not an id: empty, too long, or with characters GMI never uses.
+    """
+    allowed = (
+        f"1 to {MAX_REQUEST_ID_CHARS} letters, digits, '.', '_', ':' or '-' (the id a Kling task pushes "
+        "to XCom, for example submit.output), or the dict a Kling task returned"
+    )
+    if isinstance(value, Mapping):
+        value = value.get("request_id")
+    if not isinstance(value, str):
+        raise KlingValidationError(field, f"expected an id string, got {type(value).__name__}", allowed)
+    text = value.strip()
+    if len(text) > MAX_REQUEST_ID_CHARS:
+        raise KlingValidationError(field, f"{len(text):,} characters is too long", allowed)
+    if not _REQUEST_ID.fullmatch(text):
+        raise KlingValidationError(field, f"{text[:40]!r} is not a request id", allowed)
+    return text

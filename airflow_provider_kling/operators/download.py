@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cached_property
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_kling.api import validate_request_id
+from airflow_provider_kling.events import result_from_record
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
-from airflow_provider_kling.outputs import (
-    DEFAULT_FILENAME,
-    DEFAULT_MAX_BYTES,
-    download_videos,
-    request_metadata,
-    set_asset_extras,
-)
-from airflow_provider_kling.results import result_from_record
-from airflow_provider_kling.sensors.kling import coerce_request_id
+from airflow_provider_kling.outputs import request_metadata
+from airflow_provider_kling.tasks import DEFAULT_MAX_BYTES, DownloadSpec, KlingTaskMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_kling.hooks.kling import KlingHook
+    from airflow_provider_kling.api import KlingRequest
+    from airflow_provider_kling.api.events import KlingResult
 
 
-class KlingDownloadVideoOperator(BaseOperator):
+class KlingDownloadVideoOperator(KlingTaskMixin, BaseOperator):
     """
     Stream a Kling request's output videos to a local folder or any object store.
 
@@ -79,9 +74,9 @@ class KlingDownloadVideoOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.request_info = request_info
         if request_id is None and media_urls is None:
             raise ValueError("KlingDownloadVideoOperator needs request_id or media_urls")
+        self.request_info = request_info
         self.destination = destination
         self.request_id = request_id
         self.media_urls = media_urls
@@ -90,56 +85,53 @@ class KlingDownloadVideoOperator(BaseOperator):
         self.destination_conn_id = destination_conn_id
         self.max_bytes = max_bytes
         self.content_types = content_types
+        self._record: KlingRequest | None = None
 
-    @cached_property
-    def hook(self) -> KlingHook:
-        from airflow_provider_kling.hooks.kling import KlingHook
+    def download_spec(self) -> DownloadSpec:
+        types = None if self.content_types is None else tuple(self.content_types)
+        return DownloadSpec(self.destination, self.filename, self.destination_conn_id, self.max_bytes, types)
 
-        return KlingHook(self.kling_conn_id)
+    def describe(self, result: KlingResult) -> Mapping[str, Any]:
+        # Only GMI's record knows the model (and, when it echoes the payload, the prompt).
+        record = self._record
+        echo = record.raw.get("payload") if record is not None else None
+        return request_metadata(
+            result["request_id"],
+            record.model if record is not None else None,
+            echo if isinstance(echo, dict) else None,
+            self.request_info,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        request_id, urls, metadata = self._resolve()
-        files = download_videos(
-            self.hook,
-            request_id=request_id,
-            media_urls=urls,
-            destination=self.destination,
-            filename=self.filename or self.render_template(DEFAULT_FILENAME, context),
-            destination_conn_id=self.destination_conn_id,
-            max_bytes=self.max_bytes,
-            content_types=self.content_types,
-        )
-        uris = [f["uri"] for f in files]
+        request_id, urls = self._resolve()
         context["ti"].xcom_push(key="request_id", value=request_id)
-        set_asset_extras(self, context, {**metadata, "media_urls": urls, "uris": uris})
-        return {"request_id": request_id, "media_urls": urls, "files": files, "uris": uris}
+        result = self.finish(context, {"request_id": request_id, "media_urls": urls})
+        files = result.get("files", [])
+        return {
+            "request_id": request_id,
+            "media_urls": urls,
+            "files": files,
+            "uris": [f["uri"] for f in files],
+        }
 
-    def _resolve(self) -> tuple[str, list[str], dict[str, Any]]:
-        """The request id, the URLs to fetch, and what the asset event says about them."""
+    def _resolve(self) -> tuple[str, list[str]]:
+        """The request id and the URLs to fetch; GMI's record is read only when needed."""
         if self.media_urls is not None:
             urls = (
                 [self.media_urls] if isinstance(self.media_urls, str) else [str(u) for u in self.media_urls]
             )
-            request_id = coerce_request_id(self.request_id) if self.request_id is not None else "video"
-            return request_id, urls, request_metadata(request_id, None, None, self.request_info)
+            request_id = validate_request_id(self.request_id) if self.request_id is not None else "video"
+            return request_id, urls
         given = self.request_id
-        request_id = coerce_request_id(given)
+        request_id = validate_request_id(given)
         if isinstance(given, dict) and given.get("media_urls") and not self.outlets:
-            return (
-                request_id,
-                [str(u) for u in given["media_urls"]],
-                request_metadata(request_id, None, None, self.request_info),
-            )
+            return request_id, [str(u) for u in given["media_urls"]]
         # GMI's record has the URLs and, for asset events, the model and prompt.
-        record = self.hook.get_request(request_id)
+        self._record = record = self.hook.get_request(request_id)
         result = result_from_record(record)
         if result is None:
             raise ValueError(
                 f"Kling request {request_id} is still {record.status}: wait for it (KlingStatusSensor) "
                 "before downloading"
             )
-        echo = record.raw.get("payload")
-        metadata = request_metadata(
-            request_id, record.model, echo if isinstance(echo, dict) else None, self.request_info
-        )
-        return request_id, list(result["media_urls"]), metadata
+        return request_id, list(result["media_urls"])

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_kling.api import (
     DEFAULT_SCHEDULE,
-    KlingAPIError,
     KlingRequest,
-    PollSchedule,
     PreparedPayload,
     classify_first_frame,
     estimate_cost,
@@ -22,33 +19,26 @@ from airflow_provider_kling.api import (
     submitted_at,
     validate_model,
 )
-from airflow_provider_kling.exceptions import (
-    AirflowSensorTimeout,
-    KlingCostLimitExceeded,
-    KlingSubmitOutcomeUnknown,
-)
+from airflow_provider_kling.api.waiting import WaitState
+from airflow_provider_kling.events import result_from_record
+from airflow_provider_kling.exceptions import KlingCostLimitExceeded
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
-from airflow_provider_kling.outputs import (
+from airflow_provider_kling.outputs import request_metadata, set_asset_extras
+from airflow_provider_kling.submission import STATE_KEY, Submitter
+from airflow_provider_kling.tasks import (
     DEFAULT_MAX_BYTES,
-    finish_result,
-    request_metadata,
-    set_asset_extras,
-)
-from airflow_provider_kling.results import result_from_event, result_from_record
-from airflow_provider_kling.sensors.kling import (
     DEFAULT_TIMEOUT,
+    DownloadSpec,
+    KlingTaskMixin,
     default_deferrable,
-    handle_kill,
-    log_status,
+    seconds,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_kling.hooks.kling import KlingHook
+    from airflow_provider_kling.api.events import KlingResult
 
-# The task state store key under which a try records its request, for the next try.
-STATE_KEY = "kling_request_id"
 # Payload keys that describe a video (for asset events); images are never copied there.
 _SUMMARY_KEYS = ("prompt", "duration", "resolution")
 
@@ -70,7 +60,12 @@ def is_inline_image(value: Any) -> bool:
     return False
 
 
-class KlingSubmitOperator(BaseOperator):
+def _shown(value: Any) -> str:
+    unit = "base64 chars" if isinstance(value, str) else "bytes"
+    return f"<inline image: {len(value):,} {unit}>"
+
+
+class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
     """
     Submit a request to any model on GMI's request queue, and optionally wait and download.
 
@@ -97,6 +92,8 @@ class KlingSubmitOperator(BaseOperator):
         after the submit, then about every 9.5 s, slowing down after 10 minutes.
     :param timeout: seconds to wait for the video before failing with
         ``AirflowSensorTimeout``. Default 3600.
+    :param max_poll_failures: consecutive failed status checks (each after the hook's own
+        retries) tolerated while waiting. Default 10.
     :param reuse_previous_request: on a retry, wait for the request an earlier try
         submitted instead of paying for a new one (Airflow 3.3's task state store).
     :param cancel_on_kill: when the task is killed, ask GMI to cancel the request (best effort).
@@ -114,6 +111,8 @@ class KlingSubmitOperator(BaseOperator):
     template_fields: Sequence[str] = ("model", "payload", "download_to", "download_filename")
     operator_extra_links = (KlingVideoLink(), KlingRequestLink())
     ui_color = "#fbd3b7"
+    #: Templated fields that may hold an inline image (directly, or as a dict's values).
+    inline_image_fields: tuple[str, ...] = ("payload",)
 
     def __init__(
         self,
@@ -126,6 +125,7 @@ class KlingSubmitOperator(BaseOperator):
         deferrable: bool | None = None,
         poll_interval: float | None = None,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
+        max_poll_failures: int = 10,
         reuse_previous_request: bool = True,
         cancel_on_kill: bool = False,
         download_to: Any = None,
@@ -136,69 +136,85 @@ class KlingSubmitOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self._request_id: str | None = None
-        self._inline_payload: dict[str, Any] = {}
+        self._inline: dict[tuple[str, str | None], Any] = {}
         self.model = model
-        self.payload = self._stash_inline_payload(payload)
+        self.payload = payload
         self.kling_conn_id = kling_conn_id
         self.max_cost_usd = max_cost_usd
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = None if poll_interval is None else float(poll_interval)
-        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        self.poll_interval = None if poll_interval is None else seconds(poll_interval, "poll_interval")
+        self.timeout = seconds(timeout, "timeout")
+        self.max_poll_failures = int(max_poll_failures)
         self.reuse_previous_request = reuse_previous_request
         self.cancel_on_kill = cancel_on_kill
         self.download_to = download_to
         self.download_filename = download_filename
         self.download_conn_id = download_conn_id
         self.max_download_bytes = max_download_bytes
-        if (self.poll_interval is not None and self.poll_interval <= 0) or self.timeout <= 0:
-            raise ValueError(
-                f"poll_interval and timeout must be positive, got {poll_interval!r} and {timeout!r}"
-            )
         if max_cost_usd is not None and max_cost_usd < 0:
             raise ValueError(f"max_cost_usd must be 0 or more, got {max_cost_usd!r}")
         if download_to is not None and not wait_for_completion:
             raise ValueError("download_to needs wait_for_completion=True: there is no video before then")
+        self.hide_inline_images()
 
-    @cached_property
-    def hook(self) -> KlingHook:
-        from airflow_provider_kling.hooks.kling import KlingHook
+    # --- inline images -----------------------------------------------------------------------
 
-        return KlingHook(self.kling_conn_id)
-
-    def _stash_inline_payload(self, payload: Any) -> Any:
+    def hide_inline_images(self) -> None:
         """
-        Keep inline images (bytes, base64) out of the templated ``payload``, which Airflow
-        renders, stores and shows in the UI; the field shows a short description instead.
+        Keep inline images (bytes, base64) out of the templated fields, which Airflow renders,
+        stores and shows in the UI; the field shows a short description instead.
         """
-        if not isinstance(payload, dict):
-            return payload
-        shown = dict(payload)
-        for key, value in payload.items():
+        for name in self.inline_image_fields:
+            value = getattr(self, name)
             if is_inline_image(value):
-                self._inline_payload[key] = value
-                shown[key] = (
-                    f"<inline image: {len(value):,} {'chars' if isinstance(value, str) else 'bytes'}>"
-                )
-        return shown
+                self._inline[(name, None)] = value
+                setattr(self, name, _shown(value))
+            elif isinstance(value, dict):
+                shown = dict(value)
+                for key, item in value.items():
+                    if is_inline_image(item):
+                        self._inline[(name, key)] = item
+                        shown[key] = _shown(item)
+                setattr(self, name, shown)
+
+    def field_value(self, name: str) -> Any:
+        """A templated field as given, inline images put back."""
+        value = getattr(self, name)
+        if (name, None) in self._inline:
+            return self._inline[(name, None)]
+        if isinstance(value, dict):
+            return {k: self._inline.get((name, k), v) for k, v in value.items()}
+        return value
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
-        # A template can render to base64 (say, pulled from XCom): stash it before the
+        # A template can render to base64 (say, pulled from XCom): hide it before the
         # rendered fields are saved.
-        self.payload = self._stash_inline_payload(self.payload)
+        self.hide_inline_images()
+
+    # --- what is submitted -------------------------------------------------------------------
 
     def prepare(self) -> PreparedPayload:
         """Validate the inputs and build what to submit (subclasses build the payload their way)."""
-        payload = self.payload or {}
-        if isinstance(payload, dict):
-            payload = {**payload, **self._inline_payload}
-        return prepare_payload(self.model, payload)
+        return prepare_payload(self.model, self.field_value("payload") or {})
 
     def summary(self) -> dict[str, Any]:
-        """Model, prompt, duration and resolution as given, for asset events; no images."""
+        """Prompt, duration and resolution as given, for asset events; never an image."""
         payload = self.payload if isinstance(self.payload, dict) else {}
-        return {"model": self.model, **{k: payload[k] for k in _SUMMARY_KEYS if k in payload}}
+        return {k: payload[k] for k in _SUMMARY_KEYS if k in payload}
+
+    def describe(self, result: KlingResult) -> Mapping[str, Any]:
+        return request_metadata(result["request_id"], validate_model(self.model), self.summary())
+
+    def download_spec(self) -> DownloadSpec | None:
+        if self.download_to is None:
+            return None
+        return DownloadSpec(
+            self.download_to, self.download_filename, self.download_conn_id, self.max_download_bytes
+        )
+
+    # --- running -----------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
         prepared = self.prepare()
@@ -209,40 +225,39 @@ class KlingSubmitOperator(BaseOperator):
             )
         cost = self._check_cost(prepared)
         context["ti"].xcom_push(key="estimated_cost_usd", value=cost)
-        store = context.get("task_state_store")
-        record = self._earlier_request(store) if self.reuse_previous_request else None
-        if record is None:
-            record = self._submit(prepared.model, prepared.payload, store)
-            self.log.info(
-                "Submitted Kling request %s: model=%s %s",
-                record.request_id,
-                prepared.model,
-                prepared.describe(),
-            )
+        submitter = Submitter(
+            self.hook, context.get("task_state_store"), self.log, reuse=self.reuse_previous_request
+        )
+        record = submitter.request(prepared.model, prepared.payload, prepared.describe())
         self._request_id = record.request_id
         context["ti"].xcom_push(key="request_id", value=record.request_id)
         if not self.wait_for_completion:
-            set_asset_extras(self, context, self._metadata(record.request_id))
+            if self.outlets:
+                set_asset_extras(self.outlets, context, self.describe({"request_id": record.request_id}))
             return record.request_id
-        result = result_from_record(record)
-        if result is not None:
-            return self._finish(context, result)
-        if self.deferrable:
-            from airflow_provider_kling.triggers.kling import KlingStatusTrigger
+        return self._wait(context, record)
 
-            self.defer(
-                trigger=KlingStatusTrigger(
-                    request_id=record.request_id,
-                    end_time=time.time() + self.timeout,
-                    kling_conn_id=self.kling_conn_id,
-                    poll_interval=self.poll_interval,
-                    cancel_on_kill=self.cancel_on_kill,
-                    submitted_at=submitted_at(record.created_at, time.time()),
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout + 120),
-            )
-        return self._finish(context, self._wait(record))
+    def _wait(self, context: Context, record: KlingRequest) -> KlingResult:
+        # A submit answered "success" may come without its outcome (GMI's synchronous models):
+        # then the record is fetched like any running request.
+        result = result_from_record(record) if record.media_urls or record.verdict == "failed" else None
+        if result is not None:
+            return self.finish(context, result)
+        now = time.time()
+        state = WaitState(
+            request_id=record.request_id,
+            submitted_at=submitted_at(record.created_at, now),
+            deadline=now + self.timeout,
+            schedule=self.schedule_for(self.poll_interval, DEFAULT_SCHEDULE),
+            max_failures=self.max_poll_failures,
+        )
+        if self.deferrable:
+            self.defer_wait(state, self.poll_interval)
+        return self.finish(context, self.wait_here(state))
+
+    def finish(self, context: Context, result: KlingResult, describe: Any = None) -> KlingResult:
+        result["estimated_cost_usd"] = self.describe(result)["cost_usd"]
+        return super().finish(context, result, describe)
 
     def _check_cost(self, prepared: PreparedPayload) -> float | None:
         cost = estimate_cost(prepared.model, prepared.payload)
@@ -255,111 +270,8 @@ class KlingSubmitOperator(BaseOperator):
             )
         return cost
 
-    def _submit(self, model: str, payload: dict[str, Any], store: Any) -> KlingRequest:
-        try:
-            record = self.hook.submit(model, payload)
-        except KlingSubmitOutcomeUnknown as err:
-            # A task retry would submit again and may pay twice: stop here and let a
-            # person look (the message lists the requests GMI created meanwhile).
-            raise KlingSubmitOutcomeUnknown(
-                f"{err} {self._created_since(err.model, err.started_at)}",
-                model=err.model,
-                started_at=err.started_at,
-                status_code=err.status_code,
-            ) from err
-        if store is not None:
-            # Persisted before anything else can fail, so a retry finds this request.
-            store.set(STATE_KEY, record.request_id)
-        return record
-
-    def _created_since(self, model: str, started: float) -> str:
-        """
-        Name the requests GMI created for ``model`` since ``started``, for a person to judge.
-
-        Not adopted automatically: GMI echoes no payload, so with several tasks submitting
-        at once one of them could take another's video.
-        """
-        # GMI stamps whole seconds with its own clock; a minute of slack covers skew.
-        since = started - 60
-        try:
-            recent = [
-                r
-                for r in self.hook.list_requests(model)
-                if r.created_at is not None and r.created_at.timestamp() >= since
-            ]
-        except Exception as err:
-            return f"Listing recent requests to find it failed too: {err}"
-        if not recent:
-            return "GMI lists no request for this model created since then."
-        ids = ", ".join(f"{r.request_id} ({r.status})" for r in recent[:20])
-        return f"Requests GMI created for {model} since then: {ids}."
-
-    def _earlier_request(self, store: Any) -> KlingRequest | None:
-        """The request an earlier try of this task submitted, if it is running or succeeded."""
-        previous = store.get(STATE_KEY) if store is not None else None
-        if not previous:
-            return None
-        try:
-            record = self.hook.get_request(str(previous))
-        except KlingAPIError as err:
-            if err.status_code != 404:
-                raise
-            self.log.warning("GMI no longer knows request %s from an earlier try; submitting anew", previous)
-            return None
-        if record.outcome == "failed":
-            self.log.warning(
-                "Request %s from an earlier try ended %s; submitting anew", previous, record.status
-            )
-            return None
-        self.log.info(
-            "Reusing Kling request %s (%s) from an earlier try of this task instead of paying for a new one",
-            previous,
-            record.status,
-        )
-        return record
-
     def on_kill(self) -> None:
-        if self._request_id is not None:
-            handle_kill(self, self._request_id)
+        self.kill_request(self._request_id)
 
-    def _wait(self, submitted: KlingRequest) -> dict[str, Any]:
-        request_id = submitted.request_id
-        schedule = DEFAULT_SCHEDULE if self.poll_interval is None else PollSchedule.fixed(self.poll_interval)
-        origin = submitted_at(submitted.created_at, time.time())
-        started = time.monotonic()
-        deadline = started + self.timeout
-        last_status = None
-        time.sleep(min(schedule.wait(time.time() - origin, polled=False), self.timeout))
-        while True:
-            record = self.hook.get_request(request_id)
-            if record.status != last_status:
-                log_status(self.log, record, time.monotonic() - started)
-                last_status = record.status
-            result = result_from_record(record)
-            if result is not None:
-                return result
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AirflowSensorTimeout(
-                    f"Kling request {request_id} was still {record.status} after {self.timeout:g} s; "
-                    "it may keep running (and billing) at GMI."
-                )
-            time.sleep(min(schedule.wait(time.time() - origin, polled=True), remaining))
 
-    def _metadata(self, request_id: str) -> dict[str, Any]:
-        summary = self.summary()
-        model = validate_model(summary.pop("model"))
-        return request_metadata(request_id, model, summary)
-
-    def _finish(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
-        """Download the videos if asked, and describe them on the outlet assets' events."""
-        metadata = self._metadata(result["request_id"])
-        result["estimated_cost_usd"] = metadata["cost_usd"]
-        finished: dict[str, Any] = finish_result(self, context, result, lambda: metadata)
-        return finished
-
-    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
-        """Resume after the trigger fired: return the result, or raise what the event says."""
-        result = result_from_event(event)
-        self.log.info("Kling request %s succeeded: %s", result["request_id"], ", ".join(result["media_urls"]))
-        return self._finish(context, result)
+__all__ = ["STATE_KEY", "KlingSubmitOperator"]

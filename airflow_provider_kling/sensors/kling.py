@@ -3,89 +3,47 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_kling.api.polling import submitted_at
+from airflow_provider_kling.api import DEFAULT_SCHEDULE, PollSchedule, validate_request_id
+from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, WaitState
+from airflow_provider_kling.events import result_from_event
 from airflow_provider_kling.exceptions import (
+    AirflowSensorTimeout,
     AirflowSkipException,
     KlingRequestFailedError,
-    KlingTriggerEventError,
+    KlingWaitError,
 )
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
-from airflow_provider_kling.outputs import (
+from airflow_provider_kling.outputs import request_metadata
+from airflow_provider_kling.tasks import (
     DEFAULT_MAX_BYTES,
-    finish_result,
-    request_metadata,
+    DEFAULT_TIMEOUT,
+    DownloadSpec,
+    KlingTaskMixin,
+    default_deferrable,
 )
-from airflow_provider_kling.results import STILL_BILLING, result_from_event, result_from_record
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_kling.api import KlingRequest
-    from airflow_provider_kling.hooks.kling import KlingHook
+    from airflow_provider_kling.api.events import KlingResult
 
 DEFAULT_POKE_INTERVAL = 10.0
-# A video takes minutes; an hour means the request is stuck (GMI can leave a request
-# "queued" forever for a model that stopped serving).
-DEFAULT_TIMEOUT = 3600.0
-# The scheduler's own deferral timeout runs a little longer than the trigger's deadline,
-# so the trigger's clearer "still queued at the deadline" message normally wins.
-_DEFER_GRACE = 120.0
-
-
-def default_deferrable() -> bool:
-    try:
-        from airflow.sdk.configuration import conf
-    except ImportError:  # Airflow < 3.2
-        from airflow.configuration import conf
-    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
-
-
-def handle_kill(task: Any, request_id: str) -> None:
-    """What a killed Kling task does about its request: cancel it if asked, else say it runs on."""
-    if task.cancel_on_kill:
-        task.hook.cancel_request(request_id)
-    else:
-        task.log.warning(STILL_BILLING, request_id)
-
-
-def log_status(log: Any, record: KlingRequest, waited: float | None = None) -> None:
-    """
-    Log a request's status with how long it has existed (GMI's ``created_at``) or, failing
-    that, how long this task has waited, so a task log reads as a timeline.
-    """
-    elapsed = None
-    if record.created_at is not None:
-        from datetime import datetime, timezone
-
-        elapsed = (datetime.now(timezone.utc) - record.created_at).total_seconds()
-    if elapsed is not None:
-        log.info("Kling request %s is %s (%.0f s since submit)", record.request_id, record.status, elapsed)
-    elif waited is not None:
-        log.info("Kling request %s is %s (after %.0f s of waiting)", record.request_id, record.status, waited)
-    else:
-        log.info("Kling request %s is %s", record.request_id, record.status)
+# Where a rescheduled sensor keeps its wait between pokes (Airflow 3.3's task state store).
+WAIT_STATE_KEY = "kling_wait"
 
 
 def coerce_request_id(value: Any) -> str:
     """Accept a request id, or the dict a Kling task returned, and give the id."""
-    if isinstance(value, dict):
-        value = value.get("request_id")
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(
-            f"Invalid request_id: {value!r}. Allowed: the id string KlingI2VOperator pushes to XCom "
-            "(for example submit.output), or the dict a Kling task returned."
-        )
-    return value.strip()
+    return validate_request_id(value)
 
 
-class KlingStatusSensor(BaseSensorOperator):
+class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
     """
     Wait for a Kling request to finish, and return its video URLs.
 
@@ -109,7 +67,9 @@ class KlingStatusSensor(BaseSensorOperator):
         every 10 s. A number makes both check that often.
     :param timeout: seconds to wait before failing with ``AirflowSensorTimeout`` (a skip
         with ``soft_fail=True``). Default 3600.
-    :param max_poll_failures: consecutive failed checks tolerated in deferrable mode.
+    :param max_poll_failures: consecutive failed checks (each after the hook's own retries)
+        tolerated, in every mode. Default 10. In reschedule mode the count survives between
+        pokes only where Airflow has a task state store (3.3+).
     :param cancel_on_kill: when the task is killed, ask GMI to cancel the request (best
         effort: GMI documents no cancel call). Otherwise it keeps running and is billed.
     :param download_to: also stream the videos to this folder when the request succeeds:
@@ -145,7 +105,7 @@ class KlingStatusSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         poke_interval: timedelta | float | None = None,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
-        max_poll_failures: int = 10,
+        max_poll_failures: int = DEFAULT_MAX_POLL_FAILURES,
         cancel_on_kill: bool = False,
         download_to: Any = None,
         download_filename: str | None = None,
@@ -161,7 +121,6 @@ class KlingStatusSensor(BaseSensorOperator):
             timeout=timeout,
             **kwargs,
         )
-        self._submitted_at: float | None = None
         self.request_info = request_info
         self.download_to = download_to
         self.download_filename = download_filename
@@ -170,54 +129,74 @@ class KlingStatusSensor(BaseSensorOperator):
         self.request_id = request_id
         self.kling_conn_id = kling_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.max_poll_failures = max_poll_failures
+        self.max_poll_failures = int(max_poll_failures)
         self.cancel_on_kill = cancel_on_kill
-
-    @cached_property
-    def hook(self) -> KlingHook:
-        from airflow_provider_kling.hooks.kling import KlingHook
-
-        return KlingHook(self.kling_conn_id)
+        self._wait: WaitState | None = None
 
     def on_kill(self) -> None:
         try:
             request_id = coerce_request_id(self.request_id)
         except ValueError:
             return
-        handle_kill(self, request_id)
+        self.kill_request(request_id)
+
+    def _new_wait(self, context: Context) -> WaitState:
+        """The wait as it stands: this process's, a rescheduled try's from the state store, or new."""
+        if self._wait is not None:
+            return self._wait
+        now = time.time()
+        # A deferred wait keeps the provider's schedule unless the user chose an interval;
+        # poke and reschedule modes check every poke_interval, as Airflow's sensors do.
+        if self.fixed_interval or not self.deferrable:
+            schedule = PollSchedule.fixed(self.poke_interval)
+        else:
+            schedule = DEFAULT_SCHEDULE
+        started = now
+        if self.reschedule:
+            # A rescheduled sensor's timeout counts from its first poke, as Airflow's does.
+            first = context["ti"].get_first_reschedule_date(context)
+            started = first.timestamp() if first is not None else now
+        fresh = WaitState(
+            request_id=coerce_request_id(self.request_id),
+            submitted_at=started,
+            deadline=started + self.timeout,
+            schedule=schedule,
+            max_failures=self.max_poll_failures,
+            # The sensor checks at once: the request was submitted by an upstream task.
+            polled=True,
+        )
+        store = context.get("task_state_store")
+        return fresh.resumed(store.get(WAIT_STATE_KEY)) if store is not None else fresh
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        request_id = coerce_request_id(self.request_id)
-        record = self.hook.get_request(request_id)
-        log_status(self.log, record)
-        self._submitted_at = submitted_at(record.created_at, time.time())
-        result = result_from_record(record)
-        if result is None:
+        """One check of the request, through the same step as every other way of waiting."""
+        decision = self.poll_once(self._new_wait(context))
+        self._wait = decision.state
+        if decision.event is None:
+            if self.reschedule and (store := context.get("task_state_store")) is not None:
+                store.set(WAIT_STATE_KEY, decision.state.to_dict())
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, result, record))
+        return PokeReturnValue(
+            is_done=True, xcom_value=self.finish(context, result_from_event(decision.event))
+        )
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
+        if self.reschedule:
+            # Each poke is its own try; Airflow reschedules between them.
             return super().execute(context)
-        # A request that already finished needs no trigger.
+        # A request that already finished needs no trigger, and no wait.
         done = self.poke(context)
         if isinstance(done, PokeReturnValue):
             return done.xcom_value
-        from airflow_provider_kling.triggers.kling import KlingStatusTrigger
-
-        self.defer(
-            trigger=KlingStatusTrigger(
-                request_id=coerce_request_id(self.request_id),
-                end_time=time.time() + self.timeout,
-                kling_conn_id=self.kling_conn_id,
-                poll_interval=self.poke_interval if self.fixed_interval else None,
-                max_poll_failures=self.max_poll_failures,
-                cancel_on_kill=self.cancel_on_kill,
-                submitted_at=self._submitted_at,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout + _DEFER_GRACE),
-        )
+        assert self._wait is not None
+        if self.deferrable:
+            self.defer_wait(self._wait, self.poke_interval if self.fixed_interval else None)
+        try:
+            return self.finish(context, self.wait_here(self._wait))
+        except AirflowSensorTimeout as timeout:
+            if self.soft_fail or getattr(self, "never_fail", False):
+                raise AirflowSkipException(str(timeout)) from timeout
+            raise
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         # Airflow's sensor turns every error on resume into a skip under soft_fail, but a
@@ -226,27 +205,24 @@ class KlingStatusSensor(BaseSensorOperator):
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSkipException as skip:
-            if isinstance(skip.__cause__, KlingRequestFailedError | KlingTriggerEventError):
+            if isinstance(skip.__cause__, KlingRequestFailedError | KlingWaitError):
                 raise skip.__cause__ from None
             raise
 
-    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
-        """Resume after the trigger fired: return the result, or raise what the event says."""
-        result = result_from_event(event)
-        self.log.info("Kling request %s succeeded: %s", result["request_id"], ", ".join(result["media_urls"]))
-        return self._finish(context, result)
+    def download_spec(self) -> DownloadSpec | None:
+        if self.download_to is None:
+            return None
+        return DownloadSpec(
+            self.download_to, self.download_filename, self.download_conn_id, self.max_download_bytes
+        )
 
-    def _finish(
-        self, context: Context, result: dict[str, Any], record: KlingRequest | None = None
-    ) -> dict[str, Any]:
-        """Download the videos if asked, and describe them on the outlet assets' events."""
+    def describe(self, result: KlingResult) -> Mapping[str, Any]:
+        # The event names model, prompt and duration: only GMI's record of the request knows them here.
+        record = self.hook.get_request(result["request_id"])
+        echo = record.raw.get("payload")
+        return request_metadata(
+            record.request_id, record.model, echo if isinstance(echo, dict) else None, self.request_info
+        )
 
-        def metadata() -> dict[str, Any]:
-            # The event names model, prompt and duration: only GMI's record of the request knows them here.
-            found = record or self.hook.get_request(result["request_id"])
-            echo = found.raw.get("payload")
-            return request_metadata(
-                found.request_id, found.model, echo if isinstance(echo, dict) else None, self.request_info
-            )
 
-        return finish_result(self, context, result, metadata)
+__all__ = ["DEFAULT_POKE_INTERVAL", "KlingStatusSensor", "coerce_request_id"]

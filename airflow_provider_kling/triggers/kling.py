@@ -9,30 +9,28 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_kling.api import (
-    DEFAULT_SCHEDULE,
-    KlingError,
-    KlingValidationError,
-    PollSchedule,
-    is_known_status,
-)
-from airflow_provider_kling.results import STILL_BILLING, event_from_record
+from airflow_provider_kling.api import DEFAULT_SCHEDULE, KlingValidationError, PollSchedule
+from airflow_provider_kling.api.errors import KlingTransportError
+from airflow_provider_kling.api.events import STILL_BILLING, KlingEvent, error_event
+from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, Decision, WaitState, begin, step
 
 if TYPE_CHECKING:
+    from airflow_provider_kling.api.records import KlingRequest
     from airflow_provider_kling.hooks.kling import KlingAsyncHook
 
-DEFAULT_MAX_POLL_FAILURES = 10
-# 4xx answers other than these are permanent: polling again cannot turn them into a video.
-_TRANSIENT_4XX = frozenset({408, 409, 425, 429})
+__all__ = ["DEFAULT_MAX_POLL_FAILURES", "KlingStatusTrigger"]
 
 
 class KlingStatusTrigger(BaseTrigger):
     """
     Poll one Kling request until it succeeds, fails, or the deadline passes.
 
-    Yields exactly one event, a dict with ``status`` (``success``, ``failed``,
-    ``cancelled``, ``timeout`` or ``error``), ``request_id``, ``media_urls`` and
-    ``message``; on success also ``outcome``.
+    Yields exactly one event, a :class:`~airflow_provider_kling.api.events.KlingEvent`:
+    ``status`` (``success``, ``failed``, ``cancelled``, ``timeout`` or ``error``),
+    ``request_id``, ``message``, ``media_urls``, ``outcome`` and ``error``. Whatever an answer
+    holds, ``run()`` never raises: a failure that no poll can mend is an ``error`` event.
+    The decisions are :func:`airflow_provider_kling.api.waiting.step`'s, as in every other
+    way of waiting.
 
     :param request_id: the request to wait for.
     :param kling_conn_id: the ``kling`` connection holding the API key.
@@ -76,6 +74,8 @@ class KlingStatusTrigger(BaseTrigger):
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        # The classpath and the kwargs' names are a contract with triggers already in the
+        # database: a trigger serialized by an earlier version must resume with this one.
         return (
             "airflow_provider_kling.triggers.kling.KlingStatusTrigger",
             {
@@ -89,61 +89,58 @@ class KlingStatusTrigger(BaseTrigger):
             },
         )
 
+    def wait_state(self) -> WaitState:
+        """Where the wait starts: a resumed trigger keeps its deadline and its place in the schedule."""
+        return WaitState(
+            request_id=self.request_id,
+            submitted_at=self.submitted_at,
+            deadline=self.end_time,
+            schedule=self.schedule,
+            max_failures=self.max_poll_failures,
+        )
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_kling.hooks.kling import KlingAsyncHook
 
+        event: KlingEvent
         try:
-            # Few retries inside one poll: the loop below is the outer retry, and it
-            # keeps the deadline in view.
+            # Few retries inside one poll: the wait is the outer retry, and it keeps the
+            # deadline in view.
             async with KlingAsyncHook(self.kling_conn_id, retry_limit=2, retry_max_delay=60.0) as hook:
-                event = await self._poll(hook)
+                event = await self._wait(hook)
         except KlingValidationError as err:
-            event = self._event("error", f"The Kling connection {self.kling_conn_id!r} is unusable: {err}")
+            event = error_event(
+                self.request_id, f"The Kling connection {self.kling_conn_id!r} is unusable: {err}"
+            )
+        except Exception as err:  # one event, always: a raise would end the task as a bare "Trigger failure"
+            self.log.exception("The wait for Kling request %s failed", self.request_id)
+            event = error_event(
+                self.request_id,
+                f"Waiting for Kling request {self.request_id} failed: {type(err).__name__}: {err}",
+            )
         yield TriggerEvent(event)
 
-    async def _poll(self, hook: KlingAsyncHook) -> dict[str, Any]:
-        failures = 0
-        last_status: str | None = None
-        started = time.monotonic()
-        first_wait = self.schedule.wait(self._age(), polled=False)
-        if first_wait > 0:
-            await asyncio.sleep(min(first_wait, max(0.0, self.end_time - time.time())))
-        while True:
-            try:
-                record = await hook.get_request(self.request_id)
-            except KlingError as err:
-                status_code = getattr(err, "status_code", None)
-                if _is_permanent(status_code):
-                    return self._event("error", f"Polling Kling request {self.request_id} failed: {err}")
-                failures += 1
-                if failures >= self.max_poll_failures:
-                    return self._event(
-                        "error",
-                        f"Polling Kling request {self.request_id} failed {failures} times in a row: {err}",
-                    )
-                self.log.warning(
-                    "Poll %d of request %s failed, will retry: %s", failures, self.request_id, err
-                )
-            else:
-                failures = 0
-                if record.status != last_status:
-                    self._log_transition(record.status, last_status, time.monotonic() - started)
-                    last_status = record.status
-                if record.is_terminal:
-                    return event_from_record(record)
-            remaining = self.end_time - time.time()
-            if remaining <= 0:
-                return self._event(
-                    "timeout",
-                    f"Kling request {self.request_id} was still {last_status or 'unreachable'} "
-                    "at the deadline; "
-                    "it may keep running (and billing) at GMI. A request stuck in 'queued' usually means "
-                    "the model is not serving.",
-                )
-            await asyncio.sleep(min(remaining, self.schedule.wait(self._age(), polled=True)))
+    async def _wait(self, hook: KlingAsyncHook) -> KlingEvent:
+        decision = begin(self.wait_state(), time.time())
+        while decision.event is None:
+            await asyncio.sleep(decision.sleep)
+            decision = await self._poll_once(hook, decision.state)
+        return decision.event
 
-    def _age(self) -> float:
-        return time.time() - self.submitted_at
+    async def _poll_once(self, hook: KlingAsyncHook, state: WaitState) -> Decision:
+        # A poll may not outlive the wait's own deadline, however slowly an answer trickles in.
+        budget = max(1.0, state.deadline - time.time())
+        observed: KlingRequest | BaseException
+        try:
+            observed = await asyncio.wait_for(hook.get_request(state.request_id), timeout=budget)
+        except asyncio.TimeoutError:
+            late = f"get {state.request_id}: no answer before the wait's deadline"
+            observed = KlingTransportError(late, sent=True)
+        except Exception as err:  # the step decides which failures a wait survives
+            observed = err
+        decision = step(state, time.time(), observed)
+        decision.log_to(self.log)
+        return decision
 
     async def on_kill(self) -> None:
         """Called by Airflow 3.3+ when a user kills the deferred task; never on a triggerer restart."""
@@ -157,23 +154,3 @@ class KlingStatusTrigger(BaseTrigger):
                 await hook.cancel_request(self.request_id)
         except Exception as err:  # on_kill must not raise: log and let the kill proceed
             self.log.warning("Could not cancel Kling request %s: %s", self.request_id, err)
-
-    def _log_transition(self, status: str, previous: str | None, elapsed: float) -> None:
-        if not is_known_status(status):
-            self.log.warning(
-                "Kling request %s has unknown status %r; treating it as running", self.request_id, status
-            )
-        self.log.info(
-            "Kling request %s is %s (was %s) after %.0f s",
-            self.request_id,
-            status,
-            previous or "unseen",
-            elapsed,
-        )
-
-    def _event(self, status: str, message: str) -> dict[str, Any]:
-        return {"status": status, "request_id": self.request_id, "media_urls": [], "message": message}
-
-
-def _is_permanent(status_code: int | None) -> bool:
-    return status_code is not None and 400 <= status_code < 500 and status_code not in _TRANSIENT_4XX

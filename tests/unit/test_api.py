@@ -49,7 +49,7 @@ def record(**fields):
 def test_every_documented_outcome_shape_gives_the_video_url(outcome):
     req = KlingRequest.from_record(record(outcome=outcome))
     assert req.media_urls == [VIDEO]
-    assert req.outcome == "success"
+    assert req.verdict == "success"
     assert req.is_terminal
     assert req.error is None
     assert req.thumbnail_url == outcome.get("thumbnail_image_url")
@@ -71,7 +71,7 @@ def test_a_terminal_submit_answer_is_parsed_as_finished():
     }
     req = KlingRequest.from_record(submit_answer)
     assert req.is_terminal
-    assert req.outcome == "success"
+    assert req.verdict == "success"
     assert req.model == "kling-3.0-turbo-i2v"
     assert req.media_urls == [VIDEO]
     assert req.raw == submit_answer
@@ -87,12 +87,12 @@ def test_the_documented_submit_and_get_answers_are_running():
         "queued_at": 1750442925,
     }
     req = KlingRequest.from_record(submit_answer)
-    assert req.outcome == "running"
+    assert req.verdict == "running"
     assert not req.is_terminal
     assert req.media_urls == []
     get_answer = {**submit_answer, "status": "processing", "payload": {}, "outcome": None}
     req = KlingRequest.from_record(get_answer)
-    assert (req.outcome, req.media_urls, req.error) == ("running", [], None)
+    assert (req.verdict, req.media_urls, req.error) == ("running", [], None)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_the_documented_submit_and_get_answers_are_running():
 def test_statuses_are_classified(status, outcome):
     assert classify_status(status) == outcome
     req = KlingRequest.from_record({"request_id": "r", "status": status})
-    assert req.outcome == outcome
+    assert req.verdict == outcome
     assert req.is_terminal is (outcome != "running")
 
 
@@ -129,7 +129,7 @@ def test_statuses_are_classified(status, outcome):
 )
 def test_the_failure_text_is_found_wherever_the_record_keeps_it(fields, error):
     req = KlingRequest.from_record({"request_id": "r", "status": "failed", **fields})
-    assert req.outcome == "failed"
+    assert req.verdict == "failed"
     assert req.error == error
     assert req.media_urls == []
 
@@ -173,9 +173,11 @@ def test_malformed_records_raise_a_clear_api_error_never_key_error(body, words):
     assert not isinstance(info.value, KeyError | TypeError)
 
 
-def test_to_result_is_json_safe():
+def test_the_result_of_a_success_is_json_safe():
+    from airflow_provider_kling.api.events import event_from_record, result_of
+
     req = KlingRequest.from_record(record(outcome={"media_urls": [VIDEO]}))
-    assert req.to_result() == {
+    assert result_of(event_from_record(req)) == {
         "request_id": "req-1",
         "status": "success",
         "media_urls": [VIDEO],

@@ -55,7 +55,7 @@ async def test_polls_send_the_headers_and_parse_the_record(conn, respx_mock):
     route = respx_mock.get(f"{API}/requests/req-1").respond(json=DONE)
     async with KlingAsyncHook() as hook:
         req = await hook.get_request("req-1")
-    assert req.outcome == "success"
+    assert req.verdict == "success"
     assert req.media_urls == ["https://media.test/v.mp4"]
     headers = route.calls.last.request.headers
     assert headers["Authorization"] == f"Bearer {TEST_API_KEY}"

@@ -91,8 +91,8 @@ def test_bad_operator_input_is_refused_before_any_post(
         value = str(paths[value[1:]])
     task = KlingI2VOperator(task_id="submit", first_frame="https://example.com/frame.png", deferrable=False)
     if field == "first_frame":
-        task._inline_first_frame = None
-        task.first_frame = task._stash_inline(value)  # as rendering a template would leave it
+        task.first_frame = value
+        task.hide_inline_images()  # as rendering a template would leave it
     else:
         setattr(task, field, value)
     ti = FakeTI()

@@ -11,6 +11,7 @@ from airflow.sdk import Asset, ObjectStoragePath
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_kling.api import KlingValidationError
+from airflow_provider_kling.api.events import event_from_record, result_of
 from airflow_provider_kling.exceptions import KlingDownloadError
 from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
@@ -46,8 +47,8 @@ def finished(kling_simulator, kling_connection_env, png_bytes) -> dict[str, Any]
 
     for _ in range(100):
         current = hook.get_request(record.request_id)
-        if current.outcome == "success":
-            return current.to_result()
+        if current.verdict == "success":
+            return dict(result_of(event_from_record(current)))
         time.sleep(0.05)
     raise AssertionError("the simulator did not finish the request")
 

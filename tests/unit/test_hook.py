@@ -164,7 +164,7 @@ def test_get_request(hook, requests_mock):
     record = {**QUEUED, "status": "success", "outcome": {"media_urls": [{"id": "0", "url": VIDEO_URL}]}}
     requests_mock.get(f"{API}/requests/req-1", json=record)
     req = hook.get_request("req-1")
-    assert req.outcome == "success"
+    assert req.verdict == "success"
     assert req.media_urls == [VIDEO_URL]
     assert requests_mock.last_request.method == "GET"
 

@@ -80,7 +80,7 @@ def test_rendering_a_template_to_base64_keeps_it_out_of_rendered_fields(png_byte
         task = KlingI2VOperator(task_id="submit", first_frame="{{ params.image }}", deferrable=False)
     task.render_template_fields({"params": {"image": b64}})
     assert b64 not in str(task.first_frame)
-    assert task._inline_first_frame == b64
+    assert task.field_value("first_frame") == b64
 
 
 def test_simulator_never_keeps_the_key(kling_simulator, kling_connection_env):

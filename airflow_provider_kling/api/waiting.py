@@ -1,0 +1,191 @@
+"""The one polling step behind every way of waiting for a request.
+
+The trigger, the operator's own wait and the sensor (poke and reschedule) only fetch records and
+sleep; this step decides everything else: how long to sleep, when the deadline has passed, which
+failed polls to tolerate, which end the wait at once, and what each outcome says. It does no I/O
+and never sleeps, so one fault sequence can be replayed through every driver and give the same
+verdicts (``tests/unit/test_waiting.py``).
+
+Times are wall-clock Unix seconds: a wait can resume in another process (a triggerer restart, a
+rescheduled sensor), where a monotonic clock would mean nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from airflow_provider_kling.api.errors import KlingError
+from airflow_provider_kling.api.events import (
+    KlingEvent,
+    error_event,
+    event_from_record,
+    timeout_event,
+)
+from airflow_provider_kling.api.polling import DEFAULT_SCHEDULE, PollSchedule
+from airflow_provider_kling.api.records import KlingRequest, is_known_status
+
+#: Consecutive failed polls (each after the hook's own retries) tolerated before a wait gives up.
+DEFAULT_MAX_POLL_FAILURES = 10
+
+Note = tuple[int, str]
+
+
+@dataclass(frozen=True)
+class WaitState:
+    """
+    Where a wait stands; JSON-safe through :meth:`to_dict`, so it survives a process change.
+
+    :param request_id: the request waited for.
+    :param submitted_at: when it was submitted (Unix time): the schedule counts from it.
+    :param deadline: when the wait gives up (Unix time).
+    :param schedule: when to poll.
+    :param max_failures: consecutive failed polls tolerated.
+    :param failures: consecutive failed polls so far.
+    :param last_status: the status of the last record read, if any.
+    :param polled: whether a poll has happened (before it, the schedule's ``first`` applies).
+    """
+
+    request_id: str
+    submitted_at: float
+    deadline: float
+    schedule: PollSchedule = DEFAULT_SCHEDULE
+    max_failures: int = DEFAULT_MAX_POLL_FAILURES
+    failures: int = 0
+    last_status: str | None = None
+    polled: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The progress of the wait, for a store that outlives the process (not the schedule)."""
+        return {
+            "request_id": self.request_id,
+            "submitted_at": self.submitted_at,
+            "deadline": self.deadline,
+            "failures": self.failures,
+            "last_status": self.last_status,
+            "polled": self.polled,
+        }
+
+    def resumed(self, saved: Any) -> WaitState:
+        """This wait, continued from :meth:`to_dict` of the same request's earlier progress."""
+        if not isinstance(saved, dict) or saved.get("request_id") != self.request_id:
+            return self
+        try:
+            return replace(
+                self,
+                submitted_at=float(saved["submitted_at"]),
+                deadline=float(saved["deadline"]),
+                failures=int(saved["failures"]),
+                last_status=saved["last_status"] if isinstance(saved["last_status"], str) else None,
+                polled=bool(saved["polled"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return self
+
+
+@dataclass(frozen=True)
+class Decision:
+    """
+    What to do next: sleep ``sleep`` seconds and poll again, or stop with ``event``.
+
+    ``notes`` are log lines (level, message) for the driver to write, so every way of waiting
+    logs the same timeline.
+    """
+
+    state: WaitState
+    sleep: float = 0.0
+    event: KlingEvent | None = None
+    notes: tuple[Note, ...] = field(default=())
+
+    @property
+    def done(self) -> bool:
+        return self.event is not None
+
+    def log_to(self, log: Any) -> None:
+        """Write the notes to a logger (any object with ``log(level, message)``)."""
+        for level, message in self.notes:
+            log.log(level, message)
+
+
+def begin(state: WaitState, now: float, *, rng: random.Random | None = None) -> Decision:
+    """The wait before the first poll: up to the schedule's ``first``, never past the deadline."""
+    wait = state.schedule.wait(now - state.submitted_at, polled=state.polled, rng=rng)
+    return Decision(state, sleep=max(0.0, min(wait, state.deadline - now)))
+
+
+def step(
+    state: WaitState,
+    now: float,
+    observed: KlingRequest | BaseException,
+    *,
+    rng: random.Random | None = None,
+) -> Decision:
+    """
+    Decide after one poll, which gave a record or failed with an exception (``observed``).
+
+    - A terminal record ends the wait with its event (a success without a video is an error).
+    - A permanent error (bad key, unknown request, an unusable connection) ends it at once.
+    - Any other failure counts against ``max_failures``; a record resets the count.
+    - Past the deadline a running request ends the wait with ``timeout``.
+    """
+    if isinstance(observed, KlingRequest):
+        return _after_record(state, now, observed, rng)
+    return _after_error(state, now, observed, rng)
+
+
+def _after_record(state: WaitState, now: float, record: KlingRequest, rng: random.Random | None) -> Decision:
+    rid = state.request_id
+    # GMI's own clock says when the request was made; a time ahead of ours counts as now.
+    origin = min(record.created_at.timestamp(), now) if record.created_at else state.submitted_at
+    notes: list[Note] = []
+    if record.status != state.last_status:
+        if not is_known_status(record.status):
+            notes.append(
+                (
+                    logging.WARNING,
+                    f"Kling request {rid} has unknown status {record.status!r}; treating it as running",
+                )
+            )
+        notes.append(
+            (logging.INFO, f"Kling request {rid} is {record.status} ({now - origin:.0f} s since submit)")
+        )
+    state = replace(state, submitted_at=origin, failures=0, last_status=record.status, polled=True)
+    if record.is_terminal:
+        return Decision(state, event=event_from_record(record), notes=tuple(notes))
+    return _next(state, now, notes, rng)
+
+
+def _after_error(state: WaitState, now: float, error: BaseException, rng: random.Random | None) -> Decision:
+    rid = state.request_id
+    if not isinstance(error, KlingError):
+        # Not an answer's doing (a bug, an unexpected library error): name the type, since
+        # the text alone may say nothing.
+        message = f"Polling Kling request {rid} failed: {type(error).__name__}: {error}"
+        return Decision(replace(state, polled=True), event=error_event(rid, message))
+    if not error.transient:
+        message = f"Polling Kling request {rid} failed: {error}"
+        return Decision(replace(state, polled=True), event=error_event(rid, message))
+    failures = state.failures + 1
+    state = replace(state, failures=failures, polled=True)
+    if failures >= state.max_failures:
+        message = f"Polling Kling request {rid} failed {failures} times in a row: {error}"
+        return Decision(state, event=error_event(rid, message))
+    notes: list[Note] = [
+        (logging.WARNING, f"Poll {failures} of Kling request {rid} failed, will retry: {error}")
+    ]
+    return _next(state, now, notes, rng)
+
+
+def _next(state: WaitState, now: float, notes: list[Note], rng: random.Random | None) -> Decision:
+    """Sleep until the next poll, or stop at the deadline."""
+    age = now - state.submitted_at
+    remaining = state.deadline - now
+    if remaining <= 0:
+        return Decision(
+            state, event=timeout_event(state.request_id, state.last_status, age), notes=tuple(notes)
+        )
+    return Decision(
+        state, sleep=min(state.schedule.wait(age, polled=True, rng=rng), remaining), notes=tuple(notes)
+    )

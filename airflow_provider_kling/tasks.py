@@ -1,0 +1,213 @@
+"""What every Kling task shares: its hook, waiting, killing, finishing with downloads and asset events.
+
+:class:`KlingTaskMixin` is mixed into the submit operators, the sensor and the download operator, so
+each declares only its own arguments, and a wait ends the same way whichever task waited.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_kling.api.events import STILL_BILLING, KlingResult
+from airflow_provider_kling.api.polling import PollSchedule
+from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, Decision, WaitState, begin, step
+from airflow_provider_kling.events import result_from_event
+from airflow_provider_kling.outputs import (
+    DEFAULT_FILENAME,
+    DEFAULT_MAX_BYTES,
+    download_videos,
+    set_asset_extras,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+
+    from airflow_provider_kling.api.records import KlingRequest
+    from airflow_provider_kling.hooks.kling import KlingHook
+
+    # Typed as an operator for mypy; at run time the mixin sits beside the real base class.
+    _TaskBase = BaseOperator
+else:
+    _TaskBase = object
+
+# A video takes minutes; an hour means the request is stuck (GMI can leave a request
+# "queued" forever for a model that stopped serving).
+DEFAULT_TIMEOUT = 3600.0
+# The scheduler's own deferral timeout runs a little longer than the wait's deadline, so the
+# wait's clearer "still queued at the deadline" message normally wins.
+DEFER_GRACE = 120.0
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_POLL_FAILURES",
+    "DEFAULT_TIMEOUT",
+    "DownloadSpec",
+    "KlingTaskMixin",
+    "default_deferrable",
+]
+
+
+def default_deferrable() -> bool:
+    """The ``[operators] default_deferrable`` setting, as every deferrable operator reads it."""
+    try:
+        from airflow.sdk.configuration import conf
+    except ImportError:  # Airflow < 3.2
+        from airflow.configuration import conf
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+def seconds(value: timedelta | float, name: str) -> float:
+    """A positive number of seconds from a number or a ``timedelta``."""
+    number = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not number > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class DownloadSpec:
+    """
+    Where a task copies a request's videos (its arguments, after rendering).
+
+    :param destination: a local folder, a URI or an ``ObjectStoragePath``.
+    :param filename: the file name template under it (``None``: the default).
+    :param conn_id: the object store's Airflow connection, if it needs one.
+    :param max_bytes: the largest video accepted.
+    :param content_types: accepted ``Content-Type`` prefixes; ``None`` for the hook's default.
+    """
+
+    destination: Any
+    filename: str | None = None
+    conn_id: str | None = None
+    max_bytes: int | None = DEFAULT_MAX_BYTES
+    content_types: tuple[str, ...] | None = None
+
+
+class KlingTaskMixin(_TaskBase):
+    """
+    The part of every Kling task that is not about its own arguments.
+
+    A task sets ``kling_conn_id`` and ``cancel_on_kill``, and overrides :meth:`download_spec` and
+    :meth:`describe` if it downloads or describes videos on its asset events.
+    """
+
+    kling_conn_id: str
+    cancel_on_kill: bool = False
+
+    @cached_property
+    def hook(self) -> KlingHook:
+        """The sync hook of the task's ``kling`` connection."""
+        from airflow_provider_kling.hooks.kling import KlingHook
+
+        return KlingHook(self.kling_conn_id)
+
+    # --- waiting ---------------------------------------------------------------------------
+
+    def wait_here(self, state: WaitState) -> KlingResult:
+        """Wait in this worker: the same step as the trigger, with sleeps instead of awaits."""
+        decision = begin(state, time.time())
+        while decision.event is None:
+            time.sleep(decision.sleep)
+            decision = self.poll_once(decision.state)
+        return result_from_event(decision.event)
+
+    def poll_once(self, state: WaitState) -> Decision:
+        """Fetch the record once and decide; the decision's notes are logged here."""
+        observed: KlingRequest | BaseException
+        try:
+            observed = self.hook.get_request(state.request_id)
+        except Exception as err:  # the step decides which failures a wait survives
+            observed = err
+        decision = step(state, time.time(), observed)
+        decision.log_to(self.log)
+        return decision
+
+    def defer_wait(self, state: WaitState, poll_interval: float | None) -> None:
+        """Hand the wait to the triggerer; the task resumes in :meth:`execute_complete`."""
+        from airflow_provider_kling.triggers.kling import KlingStatusTrigger
+
+        self.defer(
+            trigger=KlingStatusTrigger(
+                request_id=state.request_id,
+                end_time=state.deadline,
+                kling_conn_id=self.kling_conn_id,
+                poll_interval=poll_interval,
+                max_poll_failures=state.max_failures,
+                cancel_on_kill=self.cancel_on_kill,
+                submitted_at=state.submitted_at,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=max(0.0, state.deadline - time.time()) + DEFER_GRACE),
+        )
+
+    @staticmethod
+    def schedule_for(poll_interval: float | None, default: PollSchedule) -> PollSchedule:
+        """A fixed schedule when the user set an interval, else ``default``."""
+        return default if poll_interval is None else PollSchedule.fixed(poll_interval)
+
+    def execute_complete(self, context: Context, event: Any = None) -> KlingResult:
+        """Resume after the trigger fired: return the result, or raise what the event says."""
+        result = result_from_event(event)
+        self.log.info("Kling request %s succeeded: %s", result["request_id"], ", ".join(result["media_urls"]))
+        return self.finish(context, result)
+
+    # --- killing ---------------------------------------------------------------------------
+
+    def kill_request(self, request_id: str | None) -> None:
+        """What a killed task does about its request: cancel it if asked, else say it runs on."""
+        if request_id is None:
+            return
+        if self.cancel_on_kill:
+            self.hook.cancel_request(request_id)
+        else:
+            self.log.warning(STILL_BILLING, request_id)
+
+    # --- finishing -------------------------------------------------------------------------
+
+    def download_spec(self) -> DownloadSpec | None:
+        """Where this task copies the videos, or ``None`` when it does not."""
+        return None
+
+    def describe(self, result: KlingResult) -> Mapping[str, Any]:
+        """Request id, model, prompt, duration, resolution and cost, for asset events."""
+        return {"request_id": result["request_id"]}
+
+    def download(self, context: Context, result: KlingResult, spec: DownloadSpec) -> list[dict[str, Any]]:
+        """Stream every video of ``result`` to ``spec``; one ``{"url", "uri", "size", "sha256"}`` each."""
+        return download_videos(
+            self.hook,
+            request_id=result["request_id"],
+            media_urls=result["media_urls"],
+            destination=spec.destination,
+            filename=spec.filename or self.render_template(DEFAULT_FILENAME, context),
+            destination_conn_id=spec.conn_id,
+            max_bytes=spec.max_bytes,
+            content_types=spec.content_types,
+        )
+
+    def finish(
+        self,
+        context: Context,
+        result: KlingResult,
+        describe: Callable[[KlingResult], Mapping[str, Any]] | None = None,
+    ) -> KlingResult:
+        """
+        The last step of every Kling task that ends with a video: download it if the task was
+        asked to, and describe it on the events of the task's outlet assets.
+
+        :param describe: what the asset events say; defaults to :meth:`describe`, and is called
+            only when the task has outlets, since it may cost an API call.
+        """
+        spec = self.download_spec()
+        if spec is not None:
+            result["files"] = self.download(context, result, spec)
+        if self.outlets:
+            uris = [f["uri"] for f in result.get("files", [])]
+            extra = {**(describe or self.describe)(result), "media_urls": result["media_urls"], "uris": uris}
+            set_asset_extras(self.outlets, context, extra)
+        return result
