@@ -1,6 +1,6 @@
 """Every exception the provider raises, in one module.
 
-The Airflow-free ones (bad input, bad answers) are defined in :mod:`airflow_provider_kling.api.errors`
+The Airflow-free ones (bad input, bad answers) are defined in ``airflow_provider_kling.api.errors``
 so the API layer stays importable without Airflow; they are re-exported here.
 """
 
