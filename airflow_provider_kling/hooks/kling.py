@@ -31,12 +31,13 @@ from airflow_provider_kling.exceptions import (
 )
 from airflow_provider_kling.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
 from airflow_provider_kling.hooks.clients import SharedClient, shared_clients
-from airflow_provider_kling.retries import (
+from airflow_provider_kling.transport.errors import (
     error_for_status,
-    is_retryable,
-    parse_body,
-    retry_policy,
+    httpx_errors,
+    parse_answer,
+    requests_errors,
 )
+from airflow_provider_kling.transport.retries import is_retryable, retry_policy
 
 if TYPE_CHECKING:
     import requests
@@ -131,7 +132,7 @@ class KlingHook(_KlingHookBase):
 
     One ``requests.Session`` per hook keeps connections alive across calls. Reads retry
     on network errors, 5xx and 429; submits retry only when GMI surely did not accept
-    them (see :mod:`airflow_provider_kling.retries`), so a video is never paid for twice.
+    them (see :mod:`airflow_provider_kling.transport.retries`), so a video is never paid for twice.
 
     :param kling_conn_id: the ``kling`` connection holding the API key.
     :param retry_limit: retries of one call after the first attempt.
@@ -344,27 +345,17 @@ class KlingHook(_KlingHookBase):
         retrying = Retrying(**self._policy(idempotent=idempotent))
         return retrying(self._send, method, path, json, params, what)
 
-    def _send(self, method: str, path: str, json: Any, params: Mapping[str, str] | None, what: str) -> Any:
-        import requests
-
-        url = self.settings.api_url + path
+    def _send(
+        self, method: str, path: str, json: Any, params: Mapping[str, str] | None, what: str
+    ) -> dict[str, Any]:
         # A fresh body per attempt: a retry sends it from the start. The session sends Content-Type.
         body = None if json is None else JsonBody(json)
-        try:
+        timeout = (CONNECT_TIMEOUT, self.settings.timeout)
+        with requests_errors(what, self.settings):
             resp = self.session.request(
-                method, url, data=body, params=params, timeout=(CONNECT_TIMEOUT, self.settings.timeout)
+                method, self.settings.api_url + path, data=body, params=params, timeout=timeout
             )
-        except requests.exceptions.ConnectTimeout as err:
-            raise KlingTransportError(
-                f"{what}: could not connect to {self.settings.base_url}: {err}", sent=False
-            ) from None
-        except requests.exceptions.ConnectionError as err:
-            raise KlingTransportError(f"{what}: {_connection_problem(err)}", sent=_maybe_sent(err)) from None
-        except requests.exceptions.Timeout as err:
-            raise KlingTransportError(
-                f"{what}: no answer within {self.settings.timeout:g} s ({err})", sent=True
-            ) from None
-        return _parse_answer(resp.status_code, resp.text, resp.headers, what)
+        return parse_answer(resp.status_code, resp.text, resp.headers, what=what)
 
 
 class KlingAsyncHook(_KlingHookBase):
@@ -436,25 +427,13 @@ class KlingAsyncHook(_KlingHookBase):
         retrying = AsyncRetrying(**self._policy(idempotent=True))
         return await retrying(self._send, method, path, what)
 
-    async def _send(self, method: str, path: str, what: str) -> Any:
-        import httpx
-
+    async def _send(self, method: str, path: str, what: str) -> dict[str, Any]:
         if self._shared is None:
             raise RuntimeError("KlingAsyncHook is used outside 'async with'")
-        try:
+        with httpx_errors(what, self.settings):
             async with self._shared.slot() as client:
                 resp = await client.request(method, path)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-            raise KlingTransportError(
-                f"{what}: could not connect to {self.settings.base_url}: {err!r}", sent=False
-            ) from None
-        except httpx.TimeoutException as err:
-            raise KlingTransportError(
-                f"{what}: no answer within {self.settings.timeout:g} s ({err!r})", sent=True
-            ) from None
-        except httpx.TransportError as err:
-            raise KlingTransportError(f"{what}: connection failed: {err!r}", sent=True) from None
-        return _parse_answer(resp.status_code, resp.text, resp.headers, what)
+        return parse_answer(resp.status_code, resp.text, resp.headers, what=what)
 
 
 def _check_headers(
@@ -508,40 +487,10 @@ def _write_object(target: ObjectStoragePath, chunks: Iterator[bytes]) -> str:
     return str(target)
 
 
-def _parse_answer(status_code: int, text: str, headers: Mapping[str, str], what: str) -> Any:
-    if status_code >= 400:
-        raise error_for_status(status_code, text, headers, what=what)
-    body = parse_body(text)
-    if not isinstance(body, dict):
-        raise KlingAPIError(
-            f"GMI answered HTTP {status_code} to {what} with a body that is not a JSON object: "
-            f"{text[:200]!r}",
-            status_code=status_code,
-        )
-    return body
-
-
 def _quote(request_id: str) -> str:
     from urllib.parse import quote
 
     return quote(request_id, safe="")
-
-
-def _maybe_sent(err: BaseException) -> bool:
-    """False only when the error proves the connection never opened (refused, DNS)."""
-    from urllib3.exceptions import NameResolutionError, NewConnectionError
-
-    cause: BaseException | None = err
-    while cause is not None:
-        if isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError):
-            return False
-        reason = getattr(cause, "reason", None)
-        cause = reason if isinstance(reason, BaseException) else (cause.__cause__ or cause.__context__)
-    return True
-
-
-def _connection_problem(err: BaseException) -> str:
-    return f"connection failed ({type(err).__name__}: {str(err)[:300]})"
 
 
 __all__ = ["DownloadResult", "KlingAsyncHook", "KlingHook"]

@@ -1,0 +1,11 @@
+"""
+The transport layer: everything between a hook's API call and the bytes on the wire.
+
+It owns the one retry policy of both hooks (:mod:`~airflow_provider_kling.transport.retries`)
+and the classification of what went wrong (an HTTP error answer, an unreadable body, or no
+answer at all, and whether the request may have reached GMI:
+:mod:`~airflow_provider_kling.transport.errors`). The hooks decide which call to make; this
+layer decides how it is sent, repeated and read. Its modules import ``requests``, ``httpx``
+and ``tenacity`` only where a call is made, or are themselves imported only by the hooks,
+so parsing a DAG loads none of them.
+"""
