@@ -30,7 +30,7 @@ from airflow_provider_kling.exceptions import (
     KlingTransportError,
 )
 from airflow_provider_kling.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
-from airflow_provider_kling.hooks.clients import SharedClient, shared_clients
+from airflow_provider_kling.transport.clients import SharedClient, shared_clients
 from airflow_provider_kling.transport.errors import (
     error_for_status,
     httpx_errors,
@@ -365,7 +365,7 @@ class KlingAsyncHook(_KlingHookBase):
     Use it as an async context manager: the connection is fetched without blocking the
     event loop, and shared ``httpx.AsyncClient`` objects serve every poll until the block
     exits: every hook for the same connection in the same event loop uses the same few
-    clients (:mod:`~airflow_provider_kling.hooks.clients`), so a triggerer holding thousands
+    clients (:mod:`~airflow_provider_kling.transport.clients`), so a triggerer holding thousands
     of triggers keeps a few dozen connections at most; the last hook to exit closes them.
 
     .. code-block:: python

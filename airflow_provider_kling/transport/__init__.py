@@ -1,7 +1,8 @@
 """
 The transport layer: everything between a hook's API call and the bytes on the wire.
 
-It owns the one retry policy of both hooks (:mod:`~airflow_provider_kling.transport.retries`)
+It owns the HTTP clients the async hooks share (:mod:`~airflow_provider_kling.transport.clients`),
+the one retry policy of both hooks (:mod:`~airflow_provider_kling.transport.retries`)
 and the classification of what went wrong (an HTTP error answer, an unreadable body, or no
 answer at all, and whether the request may have reached GMI:
 :mod:`~airflow_provider_kling.transport.errors`). The hooks decide which call to make; this
