@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import tempfile
 import time
-from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -19,33 +15,25 @@ from airflow_provider_kling import __version__
 from airflow_provider_kling.api import (
     ConnectionSettings,
     JsonBody,
-    KlingAPIError,
     KlingRequest,
     connection_settings,
     validate_model,
 )
-from airflow_provider_kling.exceptions import (
-    KlingDownloadError,
-    KlingSubmitOutcomeUnknown,
-    KlingTransportError,
-)
+from airflow_provider_kling.exceptions import KlingAPIError, KlingSubmitOutcomeUnknown, KlingTransportError
 from airflow_provider_kling.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
 from airflow_provider_kling.transport.errors import (
-    error_for_status,
     httpx_errors,
     parse_answer,
     requests_errors,
 )
 from airflow_provider_kling.transport.retries import is_retryable, retry_policy
+from airflow_provider_kling.transport.storage import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
 
 if TYPE_CHECKING:
     import requests
     from airflow.sdk import Connection, ObjectStoragePath
     from tenacity import RetryCallState
-
-#: What a video download may answer with: object stores often serve MP4s as octet-stream.
-DEFAULT_CONTENT_TYPES: tuple[str, ...] = ("video/", "application/octet-stream", "binary/octet-stream")
 
 USER_AGENT = f"airflow-provider-kling/{__version__}"
 # Seconds to open a TCP/TLS connection; separate from the read timeout so a dead host
@@ -115,15 +103,6 @@ class _KlingHookBase(BaseHook):
         self.log.warning(
             "Kling API call failed (attempt %d): %s; retrying in %.1f s", state.attempt_number, exc, wait
         )
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    """Where a video was written, how big it is and its sha256."""
-
-    uri: str
-    size: int
-    sha256: str
 
 
 class KlingHook(_KlingHookBase):
@@ -298,37 +277,19 @@ class KlingHook(_KlingHookBase):
             accepted); ``None`` accepts any.
         :raises KlingDownloadError: the answer breaks the size cap or has another type.
         """
-        import hashlib
-
-        import requests
-
-        digest = hashlib.sha256()
-        size = 0
-
-        def chunks(resp: requests.Response) -> Iterator[bytes]:
-            nonlocal size
-            for chunk in resp.iter_content(chunk_size):
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise KlingDownloadError(f"{url} is larger than the cap of {max_bytes:,} bytes")
-                digest.update(chunk)
-                yield chunk
-
-        with requests.get(
+        result = stream_download(
             url,
-            stream=True,
+            destination,
             timeout=(CONNECT_TIMEOUT, self.settings.timeout),
-            headers={"User-Agent": USER_AGENT},
-        ) as resp:
-            if resp.status_code >= 400:
-                raise error_for_status(resp.status_code, resp.text, resp.headers, what=f"download {url}")
-            _check_headers(url, resp.headers, max_bytes, content_types)
-            if isinstance(destination, str | os.PathLike):
-                uri = _write_local(Path(destination), chunks(resp))
-            else:
-                uri = _write_object(destination, chunks(resp))
-        self.log.info("Downloaded %s to %s (%d bytes, sha256 %s)", url, uri, size, digest.hexdigest())
-        return DownloadResult(uri=uri, size=size, sha256=digest.hexdigest())
+            user_agent=USER_AGENT,
+            chunk_size=chunk_size,
+            max_bytes=max_bytes,
+            content_types=content_types,
+        )
+        self.log.info(
+            "Downloaded %s to %s (%d bytes, sha256 %s)", url, result.uri, result.size, result.sha256
+        )
+        return result
 
     def _call(
         self,
@@ -434,57 +395,6 @@ class KlingAsyncHook(_KlingHookBase):
             async with self._shared.slot() as client:
                 resp = await client.request(method, path)
         return parse_answer(resp.status_code, resp.text, resp.headers, what=what)
-
-
-def _check_headers(
-    url: str, headers: Mapping[str, str], max_bytes: int | None, content_types: Collection[str] | None
-) -> None:
-    """Refuse a download by its headers, before a byte is written."""
-    kind = headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if content_types is not None and kind and not kind.startswith(tuple(content_types)):
-        raise KlingDownloadError(
-            f"{url} answered with Content-Type {kind!r}, not a video (accepted: {', '.join(content_types)})"
-        )
-    length = headers.get("Content-Length", "")
-    if max_bytes is not None and length.isdigit() and int(length) > max_bytes:
-        raise KlingDownloadError(f"{url} is {int(length):,} bytes, over the cap of {max_bytes:,} bytes")
-
-
-def _write_local(target: Path, chunks: Iterator[bytes]) -> str:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        # mkstemp creates the file 0600; give the video the permissions a plain write would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return str(target)
-
-
-def _write_object(target: ObjectStoragePath, chunks: Iterator[bytes]) -> str:
-    if target.protocol in ("file", "local"):
-        # Object stores have no folders to create; a local one does.
-        target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = target.parent / f".{target.name}.part"
-    try:
-        with tmp_path.open("wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        tmp_path.rename(target)
-    except BaseException:
-        # Leave no half-written object behind in the user's storage.
-        with contextlib.suppress(Exception):
-            if tmp_path.exists():
-                tmp_path.unlink()
-        raise
-    return str(target)
 
 
 def _quote(request_id: str) -> str:
