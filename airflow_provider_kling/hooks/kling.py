@@ -19,21 +19,21 @@ from airflow_provider_kling.api import (
     connection_settings,
     validate_model,
 )
-from airflow_provider_kling.exceptions import KlingAPIError, KlingSubmitOutcomeUnknown, KlingTransportError
+from airflow_provider_kling.exceptions import KlingAPIError, KlingSubmitOutcomeUnknown
 from airflow_provider_kling.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
 from airflow_provider_kling.transport.errors import (
     httpx_errors,
+    may_have_reached_gmi,
     parse_answer,
     requests_errors,
 )
-from airflow_provider_kling.transport.retries import is_retryable, retry_policy
+from airflow_provider_kling.transport.retries import retrying_arguments
 from airflow_provider_kling.transport.storage import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
 
 if TYPE_CHECKING:
     import requests
     from airflow.sdk import Connection, ObjectStoragePath
-    from tenacity import RetryCallState
 
 USER_AGENT = f"airflow-provider-kling/{__version__}"
 # Seconds to open a TCP/TLS connection; separate from the read timeout so a dead host
@@ -87,21 +87,9 @@ class _KlingHookBase(BaseHook):
         return f"{type(self).__name__}(kling_conn_id={self.kling_conn_id!r})"
 
     def _policy(self, *, idempotent: bool) -> dict[str, Any]:
-        from tenacity import retry_if_exception
-
-        return {
-            "retry": retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
-            "before_sleep": self._log_retry,
-            **retry_policy(
-                attempts=self.retry_limit + 1, max_wait=self.retry_max_wait, max_delay=self.retry_max_delay
-            ),
-        }
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        self.log.warning(
-            "Kling API call failed (attempt %d): %s; retrying in %.1f s", state.attempt_number, exc, wait
+        attempts, max_wait, max_delay = self.retry_limit + 1, self.retry_max_wait, self.retry_max_delay
+        return retrying_arguments(
+            idempotent=idempotent, attempts=attempts, max_wait=max_wait, max_delay=max_delay, log=self.log
         )
 
 
@@ -181,11 +169,8 @@ class KlingHook(_KlingHookBase):
                 idempotent=False,
                 what=what,
             )
-        except (KlingTransportError, KlingAPIError) as err:
-            # No answer after sending, or a gateway error (502/504) from in front of GMI:
-            # either way GMI may have accepted the request.
-            sent = err.sent if isinstance(err, KlingTransportError) else err.status_code in (502, 504)
-            if sent:
+        except KlingAPIError as err:
+            if may_have_reached_gmi(err):
                 raise KlingSubmitOutcomeUnknown(
                     f"{err}. The request may have been accepted; it was not sent again so it is not paid "
                     "for twice.",

@@ -115,6 +115,14 @@ def parse_answer(status_code: int, text: str, headers: Mapping[str, str], *, wha
     return body
 
 
+def may_have_reached_gmi(err: KlingAPIError) -> bool:
+    """Whether GMI may have acted on a call that failed, so a submit must not be sent again."""
+    if isinstance(err, KlingTransportError):
+        return err.sent
+    # A gateway in front of GMI lost the answer, not the request.
+    return err.status_code in (502, 504)
+
+
 @contextlib.contextmanager
 def requests_errors(what: str, settings: ConnectionSettings) -> Iterator[None]:
     """Raise ``requests``' failures to get an answer as a ``KlingTransportError``, with ``sent`` set."""

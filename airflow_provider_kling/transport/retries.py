@@ -7,13 +7,25 @@ the request surely did not reach GMI, or GMI surely refused it (429, 503).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from tenacity import RetryCallState, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from airflow_provider_kling.exceptions import KlingAPIError, KlingTransportError
+
+
+class _Log(Protocol):
+    # Positional-only, so the stdlib logger and Airflow's structlog-style one both fit.
+    def warning(self, msg: Any, /, *args: Any) -> Any: ...
+
 
 # A 429 or 503 means GMI refused the submit, so it is not a duplicate to send it again.
 SUBMIT_RETRY_STATUSES = frozenset({429, 503})
@@ -63,6 +75,28 @@ def retry_policy(*, attempts: int, max_wait: float, max_delay: float) -> dict[st
         "wait": wait_server_hint(initial=1.0, maximum=max_wait),
         "stop": stop_after_attempt(attempts) | stop_after_delay(max_delay) | stop_if_hint_exceeds(max_wait),
         "reraise": True,
+    }
+
+
+def retrying_arguments(
+    *, idempotent: bool, attempts: int, max_wait: float, max_delay: float, log: _Log
+) -> dict[str, Any]:
+    """
+    Everything ``Retrying`` or ``AsyncRetrying`` needs for one call: what is retried, the
+    waits and limits of :func:`retry_policy`, and a warning in ``log`` before each wait.
+    """
+
+    def log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "Kling API call failed (attempt %d): %s; retrying in %.1f s", state.attempt_number, exc, wait
+        )
+
+    return {
+        "retry": retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
+        "before_sleep": log_retry,
+        **retry_policy(attempts=attempts, max_wait=max_wait, max_delay=max_delay),
     }
 
 
