@@ -20,7 +20,7 @@ from airflow_provider_kling.api import (
     validate_model,
 )
 from airflow_provider_kling.exceptions import KlingAPIError, KlingSubmitOutcomeUnknown
-from airflow_provider_kling.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
+from airflow_provider_kling.hooks import forms
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
 from airflow_provider_kling.transport.errors import (
     httpx_errors,
@@ -92,6 +92,17 @@ class _KlingHookBase(BaseHook):
             idempotent=idempotent, attempts=attempts, max_wait=max_wait, max_delay=max_delay, log=self.log
         )
 
+    def _cancel_outcome(self, request_id: str, error: Exception | None) -> bool:
+        # GMI documents no cancel call, so a failed cancel is only worth a warning: the
+        # caller is already stopping (on_kill, a timeout) and must not fail on it.
+        if error is not None:
+            self.log.warning(
+                "Could not cancel Kling request %s (GMI documents no cancel call): %s", request_id, error
+            )
+            return False
+        self.log.info("Asked GMI to cancel Kling request %s", request_id)
+        return True
+
 
 class KlingHook(_KlingHookBase):
     """
@@ -112,22 +123,12 @@ class KlingHook(_KlingHookBase):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Connection form layout for Airflow 3.1; 3.2+ reads the same from the provider info."""
-        return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
+        return forms.ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra connection fields for Airflow 3.1; 3.2+ reads ``conn-fields`` from the provider info."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField
-        from wtforms.validators import Optional
-
-        return {
-            name: StringField(
-                lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), validators=[Optional()]
-            )
-            for name, spec in CONN_FIELDS.items()
-        }
+        return forms.connection_form_widgets()
 
     @cached_property
     def settings(self) -> ConnectionSettings:
@@ -187,7 +188,7 @@ class KlingHook(_KlingHookBase):
 
     def get_request(self, request_id: str) -> KlingRequest:
         """The current record of one request."""
-        body = self._call("GET", f"/requests/{_quote(request_id)}", idempotent=True, what=f"get {request_id}")
+        body = self._call("GET", _request_path(request_id), idempotent=True, what=f"get {request_id}")
         return KlingRequest.from_record(body)
 
     def list_requests(self, model: str) -> list[KlingRequest]:
@@ -214,16 +215,10 @@ class KlingHook(_KlingHookBase):
         failures are logged, never raised, and ``False`` is returned.
         """
         try:
-            self._call(
-                "DELETE", f"/requests/{_quote(request_id)}", idempotent=True, what=f"cancel {request_id}"
-            )
+            self._call("DELETE", _request_path(request_id), idempotent=True, what=f"cancel {request_id}")
         except Exception as err:
-            self.log.warning(
-                "Could not cancel Kling request %s (GMI documents no cancel call): %s", request_id, err
-            )
-            return False
-        self.log.info("Asked GMI to cancel Kling request %s", request_id)
-        return True
+            return self._cancel_outcome(request_id, err)
+        return self._cancel_outcome(request_id, None)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with a read-only call that costs nothing (list models)."""
@@ -352,20 +347,16 @@ class KlingAsyncHook(_KlingHookBase):
 
     async def get_request(self, request_id: str) -> KlingRequest:
         """The current record of one request."""
-        body = await self._call("GET", f"/requests/{_quote(request_id)}", what=f"get {request_id}")
+        body = await self._call("GET", _request_path(request_id), what=f"get {request_id}")
         return KlingRequest.from_record(body)
 
     async def cancel_request(self, request_id: str) -> bool:
         """Best-effort cancel, as :meth:`KlingHook.cancel_request`."""
         try:
-            await self._call("DELETE", f"/requests/{_quote(request_id)}", what=f"cancel {request_id}")
+            await self._call("DELETE", _request_path(request_id), what=f"cancel {request_id}")
         except Exception as err:
-            self.log.warning(
-                "Could not cancel Kling request %s (GMI documents no cancel call): %s", request_id, err
-            )
-            return False
-        self.log.info("Asked GMI to cancel Kling request %s", request_id)
-        return True
+            return self._cancel_outcome(request_id, err)
+        return self._cancel_outcome(request_id, None)
 
     async def _call(self, method: str, path: str, *, what: str) -> Any:
         from tenacity import AsyncRetrying
@@ -382,10 +373,10 @@ class KlingAsyncHook(_KlingHookBase):
         return parse_answer(resp.status_code, resp.text, resp.headers, what=what)
 
 
-def _quote(request_id: str) -> str:
+def _request_path(request_id: str) -> str:
     from urllib.parse import quote
 
-    return quote(request_id, safe="")
+    return f"/requests/{quote(request_id, safe='')}"
 
 
 __all__ = ["DownloadResult", "KlingAsyncHook", "KlingHook"]
