@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import warnings
 from collections.abc import Collection, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -183,7 +184,16 @@ class KlingHook(_KlingHookBase):
         return KlingRequest.from_record(body)
 
     def submit_request(self, model: str, payload: Mapping[str, Any]) -> str:
-        """Submit one request and return its id."""
+        """
+        Submit one request and return its id.
+
+        Deprecated: a second name for one call; use ``submit(model, payload).request_id``.
+        """
+        warnings.warn(
+            "KlingHook.submit_request is deprecated; use KlingHook.submit(model, payload).request_id",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.submit(model, payload).request_id
 
     def get_request(self, request_id: str) -> KlingRequest:
