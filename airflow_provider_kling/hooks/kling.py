@@ -25,6 +25,7 @@ from airflow_provider_kling.hooks import forms
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
 from airflow_provider_kling.transport.errors import (
     httpx_errors,
+    list_field,
     may_have_reached_gmi,
     parse_answer,
     requests_errors,
@@ -95,7 +96,7 @@ class _KlingHookBase(BaseHook):
 
     def _cancel_outcome(self, request_id: str, error: Exception | None) -> bool:
         # GMI documents no cancel call, so a failed cancel is only worth a warning: the
-        # caller is already stopping (on_kill, a timeout) and must not fail on it.
+        # caller is a task or trigger being killed, which must not fail on it.
         if error is not None:
             self.log.warning(
                 "Could not cancel Kling request %s (GMI documents no cancel call): %s", request_id, error
@@ -206,18 +207,12 @@ class KlingHook(_KlingHookBase):
         body = self._call(
             "GET", "/requests", params={"model_id": model}, idempotent=True, what="list requests"
         )
-        items = body.get("requests") if isinstance(body, Mapping) else None
-        if not isinstance(items, list):
-            raise KlingAPIError(f"GMI answered list requests without a 'requests' list: {str(body)[:300]}")
-        return [KlingRequest.from_record(item) for item in items]
+        return [KlingRequest.from_record(item) for item in list_field(body, "requests", what="list requests")]
 
     def list_models(self) -> list[str]:
         """The model ids the API key may call."""
         body = self._call("GET", "/models", idempotent=True, what="list models")
-        ids = body.get("model_ids") if isinstance(body, Mapping) else None
-        if not isinstance(ids, list):
-            raise KlingAPIError(f"GMI answered list models without a 'model_ids' list: {str(body)[:300]}")
-        return [str(i) for i in ids]
+        return [str(i) for i in list_field(body, "model_ids", what="list models")]
 
     def cancel_request(self, request_id: str) -> bool:
         """

@@ -115,6 +115,14 @@ def parse_answer(status_code: int, text: str, headers: Mapping[str, str], *, wha
     return body
 
 
+def list_field(body: Mapping[str, Any], key: str, *, what: str) -> list[Any]:
+    """The list under ``key`` of an answer; any other shape raises ``KlingAPIError``."""
+    items = body.get(key) if isinstance(body, Mapping) else None
+    if not isinstance(items, list):
+        raise KlingAPIError(f"GMI answered {what} without a {key!r} list: {str(body)[:300]}")
+    return items
+
+
 def may_have_reached_gmi(err: KlingAPIError) -> bool:
     """Whether GMI may have acted on a call that failed, so a submit must not be sent again."""
     if isinstance(err, KlingTransportError):
