@@ -104,10 +104,10 @@ def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     The backoff and the server's ``Retry-After`` hints are still computed exactly as in
     production; only the sleeping is skipped. Returns the list of requested sleeps.
     """
-    from airflow_provider_kling.hooks import kling
+    from airflow_provider_kling.transport import retries
 
     sleeps: list[float] = []
-    original = kling.retry_policy
+    original = retries.retry_policy
 
     def sleep(seconds: float) -> _Done:
         sleeps.append(float(seconds))
@@ -116,7 +116,7 @@ def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     def policy(**kwargs: Any) -> dict[str, Any]:
         return {**original(**kwargs), "sleep": sleep}
 
-    monkeypatch.setattr(kling, "retry_policy", policy)
+    monkeypatch.setattr(retries, "retry_policy", policy)
     return sleeps
 
 

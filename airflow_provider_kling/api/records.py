@@ -91,7 +91,10 @@ class KlingRequest:
 
     @classmethod
     def from_record(cls, record: Any) -> KlingRequest:
-        """Parse a record; a record without ``request_id`` or ``status`` raises :class:`KlingAPIError`."""
+        """
+        Parse a record; a record without ``request_id`` or ``status`` raises
+        :class:`~airflow_provider_kling.exceptions.KlingAPIError`.
+        """
         if not isinstance(record, Mapping):
             raise KlingAPIError(f"Expected a JSON object for a request record, got {_describe(record)}")
         request_id = record.get("request_id")

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import tempfile
 import time
-from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+import warnings
+from collections.abc import Collection, Mapping
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -19,32 +16,26 @@ from airflow_provider_kling import __version__
 from airflow_provider_kling.api import (
     ConnectionSettings,
     JsonBody,
-    KlingAPIError,
     KlingRequest,
     connection_settings,
     validate_model,
 )
-from airflow_provider_kling.exceptions import (
-    KlingDownloadError,
-    KlingSubmitOutcomeUnknown,
-    KlingTransportError,
+from airflow_provider_kling.exceptions import KlingAPIError, KlingSubmitOutcomeUnknown
+from airflow_provider_kling.hooks import forms
+from airflow_provider_kling.transport.clients import SharedClient, shared_clients
+from airflow_provider_kling.transport.errors import (
+    httpx_errors,
+    list_field,
+    may_have_reached_gmi,
+    parse_answer,
+    requests_errors,
 )
-from airflow_provider_kling.get_provider_info import CONN_FIELDS, HIDDEN_FIELDS, PLACEHOLDERS, RELABELING
-from airflow_provider_kling.hooks.clients import SharedClient, shared_clients
-from airflow_provider_kling.retries import (
-    error_for_status,
-    is_retryable,
-    parse_body,
-    retry_policy,
-)
+from airflow_provider_kling.transport.retries import retrying_arguments
+from airflow_provider_kling.transport.storage import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
 
 if TYPE_CHECKING:
     import requests
     from airflow.sdk import Connection, ObjectStoragePath
-    from tenacity import RetryCallState
-
-#: What a video download may answer with: object stores often serve MP4s as octet-stream.
-DEFAULT_CONTENT_TYPES: tuple[str, ...] = ("video/", "application/octet-stream", "binary/octet-stream")
 
 USER_AGENT = f"airflow-provider-kling/{__version__}"
 # Seconds to open a TCP/TLS connection; separate from the read timeout so a dead host
@@ -98,31 +89,21 @@ class _KlingHookBase(BaseHook):
         return f"{type(self).__name__}(kling_conn_id={self.kling_conn_id!r})"
 
     def _policy(self, *, idempotent: bool) -> dict[str, Any]:
-        from tenacity import retry_if_exception
-
-        return {
-            "retry": retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
-            "before_sleep": self._log_retry,
-            **retry_policy(
-                attempts=self.retry_limit + 1, max_wait=self.retry_max_wait, max_delay=self.retry_max_delay
-            ),
-        }
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        self.log.warning(
-            "Kling API call failed (attempt %d): %s; retrying in %.1f s", state.attempt_number, exc, wait
+        attempts, max_wait, max_delay = self.retry_limit + 1, self.retry_max_wait, self.retry_max_delay
+        return retrying_arguments(
+            idempotent=idempotent, attempts=attempts, max_wait=max_wait, max_delay=max_delay, log=self.log
         )
 
-
-@dataclass(frozen=True)
-class DownloadResult:
-    """Where a video was written, how big it is and its sha256."""
-
-    uri: str
-    size: int
-    sha256: str
+    def _cancel_outcome(self, request_id: str, error: Exception | None) -> bool:
+        # GMI documents no cancel call, so a failed cancel is only worth a warning: the
+        # caller is a task or trigger being killed, which must not fail on it.
+        if error is not None:
+            self.log.warning(
+                "Could not cancel Kling request %s (GMI documents no cancel call): %s", request_id, error
+            )
+            return False
+        self.log.info("Asked GMI to cancel Kling request %s", request_id)
+        return True
 
 
 class KlingHook(_KlingHookBase):
@@ -131,7 +112,7 @@ class KlingHook(_KlingHookBase):
 
     One ``requests.Session`` per hook keeps connections alive across calls. Reads retry
     on network errors, 5xx and 429; submits retry only when GMI surely did not accept
-    them (see :mod:`airflow_provider_kling.retries`), so a video is never paid for twice.
+    them (see :mod:`airflow_provider_kling.transport.retries`), so a video is never paid for twice.
 
     :param kling_conn_id: the ``kling`` connection holding the API key.
     :param retry_limit: retries of one call after the first attempt.
@@ -144,22 +125,12 @@ class KlingHook(_KlingHookBase):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Connection form layout for Airflow 3.1; 3.2+ reads the same from the provider info."""
-        return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
+        return forms.ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra connection fields for Airflow 3.1; 3.2+ reads ``conn-fields`` from the provider info."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField
-        from wtforms.validators import Optional
-
-        return {
-            name: StringField(
-                lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), validators=[Optional()]
-            )
-            for name, spec in CONN_FIELDS.items()
-        }
+        return forms.connection_form_widgets()
 
     @cached_property
     def settings(self) -> ConnectionSettings:
@@ -201,11 +172,8 @@ class KlingHook(_KlingHookBase):
                 idempotent=False,
                 what=what,
             )
-        except (KlingTransportError, KlingAPIError) as err:
-            # No answer after sending, or a gateway error (502/504) from in front of GMI:
-            # either way GMI may have accepted the request.
-            sent = err.sent if isinstance(err, KlingTransportError) else err.status_code in (502, 504)
-            if sent:
+        except KlingAPIError as err:
+            if may_have_reached_gmi(err):
                 raise KlingSubmitOutcomeUnknown(
                     f"{err}. The request may have been accepted; it was not sent again so it is not paid "
                     "for twice.",
@@ -217,12 +185,21 @@ class KlingHook(_KlingHookBase):
         return KlingRequest.from_record(body)
 
     def submit_request(self, model: str, payload: Mapping[str, Any]) -> str:
-        """Submit one request and return its id."""
+        """
+        Submit one request and return its id.
+
+        Deprecated: a second name for one call; use ``submit(model, payload).request_id``.
+        """
+        warnings.warn(
+            "KlingHook.submit_request is deprecated; use KlingHook.submit(model, payload).request_id",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.submit(model, payload).request_id
 
     def get_request(self, request_id: str) -> KlingRequest:
         """The current record of one request."""
-        body = self._call("GET", f"/requests/{_quote(request_id)}", idempotent=True, what=f"get {request_id}")
+        body = self._call("GET", _request_path(request_id), idempotent=True, what=f"get {request_id}")
         return KlingRequest.from_record(body)
 
     def list_requests(self, model: str) -> list[KlingRequest]:
@@ -230,18 +207,12 @@ class KlingHook(_KlingHookBase):
         body = self._call(
             "GET", "/requests", params={"model_id": model}, idempotent=True, what="list requests"
         )
-        items = body.get("requests") if isinstance(body, Mapping) else None
-        if not isinstance(items, list):
-            raise KlingAPIError(f"GMI answered list requests without a 'requests' list: {str(body)[:300]}")
-        return [KlingRequest.from_record(item) for item in items]
+        return [KlingRequest.from_record(item) for item in list_field(body, "requests", what="list requests")]
 
     def list_models(self) -> list[str]:
         """The model ids the API key may call."""
         body = self._call("GET", "/models", idempotent=True, what="list models")
-        ids = body.get("model_ids") if isinstance(body, Mapping) else None
-        if not isinstance(ids, list):
-            raise KlingAPIError(f"GMI answered list models without a 'model_ids' list: {str(body)[:300]}")
-        return [str(i) for i in ids]
+        return [str(i) for i in list_field(body, "model_ids", what="list models")]
 
     def cancel_request(self, request_id: str) -> bool:
         """
@@ -249,16 +220,10 @@ class KlingHook(_KlingHookBase):
         failures are logged, never raised, and ``False`` is returned.
         """
         try:
-            self._call(
-                "DELETE", f"/requests/{_quote(request_id)}", idempotent=True, what=f"cancel {request_id}"
-            )
+            self._call("DELETE", _request_path(request_id), idempotent=True, what=f"cancel {request_id}")
         except Exception as err:
-            self.log.warning(
-                "Could not cancel Kling request %s (GMI documents no cancel call): %s", request_id, err
-            )
-            return False
-        self.log.info("Asked GMI to cancel Kling request %s", request_id)
-        return True
+            return self._cancel_outcome(request_id, err)
+        return self._cancel_outcome(request_id, None)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with a read-only call that costs nothing (list models)."""
@@ -297,37 +262,19 @@ class KlingHook(_KlingHookBase):
             accepted); ``None`` accepts any.
         :raises KlingDownloadError: the answer breaks the size cap or has another type.
         """
-        import hashlib
-
-        import requests
-
-        digest = hashlib.sha256()
-        size = 0
-
-        def chunks(resp: requests.Response) -> Iterator[bytes]:
-            nonlocal size
-            for chunk in resp.iter_content(chunk_size):
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise KlingDownloadError(f"{url} is larger than the cap of {max_bytes:,} bytes")
-                digest.update(chunk)
-                yield chunk
-
-        with requests.get(
+        result = stream_download(
             url,
-            stream=True,
+            destination,
             timeout=(CONNECT_TIMEOUT, self.settings.timeout),
-            headers={"User-Agent": USER_AGENT},
-        ) as resp:
-            if resp.status_code >= 400:
-                raise error_for_status(resp.status_code, resp.text, resp.headers, what=f"download {url}")
-            _check_headers(url, resp.headers, max_bytes, content_types)
-            if isinstance(destination, str | os.PathLike):
-                uri = _write_local(Path(destination), chunks(resp))
-            else:
-                uri = _write_object(destination, chunks(resp))
-        self.log.info("Downloaded %s to %s (%d bytes, sha256 %s)", url, uri, size, digest.hexdigest())
-        return DownloadResult(uri=uri, size=size, sha256=digest.hexdigest())
+            user_agent=USER_AGENT,
+            chunk_size=chunk_size,
+            max_bytes=max_bytes,
+            content_types=content_types,
+        )
+        self.log.info(
+            "Downloaded %s to %s (%d bytes, sha256 %s)", url, result.uri, result.size, result.sha256
+        )
+        return result
 
     def _call(
         self,
@@ -344,27 +291,17 @@ class KlingHook(_KlingHookBase):
         retrying = Retrying(**self._policy(idempotent=idempotent))
         return retrying(self._send, method, path, json, params, what)
 
-    def _send(self, method: str, path: str, json: Any, params: Mapping[str, str] | None, what: str) -> Any:
-        import requests
-
-        url = self.settings.api_url + path
+    def _send(
+        self, method: str, path: str, json: Any, params: Mapping[str, str] | None, what: str
+    ) -> dict[str, Any]:
         # A fresh body per attempt: a retry sends it from the start. The session sends Content-Type.
         body = None if json is None else JsonBody(json)
-        try:
+        timeout = (CONNECT_TIMEOUT, self.settings.timeout)
+        with requests_errors(what, self.settings):
             resp = self.session.request(
-                method, url, data=body, params=params, timeout=(CONNECT_TIMEOUT, self.settings.timeout)
+                method, self.settings.api_url + path, data=body, params=params, timeout=timeout
             )
-        except requests.exceptions.ConnectTimeout as err:
-            raise KlingTransportError(
-                f"{what}: could not connect to {self.settings.base_url}: {err}", sent=False
-            ) from None
-        except requests.exceptions.ConnectionError as err:
-            raise KlingTransportError(f"{what}: {_connection_problem(err)}", sent=_maybe_sent(err)) from None
-        except requests.exceptions.Timeout as err:
-            raise KlingTransportError(
-                f"{what}: no answer within {self.settings.timeout:g} s ({err})", sent=True
-            ) from None
-        return _parse_answer(resp.status_code, resp.text, resp.headers, what)
+        return parse_answer(resp.status_code, resp.text, resp.headers, what=what)
 
 
 class KlingAsyncHook(_KlingHookBase):
@@ -374,7 +311,7 @@ class KlingAsyncHook(_KlingHookBase):
     Use it as an async context manager: the connection is fetched without blocking the
     event loop, and shared ``httpx.AsyncClient`` objects serve every poll until the block
     exits: every hook for the same connection in the same event loop uses the same few
-    clients (:mod:`~airflow_provider_kling.hooks.clients`), so a triggerer holding thousands
+    clients (:mod:`~airflow_provider_kling.transport.clients`), so a triggerer holding thousands
     of triggers keeps a few dozen connections at most; the last hook to exit closes them.
 
     .. code-block:: python
@@ -415,20 +352,16 @@ class KlingAsyncHook(_KlingHookBase):
 
     async def get_request(self, request_id: str) -> KlingRequest:
         """The current record of one request."""
-        body = await self._call("GET", f"/requests/{_quote(request_id)}", what=f"get {request_id}")
+        body = await self._call("GET", _request_path(request_id), what=f"get {request_id}")
         return KlingRequest.from_record(body)
 
     async def cancel_request(self, request_id: str) -> bool:
         """Best-effort cancel, as :meth:`KlingHook.cancel_request`."""
         try:
-            await self._call("DELETE", f"/requests/{_quote(request_id)}", what=f"cancel {request_id}")
+            await self._call("DELETE", _request_path(request_id), what=f"cancel {request_id}")
         except Exception as err:
-            self.log.warning(
-                "Could not cancel Kling request %s (GMI documents no cancel call): %s", request_id, err
-            )
-            return False
-        self.log.info("Asked GMI to cancel Kling request %s", request_id)
-        return True
+            return self._cancel_outcome(request_id, err)
+        return self._cancel_outcome(request_id, None)
 
     async def _call(self, method: str, path: str, *, what: str) -> Any:
         from tenacity import AsyncRetrying
@@ -436,112 +369,19 @@ class KlingAsyncHook(_KlingHookBase):
         retrying = AsyncRetrying(**self._policy(idempotent=True))
         return await retrying(self._send, method, path, what)
 
-    async def _send(self, method: str, path: str, what: str) -> Any:
-        import httpx
-
+    async def _send(self, method: str, path: str, what: str) -> dict[str, Any]:
         if self._shared is None:
             raise RuntimeError("KlingAsyncHook is used outside 'async with'")
-        try:
+        with httpx_errors(what, self.settings):
             async with self._shared.slot() as client:
                 resp = await client.request(method, path)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-            raise KlingTransportError(
-                f"{what}: could not connect to {self.settings.base_url}: {err!r}", sent=False
-            ) from None
-        except httpx.TimeoutException as err:
-            raise KlingTransportError(
-                f"{what}: no answer within {self.settings.timeout:g} s ({err!r})", sent=True
-            ) from None
-        except httpx.TransportError as err:
-            raise KlingTransportError(f"{what}: connection failed: {err!r}", sent=True) from None
-        return _parse_answer(resp.status_code, resp.text, resp.headers, what)
+        return parse_answer(resp.status_code, resp.text, resp.headers, what=what)
 
 
-def _check_headers(
-    url: str, headers: Mapping[str, str], max_bytes: int | None, content_types: Collection[str] | None
-) -> None:
-    """Refuse a download by its headers, before a byte is written."""
-    kind = headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if content_types is not None and kind and not kind.startswith(tuple(content_types)):
-        raise KlingDownloadError(
-            f"{url} answered with Content-Type {kind!r}, not a video (accepted: {', '.join(content_types)})"
-        )
-    length = headers.get("Content-Length", "")
-    if max_bytes is not None and length.isdigit() and int(length) > max_bytes:
-        raise KlingDownloadError(f"{url} is {int(length):,} bytes, over the cap of {max_bytes:,} bytes")
-
-
-def _write_local(target: Path, chunks: Iterator[bytes]) -> str:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        # mkstemp creates the file 0600; give the video the permissions a plain write would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return str(target)
-
-
-def _write_object(target: ObjectStoragePath, chunks: Iterator[bytes]) -> str:
-    if target.protocol in ("file", "local"):
-        # Object stores have no folders to create; a local one does.
-        target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = target.parent / f".{target.name}.part"
-    try:
-        with tmp_path.open("wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        tmp_path.rename(target)
-    except BaseException:
-        # Leave no half-written object behind in the user's storage.
-        with contextlib.suppress(Exception):
-            if tmp_path.exists():
-                tmp_path.unlink()
-        raise
-    return str(target)
-
-
-def _parse_answer(status_code: int, text: str, headers: Mapping[str, str], what: str) -> Any:
-    if status_code >= 400:
-        raise error_for_status(status_code, text, headers, what=what)
-    body = parse_body(text)
-    if not isinstance(body, dict):
-        raise KlingAPIError(
-            f"GMI answered HTTP {status_code} to {what} with a body that is not a JSON object: "
-            f"{text[:200]!r}",
-            status_code=status_code,
-        )
-    return body
-
-
-def _quote(request_id: str) -> str:
+def _request_path(request_id: str) -> str:
     from urllib.parse import quote
 
-    return quote(request_id, safe="")
-
-
-def _maybe_sent(err: BaseException) -> bool:
-    """False only when the error proves the connection never opened (refused, DNS)."""
-    from urllib3.exceptions import NameResolutionError, NewConnectionError
-
-    cause: BaseException | None = err
-    while cause is not None:
-        if isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError):
-            return False
-        reason = getattr(cause, "reason", None)
-        cause = reason if isinstance(reason, BaseException) else (cause.__cause__ or cause.__context__)
-    return True
-
-
-def _connection_problem(err: BaseException) -> str:
-    return f"connection failed ({type(err).__name__}: {str(err)[:300]})"
+    return f"/requests/{quote(request_id, safe='')}"
 
 
 __all__ = ["DownloadResult", "KlingAsyncHook", "KlingHook"]

@@ -151,7 +151,14 @@ def test_a_terminal_submit_answer_is_returned_as_finished(hook, requests_mock):
 
 def test_submit_request_returns_the_id(hook, requests_mock):
     requests_mock.post(f"{API}/requests", json=QUEUED)
-    assert hook.submit_request(MODEL, PAYLOAD) == "req-1"
+    assert hook.submit(MODEL, PAYLOAD).request_id == "req-1"
+
+
+def test_submit_request_is_deprecated_and_still_returns_the_id(hook, requests_mock):
+    requests_mock.post(f"{API}/requests", json=QUEUED)
+    with pytest.warns(DeprecationWarning, match=r"submit\(model, payload\)\.request_id"):
+        assert hook.submit_request(MODEL, PAYLOAD) == "req-1"
+    assert requests_mock.call_count == 1
 
 
 def test_an_invalid_model_id_is_refused_before_any_call(hook, requests_mock):
@@ -364,7 +371,7 @@ def test_backoff_grows_and_stays_under_retry_max_wait(kling_conn, requests_mock,
 )
 def test_a_submit_gmi_surely_refused_is_sent_again(hook, requests_mock, failure):
     requests_mock.post(f"{API}/requests", [failure, failure, ok(QUEUED)])
-    assert hook.submit_request(MODEL, PAYLOAD) == "req-1"
+    assert hook.submit(MODEL, PAYLOAD).request_id == "req-1"
     assert requests_mock.call_count == 3
     assert all(r.method == "POST" for r in requests_mock.request_history)
 
@@ -562,3 +569,9 @@ def test_an_object_storage_download_that_breaks_midway_leaves_nothing(hook, requ
     with pytest.raises(requests.exceptions.RequestException):
         hook.download(VIDEO_URL, memory_storage / "video.mp4", chunk_size=100)
     assert list(memory_storage.iterdir()) == []
+
+
+def test_a_null_list_of_requests_reads_as_none(hook, requests_mock):
+    """GMI's own SDK accepts ``"requests": null`` for an account without requests."""
+    requests_mock.get(f"{API}/requests", json={"requests": None, "total": 0})
+    assert hook.list_requests("kling-3.0-turbo-i2v") == []

@@ -61,4 +61,4 @@ def test_modules_a_dag_file_loads_import_no_http_client_at_module_level():
 def test_api_module_knows_nothing_of_airflow():
     for path in (PACKAGE / "api").glob("*.py"):
         assert "airflow" not in top_level_imports(path), path
-    assert "airflow" not in top_level_imports(PACKAGE / "retries.py")
+    assert "airflow" not in top_level_imports(PACKAGE / "transport" / "retries.py")

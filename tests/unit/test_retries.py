@@ -10,11 +10,8 @@ import pytest
 
 from airflow_provider_kling.api import KlingAPIError
 from airflow_provider_kling.exceptions import KlingSubmitOutcomeUnknown, KlingTransportError
-from airflow_provider_kling.retries import (
-    error_for_status,
-    is_retryable,
-    parse_retry_after,
-)
+from airflow_provider_kling.transport.errors import error_for_status, parse_retry_after
+from airflow_provider_kling.transport.retries import is_retryable
 
 RATE_LIMIT_BODY = {
     "error": "Rate limit exceeded for model seedream-5.0-lite: 2 requests per 60 seconds. Retry in 29970 ms.",

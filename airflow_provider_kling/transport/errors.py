@@ -1,0 +1,198 @@
+"""
+What went wrong with a call to GMI, as one of the provider's exceptions.
+
+An HTTP error answer becomes a :class:`~airflow_provider_kling.exceptions.KlingAPIError`
+whose message says what to do about it; a missing answer (refused, reset, timed out)
+becomes a :class:`~airflow_provider_kling.exceptions.KlingTransportError` that says whether
+the request may have reached GMI, which decides whether a paid submit may be sent again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import re
+import time
+from collections.abc import Iterator, Mapping
+from datetime import timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_kling.exceptions import KlingAPIError, KlingTransportError
+
+if TYPE_CHECKING:
+    from airflow_provider_kling.api import ConnectionSettings
+
+_RETRY_IN_MS = re.compile(r"retry in (\d+(?:\.\d+)?)\s*ms", re.I)
+
+
+def parse_retry_after(body: Any, headers: Mapping[str, str]) -> float | None:
+    """
+    Seconds the server asked us to wait, from GMI's ``rate_limit.retry_after_ms`` body
+    field, the standard ``Retry-After`` header, or a "Retry in N ms" sentence.
+    """
+    if isinstance(body, Mapping):
+        rate_limit = body.get("rate_limit")
+        if isinstance(rate_limit, Mapping):
+            value = rate_limit.get("retry_after_ms")
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                return float(value) / 1000
+    header = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if header:
+        header = header.strip()
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            try:
+                parsed = email.utils.parsedate_to_datetime(header)
+            except (TypeError, ValueError):
+                parsed = None  # neither seconds nor an HTTP date: ignore the header
+            if parsed is not None:
+                if parsed.tzinfo is None:  # "-0000" means UTC, not local time
+                    parsed = parsed.replace(tzinfo=timezone.utc)
+                return max(0.0, parsed.timestamp() - time.time())
+    text = body.get("error") if isinstance(body, Mapping) else body
+    if isinstance(text, str) and (match := _RETRY_IN_MS.search(text)):
+        return float(match.group(1)) / 1000
+    return None
+
+
+def parse_body(text: str) -> Any:
+    """The body as JSON, or the text itself when it is not JSON (``None`` when empty)."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
+def error_for_status(status_code: int, text: str, headers: Mapping[str, str], *, what: str) -> KlingAPIError:
+    """
+    Turn an HTTP error answer into an exception whose message says what to do about it.
+
+    :param what: the call that failed, e.g. "submit to kling-3.0-turbo-i2v".
+    """
+    body = parse_body(text)
+    detail = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(detail, str) or not detail:
+        detail = _short(text) or "(empty body)"
+    retry_after = parse_retry_after(body, headers)
+    prefix = f"GMI answered HTTP {status_code} to {what}"
+    if status_code in (401, 403):
+        hint = "check the API key in the connection's Password field and the key's permissions"
+    elif status_code == 402:
+        hint = "the GMI account needs billing attention"
+    elif status_code == 404:
+        hint = "the model id is case-sensitive; check it and that your account may use it"
+    elif status_code == 429:
+        wait = f" in {retry_after:.1f} s" if retry_after is not None else ""
+        hint = f"rate limited: GMI asks to retry{wait}"
+    elif status_code == 500 and "backend error (400)" in detail.lower():
+        hint = "GMI reports this for an invalid parameter value"
+    elif status_code >= 500:
+        hint = "a server-side problem at GMI"
+    else:
+        hint = "the request was refused"
+    return KlingAPIError(f"{prefix}: {detail} ({hint})", status_code=status_code, retry_after=retry_after)
+
+
+def parse_answer(status_code: int, text: str, headers: Mapping[str, str], *, what: str) -> dict[str, Any]:
+    """
+    The JSON object GMI answered with.
+
+    :raises ~airflow_provider_kling.exceptions.KlingAPIError: an HTTP error answer, or a
+        success whose body is not a JSON object (its ``status_code`` is set, so it is not
+        mistaken for a lost answer).
+    """
+    if status_code >= 400:
+        raise error_for_status(status_code, text, headers, what=what)
+    body = parse_body(text)
+    if not isinstance(body, dict):
+        raise KlingAPIError(
+            f"GMI answered HTTP {status_code} to {what} with a body that is not a JSON object: "
+            f"{text[:200]!r}",
+            status_code=status_code,
+        )
+    return body
+
+
+def list_field(body: Mapping[str, Any], key: str, *, what: str) -> list[Any]:
+    """
+    The list under ``key`` of an answer; any other shape raises ``KlingAPIError``.
+
+    ``null`` reads as an empty list: GMI's own SDK accepts ``"requests": null`` for an account
+    with none.
+    """
+    items = body.get(key) if isinstance(body, Mapping) else None
+    if items is None and isinstance(body, Mapping) and key in body:
+        return []
+    if not isinstance(items, list):
+        raise KlingAPIError(f"GMI answered {what} without a {key!r} list: {str(body)[:300]}")
+    return items
+
+
+def may_have_reached_gmi(err: KlingAPIError) -> bool:
+    """Whether GMI may have acted on a call that failed, so a submit must not be sent again."""
+    if isinstance(err, KlingTransportError):
+        return err.sent
+    # A gateway in front of GMI lost the answer, not the request.
+    return err.status_code in (502, 504)
+
+
+@contextlib.contextmanager
+def requests_errors(what: str, settings: ConnectionSettings) -> Iterator[None]:
+    """Raise ``requests``' failures to get an answer as a ``KlingTransportError``, with ``sent`` set."""
+    import requests
+
+    try:
+        yield
+    except requests.exceptions.ConnectTimeout as err:
+        raise KlingTransportError(
+            f"{what}: could not connect to {settings.base_url}: {err}", sent=False
+        ) from None
+    except requests.exceptions.ConnectionError as err:
+        raise KlingTransportError(f"{what}: {_connection_problem(err)}", sent=_maybe_sent(err)) from None
+    except requests.exceptions.Timeout as err:
+        raise KlingTransportError(
+            f"{what}: no answer within {settings.timeout:g} s ({err})", sent=True
+        ) from None
+
+
+@contextlib.contextmanager
+def httpx_errors(what: str, settings: ConnectionSettings) -> Iterator[None]:
+    """Raise ``httpx``' failures to get an answer as a ``KlingTransportError``, with ``sent`` set."""
+    import httpx
+
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+        raise KlingTransportError(
+            f"{what}: could not connect to {settings.base_url}: {err!r}", sent=False
+        ) from None
+    except httpx.TimeoutException as err:
+        raise KlingTransportError(
+            f"{what}: no answer within {settings.timeout:g} s ({err!r})", sent=True
+        ) from None
+    except httpx.TransportError as err:
+        raise KlingTransportError(f"{what}: connection failed: {err!r}", sent=True) from None
+
+
+def _maybe_sent(err: BaseException) -> bool:
+    """False only when the error proves the connection never opened (refused, DNS)."""
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError):
+            return False
+        reason = getattr(cause, "reason", None)
+        cause = reason if isinstance(reason, BaseException) else (cause.__cause__ or cause.__context__)
+    return True
+
+
+def _connection_problem(err: BaseException) -> str:
+    return f"connection failed ({type(err).__name__}: {str(err)[:300]})"
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."

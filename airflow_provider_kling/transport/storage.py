@@ -1,0 +1,127 @@
+"""
+Stream one video from its URL to a local path or an object store, atomically.
+
+Only one chunk is in memory at a time, and the video is written under a temporary name
+and renamed when complete, so no reader ever sees half a video under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airflow_provider_kling.exceptions import KlingDownloadError
+from airflow_provider_kling.transport.errors import error_for_status
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+#: What a video download may answer with: object stores often serve MP4s as octet-stream.
+DEFAULT_CONTENT_TYPES: tuple[str, ...] = ("video/", "application/octet-stream", "binary/octet-stream")
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """Where a video was written, how big it is and its sha256."""
+
+    uri: str
+    size: int
+    sha256: str
+
+
+def stream_download(
+    url: str,
+    destination: str | os.PathLike[str] | ObjectStoragePath,
+    *,
+    timeout: tuple[float, float],
+    user_agent: str,
+    chunk_size: int,
+    max_bytes: int | None,
+    content_types: Collection[str] | None,
+) -> DownloadResult:
+    """
+    The body of :meth:`~airflow_provider_kling.hooks.kling.KlingHook.download`, which
+    documents the arguments; ``timeout`` is ``(connect, read)`` in seconds.
+
+    Output URLs are public, so only ``user_agent`` is sent with the request, never the API key.
+    """
+    import requests
+
+    digest = hashlib.sha256()
+    size = 0
+
+    def chunks(resp: requests.Response) -> Iterator[bytes]:
+        nonlocal size
+        for chunk in resp.iter_content(chunk_size):
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise KlingDownloadError(f"{url} is larger than the cap of {max_bytes:,} bytes")
+            digest.update(chunk)
+            yield chunk
+
+    with requests.get(url, stream=True, timeout=timeout, headers={"User-Agent": user_agent}) as resp:
+        if resp.status_code >= 400:
+            raise error_for_status(resp.status_code, resp.text, resp.headers, what=f"download {url}")
+        _check_headers(url, resp.headers, max_bytes, content_types)
+        if isinstance(destination, str | os.PathLike):
+            uri = _write_local(Path(destination), chunks(resp))
+        else:
+            uri = _write_object(destination, chunks(resp))
+    return DownloadResult(uri=uri, size=size, sha256=digest.hexdigest())
+
+
+def _check_headers(
+    url: str, headers: Mapping[str, str], max_bytes: int | None, content_types: Collection[str] | None
+) -> None:
+    """Refuse a download by its headers, before a byte is written."""
+    kind = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_types is not None and kind and not kind.startswith(tuple(content_types)):
+        raise KlingDownloadError(
+            f"{url} answered with Content-Type {kind!r}, not a video (accepted: {', '.join(content_types)})"
+        )
+    length = headers.get("Content-Length", "")
+    if max_bytes is not None and length.isdigit() and int(length) > max_bytes:
+        raise KlingDownloadError(f"{url} is {int(length):,} bytes, over the cap of {max_bytes:,} bytes")
+
+
+def _write_local(target: Path, chunks: Iterator[bytes]) -> str:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        # mkstemp creates the file 0600; give the video the permissions a plain write would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return str(target)
+
+
+def _write_object(target: ObjectStoragePath, chunks: Iterator[bytes]) -> str:
+    if target.protocol in ("file", "local"):
+        # Object stores have no folders to create; a local one does.
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = target.parent / f".{target.name}.part"
+    try:
+        with tmp_path.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        tmp_path.rename(target)
+    except BaseException:
+        # Leave no half-written object behind in the user's storage.
+        with contextlib.suppress(Exception):
+            if tmp_path.exists():
+                tmp_path.unlink()
+        raise
+    return str(target)
