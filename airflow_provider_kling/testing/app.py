@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from airflow_provider_kling.testing import wire
 from airflow_provider_kling.testing.catalog import MODEL_IDS, model_detail, validate_payload
 from airflow_provider_kling.testing.faults import Fault
 from airflow_provider_kling.testing.media import image_source
-from airflow_provider_kling.testing.state import SimulatorState
+from airflow_provider_kling.testing.state import SimulatorState, SubmittedRequest
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -33,7 +34,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse(wire.error_body(message), status_code=status)
 
 
 def _base_url(request: Request) -> str:
@@ -99,6 +100,9 @@ class _Endpoints:
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
 
+    def _record(self, submitted: SubmittedRequest, base_url: str) -> dict[str, Any]:
+        return wire.record(submitted, self.state.config, self.state.clock(), base_url)
+
     def route(self, path: str, key: str, handler: Handler, method: str, *, auth: bool = True) -> Route:
         """A route that is counted, obeys the fault script, and (if ``auth``) checks the API key."""
 
@@ -153,32 +157,33 @@ class _Endpoints:
             return _error(*problem)
         assert isinstance(payload, dict)  # validate_payload rejects anything else
         submitted = self.state.submit(model, payload, request.headers)
-        return JSONResponse(self.state.submit_answer(submitted, _base_url(request)))
+        answer = wire.submit_answer(submitted, self.state.config, self.state.clock(), _base_url(request))
+        return JSONResponse(answer)
 
     async def get_request(self, request: Request) -> Response:
         request_id = request.path_params["request_id"]
         submitted = self.state.get(request_id)
         if submitted is None:
             return _error(404, f"request {request_id} not found")
-        return JSONResponse(self.state.record(submitted, _base_url(request)))
+        return JSONResponse(self._record(submitted, _base_url(request)))
 
     async def cancel_request(self, request: Request) -> Response:
         request_id = request.path_params["request_id"]
         submitted = self.state.cancel(request_id)
         if submitted is None:
             return _error(404, f"request {request_id} not found")
-        return JSONResponse(self.state.record(submitted, _base_url(request)))
+        return JSONResponse(self._record(submitted, _base_url(request)))
 
     async def list_requests(self, request: Request) -> Response:
         model_id = request.query_params.get("model_id")
         base = _base_url(request)
         records = [
-            self.state.record(r, base) for r in self.state.requests if model_id is None or r.model == model_id
+            self._record(r, base) for r in self.state.requests if model_id is None or r.model == model_id
         ]
-        return JSONResponse({"requests": records, "total": len(records)})
+        return JSONResponse(wire.list_answer(records))
 
     async def list_models(self, request: Request) -> Response:
-        return JSONResponse({"model_ids": list(MODEL_IDS)})
+        return JSONResponse(wire.models_answer(MODEL_IDS))
 
     async def get_model(self, request: Request) -> Response:
         model_id = request.path_params["model_id"]
@@ -272,7 +277,7 @@ async def _padded(content: bytes, size: int, chunk: int = 1 << 20) -> AsyncItera
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(wire.error_body(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(state: SimulatorState | None = None) -> Starlette:

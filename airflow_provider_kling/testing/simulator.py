@@ -29,15 +29,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import uvicorn
 
+from airflow_provider_kling.testing import wire
 from airflow_provider_kling.testing.app import ABORT_EXTENSION, API_PREFIX, create_app
-from airflow_provider_kling.testing.state import (
-    FAILURE_SHAPES,
-    OUTCOME_SHAPES,
-    SUBMIT_STATUSES,
-    SimulatorConfig,
-    SimulatorState,
-    SubmittedRequest,
-)
+from airflow_provider_kling.testing.state import SimulatorConfig, SimulatorState, SubmittedRequest
+from airflow_provider_kling.testing.wire import FAILURE_SHAPES, OUTCOME_SHAPES, SUBMIT_STATUSES
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
@@ -283,7 +278,7 @@ class KlingSimulator:
 
     def record(self, request_id: str) -> dict[str, Any]:
         """What ``GET /requests/{id}`` would answer now."""
-        return self.state.record(self.get_request(request_id), self.base_url)
+        return wire.record(self.get_request(request_id), self.state.config, self.state.clock(), self.base_url)
 
     def last_headers(self, route: str) -> dict[str, str] | None:
         """Redacted headers of the latest call on a route key."""

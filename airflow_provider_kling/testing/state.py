@@ -1,7 +1,8 @@
 """The simulator's in-memory state: configuration, submitted requests, counters and fault scripts.
 
 Statuses are never stored: they are computed from the submit time on every read, so polling costs a
-dictionary lookup and a few comparisons no matter how many requests exist.
+dictionary lookup and a few comparisons no matter how many requests exist. What GMI would answer for
+a request (its JSON shape) is :mod:`.wire`'s business, not this module's.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_kling.testing.faults import Fault, normalize_route_key
-from airflow_provider_kling.testing.media import MediaStore, thumbnail_extension
+from airflow_provider_kling.testing.media import MediaStore
+from airflow_provider_kling.testing.wire import (
+    FAILURE_SHAPES,
+    OUTCOME_SHAPES,
+    SUBMIT_STATUSES,
+    TERMINAL_STATUSES,
+)
 
-OUTCOME_SHAPES = ("media_objects", "media_strings", "video_url")
-FAILURE_SHAPES = ("outcome_object", "outcome_string", "error_field", "reason_field")
-SUBMIT_STATUSES = ("queued", "dispatched", "created")
-TERMINAL_STATUSES = frozenset({"success", "failed", "cancelled"})
 MARKERS = {"SIMULATE_STUCK": "stuck", "SIMULATE_FAILURE": "failed", "SIMULATE_CANCEL": "cancelled"}
-SIM_ORG_ID = "00000000-0000-4000-8000-00000000a11f"
-SIM_USER_ID = "00000000-0000-4000-8000-0000000051a1"
 
 
 class ManualClock:
@@ -322,60 +323,6 @@ class SimulatorState:
     def status(self, request: SubmittedRequest) -> str:
         """The request's status now."""
         return request.status_at(self.clock())[0]
-
-    def record(self, request: SubmittedRequest, base_url: str) -> dict[str, Any]:
-        """The ``GET /requests/{id}`` body for a request as of now."""
-        status, since = request.status_at(self.clock())
-        created = int(request.submitted_at)
-        record: dict[str, Any] = {
-            "request_id": request.request_id,
-            "org_id": request.organization_id or SIM_ORG_ID,
-            "user_id": SIM_USER_ID,
-            "model": request.model,
-            "status": status,
-            "is_public": False,
-            "payload": {},  # GMI's echo is unreliable (seen empty); clients must not depend on it
-            "outcome": None,
-            "created_at": created,
-            "updated_at": int(since),
-            "queued_at": created,
-            "qworker_id": "" if status == "queued" else "sim-qworker-0",
-        }
-        if status == "success":
-            record["outcome"] = self._outcome(request, base_url)
-        elif status == "failed":
-            error = f"simulated failure: {request.message}"
-            shape = self._config.failure_shape
-            if shape == "outcome_object":
-                record["outcome"] = {"error": error}
-            elif shape == "outcome_string":
-                record["outcome"] = error
-            else:
-                record["error" if shape == "error_field" else "reason"] = error
-        return record
-
-    def submit_answer(self, request: SubmittedRequest, base_url: str) -> dict[str, Any]:
-        """The ``POST /requests`` body: the short submit record, or the full record if already terminal."""
-        record = self.record(request, base_url)
-        if record["status"] in TERMINAL_STATUSES:
-            return record
-        times = {key: record[key] for key in ("created_at", "updated_at", "queued_at")}
-        return {
-            "request_id": request.request_id,
-            "model": request.model,
-            "status": self._config.submit_status,
-            **times,
-        }
-
-    def _outcome(self, request: SubmittedRequest, base_url: str) -> dict[str, Any]:
-        base = (self._config.media_base_url or base_url).rstrip("/")
-        video = f"{base}/media/{request.request_id}/sample_0.mp4"
-        thumbnail = f"{base}/media/{request.request_id}/thumbnail.{thumbnail_extension()}"
-        if request.outcome_shape == "media_strings":
-            return {"media_urls": [video]}
-        if request.outcome_shape == "video_url":
-            return {"video_url": video, "thumbnail_image_url": thumbnail}
-        return {"media_urls": [{"id": "0", "url": video}], "thumbnail_image_url": thumbnail}
 
     def stats(self) -> dict[str, Any]:
         """Counters, requests and pending faults, as served by ``GET /_simulator/stats``."""
