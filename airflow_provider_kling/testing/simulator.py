@@ -32,6 +32,7 @@ import uvicorn
 from airflow_provider_kling.testing import wire
 from airflow_provider_kling.testing.app import ABORT_EXTENSION, API_PREFIX, create_app
 from airflow_provider_kling.testing.state import SimulatorConfig, SimulatorState, SubmittedRequest
+from airflow_provider_kling.testing.waiting import wait_until
 from airflow_provider_kling.testing.wire import FAILURE_SHAPES, OUTCOME_SHAPES, SUBMIT_STATUSES
 
 if TYPE_CHECKING:
@@ -168,12 +169,19 @@ class KlingSimulator:
         )
         self._server, self._thread = server, thread
         thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the Kling simulator did not start")
-            time.sleep(0.005)
+
+        def started() -> bool:
+            if server.started:
+                return True
+            if not thread.is_alive():
+                raise RuntimeError("the Kling simulator's server thread exited")
+            return False
+
+        try:
+            wait_until(started, timeout, "the Kling simulator to start", interval=0.005)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            raise RuntimeError("the Kling simulator did not start") from exc
         return self
 
     @staticmethod
