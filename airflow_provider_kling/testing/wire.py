@@ -17,11 +17,15 @@ if TYPE_CHECKING:
     from airflow_provider_kling.testing.state import SimulatorConfig, SubmittedRequest
 
 #: Where a success's video URL goes (see ``SimulatorConfig.outcome_shape``).
-OUTCOME_SHAPES = ("media_objects", "media_strings", "video_url")
+OUTCOME_SHAPES = ("media_objects", "media_strings", "video_url", "url")
 #: Where a failure's text goes (see ``SimulatorConfig.failure_shape``).
 FAILURE_SHAPES = ("outcome_object", "outcome_string", "error_field", "reason_field")
 #: Statuses a submit answer may carry for a request that has not finished yet.
 SUBMIT_STATUSES = ("queued", "dispatched", "created")
+#: Which keys a submit answer for an unfinished request has (see ``SimulatorConfig.submit_shape``).
+SUBMIT_SHAPES = ("standard", "minimal")
+#: What a GET record's ``payload`` is (see ``SimulatorConfig.payload_echo``).
+PAYLOAD_ECHOES = ("verbatim", "empty", "absent")
 TERMINAL_STATUSES = frozenset({"success", "failed", "cancelled"})
 SIM_ORG_ID = "00000000-0000-4000-8000-00000000a11f"
 SIM_USER_ID = "00000000-0000-4000-8000-0000000051a1"
@@ -38,13 +42,15 @@ def record(request: SubmittedRequest, config: SimulatorConfig, now: float, base_
         "model": request.model,
         "status": status,
         "is_public": False,
-        "payload": {},  # GMI's echo is unreliable (seen empty); clients must not depend on it
+        "payload": dict(request.payload) if config.payload_echo == "verbatim" else {},
         "outcome": None,
         "created_at": created,
         "updated_at": int(since),
         "queued_at": created,
         "qworker_id": "" if status == "queued" else "sim-qworker-0",
     }
+    if config.payload_echo == "absent":
+        del body["payload"]
     if status == "success":
         body["outcome"] = outcome(request, config, base_url)
     elif status == "failed":
@@ -62,12 +68,20 @@ def record(request: SubmittedRequest, config: SimulatorConfig, now: float, base_
 def submit_answer(
     request: SubmittedRequest, config: SimulatorConfig, now: float, base_url: str
 ) -> dict[str, Any]:
-    """The ``POST /requests`` body: the short submit record, or the full record if already terminal."""
+    """The ``POST /requests`` body: the short submit record, or the full record if already terminal.
+
+    A synchronous request is terminal too, but GMI answers it with the short record carrying the terminal
+    status and no ``outcome``: the outcome comes with a GET.
+    """
     full = record(request, config, now, base_url)
-    if full["status"] in TERMINAL_STATUSES:
+    terminal = full["status"] in TERMINAL_STATUSES
+    if terminal and not request.sync:
         return full
+    status = full["status"] if terminal else config.submit_status
+    if config.submit_shape == "minimal":
+        return {"request_id": request.request_id, "status": status}
     times = {key: full[key] for key in ("created_at", "updated_at", "queued_at")}
-    return {"request_id": request.request_id, "model": request.model, "status": config.submit_status, **times}
+    return {"request_id": request.request_id, "model": request.model, "status": status, **times}
 
 
 def outcome(request: SubmittedRequest, config: SimulatorConfig, base_url: str) -> dict[str, Any]:
@@ -79,6 +93,8 @@ def outcome(request: SubmittedRequest, config: SimulatorConfig, base_url: str) -
         return {"media_urls": [video]}
     if request.outcome_shape == "video_url":
         return {"video_url": video, "thumbnail_image_url": thumbnail}
+    if request.outcome_shape == "url":
+        return {"url": video}
     return {"media_urls": [{"id": "0", "url": video}], "thumbnail_image_url": thumbnail}
 
 

@@ -95,6 +95,8 @@ class Api:
 def video_url(outcome: dict[str, Any]) -> str:
     if "video_url" in outcome:
         return str(outcome["video_url"])
+    if "url" in outcome:
+        return str(outcome["url"])
     first = outcome["media_urls"][0]
     return str(first["url"] if isinstance(first, dict) else first)
 
@@ -166,7 +168,7 @@ def test_lifecycle_runs_queued_processing_success(sim: KlingSimulator) -> None:
         "created_at", "updated_at", "queued_at", "qworker_id",
     }  # fmt: skip
     assert set(record) == expected
-    assert record["payload"] == {}
+    assert record["payload"] == PAYLOAD  # echoed verbatim by default, as GMI's docs show
     assert record["is_public"] is False
     assert record["updated_at"] >= record["created_at"]
 
@@ -203,6 +205,7 @@ def test_lifecycle_follows_an_injected_clock(manual: tuple[KlingSimulator, Manua
         ),
         ("media_strings", lambda o: set(o) == {"media_urls"} and isinstance(o["media_urls"][0], str)),
         ("video_url", lambda o: set(o) == {"video_url", "thumbnail_image_url"}),
+        ("url", lambda o: set(o) == {"url"}),
     ],
 )
 def test_each_outcome_shape(shape: str, check: Callable[[dict[str, Any]], bool]) -> None:
@@ -216,11 +219,20 @@ def test_each_outcome_shape(shape: str, check: Callable[[dict[str, Any]], bool])
 
 
 def test_rotate_is_the_default_and_cycles_all_shapes() -> None:
+    # The default leaves out the flat "url" shape until the provider's client reads it (see state.py).
     with KlingSimulator(queued_seconds=0, processing_seconds=0) as simulator:
-        assert simulator.config.outcome_shape == "rotate"
+        assert simulator.config.outcome_shape == "media_objects,media_strings,video_url"
         api = Api(simulator)
         keys = [frozenset(api.wait_for(api.submit_id(), {"success"})[0]["outcome"]) for _ in range(3)]
         assert len(set(keys)) == 3
+        assert frozenset(api.wait_for(api.submit_id(), {"success"})[0]["outcome"]) == keys[0]
+        simulator.configure(outcome_shape="rotate")
+        keys = [frozenset(api.wait_for(api.submit_id(), {"success"})[0]["outcome"]) for _ in range(4)]
+        assert len(set(keys)) == 4
+        assert frozenset({"url"}) in keys
+        simulator.configure(outcome_shape="url, video_url")
+        keys = [frozenset(api.wait_for(api.submit_id(), {"success"})[0]["outcome"]) for _ in range(2)]
+        assert set(keys) == {frozenset({"url"}), frozenset({"video_url", "thumbnail_image_url"})}
 
 
 def test_media_urls_follow_the_host_the_client_used(sim: KlingSimulator) -> None:
@@ -299,6 +311,57 @@ def test_submit_status_dispatched_and_instant_models(sim: KlingSimulator) -> Non
     assert instant["status"] == "success"
     assert video_url(instant["outcome"]).endswith("sample_0.mp4")
     assert api.submit({"prompt": "a cat"}, model="kling-3.0-turbo-t2v").json()["status"] == "dispatched"
+
+
+@pytest.mark.parametrize(("echo", "expected"), [("verbatim", PAYLOAD), ("empty", {}), ("absent", None)])
+def test_payload_echo(echo: str, expected: dict[str, Any] | None) -> None:
+    with KlingSimulator(queued_seconds=0, processing_seconds=0, payload_echo=echo) as simulator:
+        api = Api(simulator)
+        payload = {"first_frame": base64.b64encode(b"not really a png").decode(), "prompt": "p"}
+        request_id = api.submit_id(payload if expected else None)
+        record = api.record(request_id)
+        listed = api.get("/requests").json()["requests"][0]
+    if expected is None:
+        assert "payload" not in record
+        assert "payload" not in listed
+    else:
+        assert record["payload"] == listed["payload"] == (payload if expected else {})
+
+
+@pytest.mark.parametrize(
+    ("config", "prompt"), [({"sync_models": ["*"]}, "a dragon"), ({}, "a dragon SIMULATE_SYNC")]
+)
+def test_a_synchronous_success_answers_without_outcome(config: dict[str, Any], prompt: str) -> None:
+    with KlingSimulator(**config) as simulator:
+        api = Api(simulator)
+        body = api.submit({**PAYLOAD, "prompt": prompt}).json()
+        assert body["status"] == "success"
+        assert set(body) == {"request_id", "model", "status", "created_at", "updated_at", "queued_at"}
+        record = api.record(body["request_id"])
+        assert record["status"] == "success"
+        assert video_url(record["outcome"]).endswith("/sample_0.mp4")
+        assert api.submit({**PAYLOAD, "prompt": "plain"}).json()["status"] == (
+            "success" if config else "queued"
+        )
+
+
+def test_sync_models_are_per_model_and_other_markers_still_decide_the_fate(sim: KlingSimulator) -> None:
+    api = Api(sim)
+    sim.configure(sync_models=frozenset({I2V}), submit_shape="minimal")
+    assert api.submit().json()["status"] == "success"
+    failed = api.submit({**PAYLOAD, "prompt": "SIMULATE_FAILURE: nope"}).json()
+    assert failed == {"request_id": failed["request_id"], "status": "failed"}
+    assert api.record(failed["request_id"])["outcome"] == {"error": "simulated failure: nope"}
+    assert api.submit({"prompt": "a cat"}, model="kling-3.0-turbo-t2v").json()["status"] == "queued"
+    assert sim.config.to_dict()["sync_models"] == [I2V]
+
+
+def test_a_minimal_submit_answer_has_only_the_id_and_status(sim: KlingSimulator) -> None:
+    sim.configure(submit_shape="minimal", submit_status="dispatched")
+    body = Api(sim).submit().json()
+    assert body == {"request_id": body["request_id"], "status": "dispatched"}
+    sim.configure(instant_models=["*"])  # an instant answer is a whole record whatever the shape
+    assert "outcome" in Api(sim).submit().json()
 
 
 # Other routes
@@ -654,6 +717,10 @@ def test_control_api_drives_a_simulator(sim: KlingSimulator) -> None:
         ("faults", {"route": "GET /models", "faults": [{"status": "x"}]}),
         ("faults", {"route": "GET /models", "faults": [{"bogus": 1}]}),
         ("config", {"outcome_shape": "gif"}),
+        ("config", {"outcome_shape": "url,gif"}),
+        ("config", {"payload_echo": "sometimes"}),
+        ("config", {"submit_shape": "tiny"}),
+        ("config", {"sync_models": "kling-v2-6"}),
         ("config", {"queued_seconds": -1}),
         ("config", {"nope": 1}),
         ("config", {"instant_models": "kling-v2-6"}),
