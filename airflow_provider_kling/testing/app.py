@@ -87,8 +87,20 @@ def _control(handler: Handler) -> Handler:
     return endpoint
 
 
-def _fault_response(fault: Fault) -> Response:
-    content, content_type = fault.content()
+def _named_request_id(response: Response | None) -> str | None:
+    """The ``request_id`` a normal JSON answer named, if it named one."""
+    if not isinstance(response, JSONResponse):
+        return None
+    try:
+        body = json.loads(bytes(response.body))
+    except ValueError:
+        return None
+    request_id = body.get("request_id") if isinstance(body, dict) else None
+    return request_id if isinstance(request_id, str) else None
+
+
+def _fault_response(fault: Fault, request_id: str | None = None) -> Response:
+    content, content_type = fault.content(request_id)
     headers = dict(fault.headers)
     media_type = next((v for k, v in headers.items() if k.lower() == "content-type"), content_type)
     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
@@ -125,7 +137,7 @@ class _Endpoints:
                 return AbortConnection()
             if fault.passthrough:
                 return response if response is not None else await handle(request)
-            return _fault_response(fault)
+            return _fault_response(fault, _named_request_id(response))
 
         return Route(path, endpoint, methods=[method])
 

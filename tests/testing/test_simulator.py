@@ -364,6 +364,28 @@ def test_a_minimal_submit_answer_has_only_the_id_and_status(sim: KlingSimulator)
     assert "outcome" in Api(sim).submit().json()
 
 
+@pytest.mark.parametrize("created", [False, True])
+def test_capacity_503_names_a_request_that_was_created_or_not(sim: KlingSimulator, created: bool) -> None:
+    sim.script("POST /requests", Fault.capacity_exhausted(created=created))
+    api = Api(sim)
+    response = api.submit()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["error"] == "Upstream capacity temporarily exhausted; please retry later"
+    named = api.get(f"/requests/{body['request_id']}")
+    listed = [r["request_id"] for r in api.get("/requests").json()["requests"]]
+    if created:
+        assert named.status_code == 200
+        assert named.json()["model"] == I2V
+        assert listed == [body["request_id"]]
+    else:
+        assert named.status_code == 404
+        assert listed == []
+    assert Fault.from_dict({"preset": "capacity_exhausted", "created": created}).names_request is created
+    with pytest.raises(ValueError, match="names_request"):
+        Fault(status=503, body={"error": "x"}, names_request=True)
+
+
 # Other routes
 
 
