@@ -45,13 +45,6 @@ def sim() -> Iterator[KlingSimulator]:
         yield simulator
 
 
-@pytest.fixture
-def manual() -> Iterator[tuple[KlingSimulator, ManualClock]]:
-    clock = ManualClock()
-    with KlingSimulator(queued_seconds=10, processing_seconds=20, clock=clock) as simulator:
-        yield simulator, clock
-
-
 class Api:
     """A thin authenticated client for the simulator."""
 
