@@ -75,10 +75,10 @@ screenshots: $(VENV)/.installed browser
 # `make airflow-down`. AIRFLOW_STACK_HOME is its AIRFLOW_HOME (default .airflow-stack/).
 AIRFLOW_STACK_HOME ?= .airflow-stack
 airflow-up: $(VENV)/.installed
-	$(BIN)/python scripts/airflow_stack.py up --home $(AIRFLOW_STACK_HOME)
+	$(BIN)/python -m airflow_provider_kling.testing.deployment up --home $(AIRFLOW_STACK_HOME)
 
 airflow-down:
-	$(BIN)/python scripts/airflow_stack.py down --home $(AIRFLOW_STACK_HOME)
+	$(BIN)/python -m airflow_provider_kling.testing.deployment down --home $(AIRFLOW_STACK_HOME)
 
 docs: $(VENV)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html

@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from airflow_provider_kling.testing import wire
 from airflow_provider_kling.testing.catalog import MODEL_IDS, model_detail, validate_payload
 from airflow_provider_kling.testing.faults import Fault
 from airflow_provider_kling.testing.media import image_source
-from airflow_provider_kling.testing.state import SimulatorState
+from airflow_provider_kling.testing.state import SimulatorState, SubmittedRequest
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -33,7 +34,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse(wire.error_body(message), status_code=status)
 
 
 def _base_url(request: Request) -> str:
@@ -86,8 +87,20 @@ def _control(handler: Handler) -> Handler:
     return endpoint
 
 
-def _fault_response(fault: Fault) -> Response:
-    content, content_type = fault.content()
+def _named_request_id(response: Response | None) -> str | None:
+    """The ``request_id`` a normal JSON answer named, if it named one."""
+    if not isinstance(response, JSONResponse):
+        return None
+    try:
+        body = json.loads(bytes(response.body))
+    except ValueError:
+        return None
+    request_id = body.get("request_id") if isinstance(body, dict) else None
+    return request_id if isinstance(request_id, str) else None
+
+
+def _fault_response(fault: Fault, request_id: str | None = None) -> Response:
+    content, content_type = fault.content(request_id)
     headers = dict(fault.headers)
     media_type = next((v for k, v in headers.items() if k.lower() == "content-type"), content_type)
     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
@@ -98,6 +111,9 @@ def _fault_response(fault: Fault) -> Response:
 class _Endpoints:
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
+
+    def _record(self, submitted: SubmittedRequest, base_url: str) -> dict[str, Any]:
+        return wire.record(submitted, self.state.config, self.state.clock(), base_url)
 
     def route(self, path: str, key: str, handler: Handler, method: str, *, auth: bool = True) -> Route:
         """A route that is counted, obeys the fault script, and (if ``auth``) checks the API key."""
@@ -121,7 +137,7 @@ class _Endpoints:
                 return AbortConnection()
             if fault.passthrough:
                 return response if response is not None else await handle(request)
-            return _fault_response(fault)
+            return _fault_response(fault, _named_request_id(response))
 
         return Route(path, endpoint, methods=[method])
 
@@ -153,32 +169,33 @@ class _Endpoints:
             return _error(*problem)
         assert isinstance(payload, dict)  # validate_payload rejects anything else
         submitted = self.state.submit(model, payload, request.headers)
-        return JSONResponse(self.state.submit_answer(submitted, _base_url(request)))
+        answer = wire.submit_answer(submitted, self.state.config, self.state.clock(), _base_url(request))
+        return JSONResponse(answer)
 
     async def get_request(self, request: Request) -> Response:
         request_id = request.path_params["request_id"]
         submitted = self.state.get(request_id)
         if submitted is None:
             return _error(404, f"request {request_id} not found")
-        return JSONResponse(self.state.record(submitted, _base_url(request)))
+        return JSONResponse(self._record(submitted, _base_url(request)))
 
     async def cancel_request(self, request: Request) -> Response:
         request_id = request.path_params["request_id"]
         submitted = self.state.cancel(request_id)
         if submitted is None:
             return _error(404, f"request {request_id} not found")
-        return JSONResponse(self.state.record(submitted, _base_url(request)))
+        return JSONResponse(self._record(submitted, _base_url(request)))
 
     async def list_requests(self, request: Request) -> Response:
         model_id = request.query_params.get("model_id")
         base = _base_url(request)
         records = [
-            self.state.record(r, base) for r in self.state.requests if model_id is None or r.model == model_id
+            self._record(r, base) for r in self.state.requests if model_id is None or r.model == model_id
         ]
-        return JSONResponse({"requests": records, "total": len(records)})
+        return JSONResponse(wire.list_answer(records))
 
     async def list_models(self, request: Request) -> Response:
-        return JSONResponse({"model_ids": list(MODEL_IDS)})
+        return JSONResponse(wire.models_answer(MODEL_IDS))
 
     async def get_model(self, request: Request) -> Response:
         model_id = request.path_params["model_id"]
@@ -272,7 +289,7 @@ async def _padded(content: bytes, size: int, chunk: int = 1 << 20) -> AsyncItera
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(wire.error_body(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(state: SimulatorState | None = None) -> Starlette:

@@ -29,14 +29,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 import uvicorn
 
+from airflow_provider_kling.testing import wire
 from airflow_provider_kling.testing.app import ABORT_EXTENSION, API_PREFIX, create_app
 from airflow_provider_kling.testing.state import (
-    FAILURE_SHAPES,
-    OUTCOME_SHAPES,
-    SUBMIT_STATUSES,
+    DEFAULT_OUTCOME_SHAPE,
     SimulatorConfig,
     SimulatorState,
     SubmittedRequest,
+)
+from airflow_provider_kling.testing.waiting import wait_until
+from airflow_provider_kling.testing.wire import (
+    FAILURE_SHAPES,
+    PAYLOAD_ECHOES,
+    SUBMIT_SHAPES,
+    SUBMIT_STATUSES,
 )
 
 if TYPE_CHECKING:
@@ -102,10 +108,13 @@ class KlingSimulator:
         queued_seconds: float = 1.0,
         processing_seconds: float = 2.0,
         processing_seconds_max: float | None = None,
-        outcome_shape: str = "rotate",
+        outcome_shape: str = DEFAULT_OUTCOME_SHAPE,
         submit_status: str = "queued",
+        submit_shape: str = "standard",
         instant_models: Iterable[str] = (),
+        sync_models: Iterable[str] = (),
         failure_shape: str = "outcome_object",
+        payload_echo: str = "verbatim",
         media_base_url: str | None = None,
         media_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
@@ -119,8 +128,11 @@ class KlingSimulator:
             processing_seconds_max=processing_seconds_max,
             outcome_shape=outcome_shape,
             submit_status=submit_status,
+            submit_shape=submit_shape,
             instant_models=frozenset(instant_models),
+            sync_models=frozenset(sync_models),
             failure_shape=failure_shape,
+            payload_echo=payload_echo,
             media_base_url=media_base_url,
             media_bytes=media_bytes,
         )
@@ -173,12 +185,19 @@ class KlingSimulator:
         )
         self._server, self._thread = server, thread
         thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the Kling simulator did not start")
-            time.sleep(0.005)
+
+        def started() -> bool:
+            if server.started:
+                return True
+            if not thread.is_alive():
+                raise RuntimeError("the Kling simulator's server thread exited")
+            return False
+
+        try:
+            wait_until(started, timeout, "the Kling simulator to start", interval=0.005)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            raise RuntimeError("the Kling simulator did not start") from exc
         return self
 
     @staticmethod
@@ -283,7 +302,7 @@ class KlingSimulator:
 
     def record(self, request_id: str) -> dict[str, Any]:
         """What ``GET /requests/{id}`` would answer now."""
-        return self.state.record(self.get_request(request_id), self.base_url)
+        return wire.record(self.get_request(request_id), self.state.config, self.state.clock(), self.base_url)
 
     def last_headers(self, route: str) -> dict[str, str] | None:
         """Redacted headers of the latest call on a route key."""
@@ -292,6 +311,16 @@ class KlingSimulator:
     def reset(self) -> None:
         """Forget requests, counters, faults and pending failures; restore the initial configuration."""
         self.state.reset()
+
+
+def _model_list(text: str) -> list[str]:
+    return [model.strip() for model in text.split(",") if model.strip()]
+
+
+def _outcome_shape(text: str) -> str:
+    # SimulatorConfig knows what is valid; argparse turns its ValueError into a usage error.
+    SimulatorConfig(outcome_shape=text)
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -311,11 +340,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--processing-seconds-max", type=float, default=None, help="draw each request's time up to this"
     )
-    parser.add_argument("--outcome-shape", choices=(*OUTCOME_SHAPES, "rotate"), default="rotate")
+    parser.add_argument(
+        "--outcome-shape",
+        type=_outcome_shape,
+        default=DEFAULT_OUTCOME_SHAPE,
+        help="a shape, rotate (all of them), or comma-separated shapes to cycle (default: %(default)s)",
+    )
     parser.add_argument("--submit-status", choices=SUBMIT_STATUSES, default="queued")
+    parser.add_argument("--submit-shape", choices=SUBMIT_SHAPES, default="standard")
     parser.add_argument("--failure-shape", choices=FAILURE_SHAPES, default="outcome_object")
+    parser.add_argument("--payload-echo", choices=PAYLOAD_ECHOES, default="verbatim")
     parser.add_argument(
         "--instant-models", default="", help="comma-separated models answering at once; * = all"
+    )
+    parser.add_argument(
+        "--sync-models",
+        default="",
+        help="comma-separated models answering {status: success} with no outcome at once; * = all",
     )
     parser.add_argument("--media-base-url", default=None, help="base of media URLs (default: the request's)")
     parser.add_argument("--media-bytes", type=int, default=None, help="serve every video as this many bytes")
@@ -342,8 +383,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         processing_seconds_max=args.processing_seconds_max,
         outcome_shape=args.outcome_shape,
         submit_status=args.submit_status,
-        instant_models=[m.strip() for m in args.instant_models.split(",") if m.strip()],
+        instant_models=_model_list(args.instant_models),
+        sync_models=_model_list(args.sync_models),
+        submit_shape=args.submit_shape,
         failure_shape=args.failure_shape,
+        payload_echo=args.payload_echo,
         media_base_url=args.media_base_url,
         media_bytes=args.media_bytes,
         log_level=args.log_level,

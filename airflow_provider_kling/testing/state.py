@@ -1,7 +1,8 @@
 """The simulator's in-memory state: configuration, submitted requests, counters and fault scripts.
 
 Statuses are never stored: they are computed from the submit time on every read, so polling costs a
-dictionary lookup and a few comparisons no matter how many requests exist.
+dictionary lookup and a few comparisons no matter how many requests exist. What GMI would answer for
+a request (its JSON shape) is :mod:`.wire`'s business, not this module's.
 """
 
 from __future__ import annotations
@@ -19,15 +20,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_kling.testing.faults import Fault, normalize_route_key
-from airflow_provider_kling.testing.media import MediaStore, thumbnail_extension
+from airflow_provider_kling.testing.media import MediaStore
+from airflow_provider_kling.testing.wire import (
+    FAILURE_SHAPES,
+    OUTCOME_SHAPES,
+    PAYLOAD_ECHOES,
+    SUBMIT_SHAPES,
+    SUBMIT_STATUSES,
+    TERMINAL_STATUSES,
+)
 
-OUTCOME_SHAPES = ("media_objects", "media_strings", "video_url")
-FAILURE_SHAPES = ("outcome_object", "outcome_string", "error_field", "reason_field")
-SUBMIT_STATUSES = ("queued", "dispatched", "created")
-TERMINAL_STATUSES = frozenset({"success", "failed", "cancelled"})
 MARKERS = {"SIMULATE_STUCK": "stuck", "SIMULATE_FAILURE": "failed", "SIMULATE_CANCEL": "cancelled"}
-SIM_ORG_ID = "00000000-0000-4000-8000-00000000a11f"
-SIM_USER_ID = "00000000-0000-4000-8000-0000000051a1"
+#: A prompt marker, independent of the fate markers: answer the submit synchronously (see sync_models).
+SYNC_MARKER = "SIMULATE_SYNC"
+#: The default rotation: the outcome shapes the provider's client reads today. ``url`` joins it (as
+#: ``"rotate"``) once the client reads a flat ``outcome.url``; until then it would fail the provider's
+#: own tests, which run on this default.
+DEFAULT_OUTCOME_SHAPE = "media_objects,media_strings,video_url"
 
 
 class ManualClock:
@@ -48,17 +57,28 @@ class ManualClock:
 
 @dataclass(frozen=True)
 class SimulatorConfig:
-    """Behaviour knobs. Timing, outcome shape and instant answers are fixed per request when it is
-    submitted; ``failure_shape`` and ``media_base_url`` apply to every read.
+    """Behaviour knobs. Timing, outcome shape and instant or synchronous answers are fixed per request
+    when it is submitted; ``failure_shape``, ``payload_echo`` and ``media_base_url`` apply to every read.
 
     :param queued_seconds: how long a request reports ``queued``.
     :param processing_seconds: how long it then reports ``processing`` before its terminal status.
     :param processing_seconds_max: when set, each request's processing time is drawn uniformly between
         ``processing_seconds`` and this, so requests finish at scattered times (benchmarks, load tests).
-    :param outcome_shape: ``media_objects``, ``media_strings``, ``video_url`` or ``rotate`` (cycle the three
-        per request so every client code path gets exercised).
+    :param outcome_shape: one of ``media_objects``, ``media_strings``, ``video_url``, ``url`` (a flat
+        ``outcome.url``); ``rotate`` to cycle all of them, one request after another, so every client code
+        path gets exercised; or a comma-separated list of shapes to cycle. The default cycles every shape
+        but ``url``.
     :param submit_status: status in the submit answer: ``queued`` (default), ``dispatched`` or ``created``.
+    :param submit_shape: keys of a submit answer for a request that has not finished: ``standard``
+        (``request_id``, ``model``, ``status`` and the three timestamps) or ``minimal`` (``request_id`` and
+        ``status`` only, as a live answer was seen).
     :param instant_models: models whose submit answers a terminal record at once; ``"*"`` means all.
+    :param sync_models: models that finish at once but whose submit answer is the short record with the
+        terminal status and no ``outcome`` (``{"status": "success"}``); the outcome comes with the GET of
+        the same request. ``"*"`` means all; the prompt marker ``SIMULATE_SYNC`` does it for one request.
+    :param payload_echo: the ``payload`` of a GET record: ``verbatim`` (the submitted payload, a base64
+        ``first_frame`` included, as GMI's docs show), ``empty`` (``{}``, as one live record had) or
+        ``absent`` (no ``payload`` key).
     :param failure_shape: where a failure's message goes: ``outcome_object`` (``{"error": ...}``),
         ``outcome_string``, ``error_field`` (top-level ``error``) or ``reason_field`` (top-level ``reason``).
     :param media_base_url: base of media URLs in outcomes; default is the base URL the poll came in on.
@@ -69,17 +89,21 @@ class SimulatorConfig:
     queued_seconds: float = 1.0
     processing_seconds: float = 2.0
     processing_seconds_max: float | None = None
-    outcome_shape: str = "rotate"
+    outcome_shape: str = DEFAULT_OUTCOME_SHAPE
     submit_status: str = "queued"
+    submit_shape: str = "standard"
     instant_models: frozenset[str] = frozenset()
+    sync_models: frozenset[str] = frozenset()
     failure_shape: str = "outcome_object"
+    payload_echo: str = "verbatim"
     media_base_url: str | None = None
     media_bytes: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.instant_models, str):
-            raise ValueError("instant_models must be a collection of model ids, not a string")
-        object.__setattr__(self, "instant_models", frozenset(self.instant_models))
+        for models in ("instant_models", "sync_models"):
+            if isinstance(getattr(self, models), str):
+                raise ValueError(f"{models} must be a collection of model ids, not a string")
+            object.__setattr__(self, models, frozenset(getattr(self, models)))
         if not (self.queued_seconds >= 0 and self.processing_seconds >= 0):
             raise ValueError("queued_seconds and processing_seconds must be >= 0")
         if (
@@ -89,13 +113,25 @@ class SimulatorConfig:
             raise ValueError("processing_seconds_max must be >= processing_seconds")
         if self.media_bytes is not None and not (isinstance(self.media_bytes, int) and self.media_bytes >= 0):
             raise ValueError("media_bytes must be a whole number of bytes >= 0")
+        if not isinstance(self.outcome_shape, str) or not set(self.outcome_rotation()) <= set(OUTCOME_SHAPES):
+            raise ValueError(
+                "outcome_shape must be rotate or one or more (comma-separated) of "
+                f"{', '.join(OUTCOME_SHAPES)}, got {self.outcome_shape!r}"
+            )
         for name, value, allowed in (
-            ("outcome_shape", self.outcome_shape, (*OUTCOME_SHAPES, "rotate")),
             ("submit_status", self.submit_status, SUBMIT_STATUSES),
+            ("submit_shape", self.submit_shape, SUBMIT_SHAPES),
             ("failure_shape", self.failure_shape, FAILURE_SHAPES),
+            ("payload_echo", self.payload_echo, PAYLOAD_ECHOES),
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+    def outcome_rotation(self) -> tuple[str, ...]:
+        """The outcome shapes successive requests take, cycled (a single shape: every request's)."""
+        if self.outcome_shape == "rotate":
+            return OUTCOME_SHAPES
+        return tuple(shape.strip() for shape in self.outcome_shape.split(","))
 
     def updated(self, changes: Mapping[str, Any]) -> SimulatorConfig:
         """A copy with ``changes`` applied; unknown or invalid values raise ``ValueError``."""
@@ -111,6 +147,7 @@ class SimulatorConfig:
         """JSON form, as served by ``GET /_simulator/config``."""
         data = dataclasses.asdict(self)
         data["instant_models"] = sorted(self.instant_models)
+        data["sync_models"] = sorted(self.sync_models)
         return data
 
 
@@ -130,6 +167,8 @@ class SubmittedRequest:
     message: str | None = None
     outcome_shape: str = "media_objects"
     cancelled_at: float | None = None
+    #: Answer the submit with the short record and no outcome, although the request is already finished.
+    sync: bool = False
 
     @property
     def finishes_at(self) -> float | None:
@@ -274,10 +313,12 @@ class SimulatorState:
             config = self._config
             if fate == "success" and self._fail_next:
                 fate, message = "failed", self._fail_next.popleft()
-            shape = config.outcome_shape
-            if shape == "rotate":
-                shape = OUTCOME_SHAPES[next(self._rotation) % len(OUTCOME_SHAPES)]
-            instant = model in config.instant_models or "*" in config.instant_models
+            shapes = config.outcome_rotation()
+            shape = shapes[next(self._rotation) % len(shapes)] if len(shapes) > 1 else shapes[0]
+            sync = _names(config.sync_models, model) or (
+                isinstance(payload.get("prompt"), str) and SYNC_MARKER in payload["prompt"]
+            )
+            instant = sync or _names(config.instant_models, model)
             processing = config.processing_seconds
             if config.processing_seconds_max is not None:
                 processing = self._random.uniform(processing, config.processing_seconds_max)
@@ -293,6 +334,7 @@ class SimulatorState:
                 fate=fate,
                 message=message,
                 outcome_shape=shape,
+                sync=sync,
             )
             self._requests[request.request_id] = request
         return request
@@ -323,60 +365,6 @@ class SimulatorState:
         """The request's status now."""
         return request.status_at(self.clock())[0]
 
-    def record(self, request: SubmittedRequest, base_url: str) -> dict[str, Any]:
-        """The ``GET /requests/{id}`` body for a request as of now."""
-        status, since = request.status_at(self.clock())
-        created = int(request.submitted_at)
-        record: dict[str, Any] = {
-            "request_id": request.request_id,
-            "org_id": request.organization_id or SIM_ORG_ID,
-            "user_id": SIM_USER_ID,
-            "model": request.model,
-            "status": status,
-            "is_public": False,
-            "payload": {},  # GMI's echo is unreliable (seen empty); clients must not depend on it
-            "outcome": None,
-            "created_at": created,
-            "updated_at": int(since),
-            "queued_at": created,
-            "qworker_id": "" if status == "queued" else "sim-qworker-0",
-        }
-        if status == "success":
-            record["outcome"] = self._outcome(request, base_url)
-        elif status == "failed":
-            error = f"simulated failure: {request.message}"
-            shape = self._config.failure_shape
-            if shape == "outcome_object":
-                record["outcome"] = {"error": error}
-            elif shape == "outcome_string":
-                record["outcome"] = error
-            else:
-                record["error" if shape == "error_field" else "reason"] = error
-        return record
-
-    def submit_answer(self, request: SubmittedRequest, base_url: str) -> dict[str, Any]:
-        """The ``POST /requests`` body: the short submit record, or the full record if already terminal."""
-        record = self.record(request, base_url)
-        if record["status"] in TERMINAL_STATUSES:
-            return record
-        times = {key: record[key] for key in ("created_at", "updated_at", "queued_at")}
-        return {
-            "request_id": request.request_id,
-            "model": request.model,
-            "status": self._config.submit_status,
-            **times,
-        }
-
-    def _outcome(self, request: SubmittedRequest, base_url: str) -> dict[str, Any]:
-        base = (self._config.media_base_url or base_url).rstrip("/")
-        video = f"{base}/media/{request.request_id}/sample_0.mp4"
-        thumbnail = f"{base}/media/{request.request_id}/thumbnail.{thumbnail_extension()}"
-        if request.outcome_shape == "media_strings":
-            return {"media_urls": [video]}
-        if request.outcome_shape == "video_url":
-            return {"video_url": video, "thumbnail_image_url": thumbnail}
-        return {"media_urls": [{"id": "0", "url": video}], "thumbnail_image_url": thumbnail}
-
     def stats(self) -> dict[str, Any]:
         """Counters, requests and pending faults, as served by ``GET /_simulator/stats``."""
         now = self.clock()
@@ -399,6 +387,10 @@ class SimulatorState:
                 for r in self.requests
             ],
         }
+
+
+def _names(models: frozenset[str], model: str) -> bool:
+    return model in models or "*" in models
 
 
 def _fate_from_prompt(prompt: object) -> tuple[str, str | None]:

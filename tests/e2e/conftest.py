@@ -1,4 +1,4 @@
-"""One real Airflow deployment (scripts/airflow_stack.py) shared by the end-to-end tests.
+"""One real Airflow deployment (:mod:`airflow_provider_kling.testing.deployment`) shared by the e2e tests.
 
 The GMI simulator runs in this process (so tests can script it through its Python API);
 the Airflow components reach it over loopback like any other HTTP server.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -19,11 +18,9 @@ import httpx
 import pytest
 
 from airflow_provider_kling.testing import KlingSimulator
+from airflow_provider_kling.testing.deployment import AirflowStack, stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from airflow_stack import AirflowStack, stop_group  # noqa: E402
 
 # Long enough that the sensor's first poke sees a running request and must defer, even
 # when the worker starts slowly on a busy machine; short enough to keep the suite quick.
@@ -48,7 +45,12 @@ def simulator() -> Iterator[KlingSimulator]:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, simulator: KlingSimulator) -> Iterator[AirflowStack]:
     home = tmp_path_factory.mktemp("airflow_home")
-    deployment = AirflowStack(home=home, kling_base_url=simulator.base_url, kling_api_key=simulator.api_key)
+    deployment = AirflowStack(
+        home=home,
+        dags_folder=ROOT / "example_dags",
+        kling_base_url=simulator.base_url,
+        kling_api_key=simulator.api_key,
+    )
     try:
         deployment.start(timeout=300)
         yield deployment

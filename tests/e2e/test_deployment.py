@@ -1,9 +1,9 @@
 """The provider in a real Airflow deployment, checked through Airflow's REST API.
 
 api-server, scheduler, dag-processor and triggerer run as separate processes (see
-``scripts/airflow_stack.py``); DAG runs are triggered with ``POST /api/v2/dags/{id}/dagRuns``
-and everything is read back through ``/api/v2``. The tests share one deployment and run in
-file order.
+``airflow_provider_kling.testing.deployment``); DAG runs are triggered with
+``POST /api/v2/dags/{id}/dagRuns`` and everything is read back through ``/api/v2``. The tests
+share one deployment and run in file order.
 """
 
 from __future__ import annotations

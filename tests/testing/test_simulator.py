@@ -45,13 +45,6 @@ def sim() -> Iterator[KlingSimulator]:
         yield simulator
 
 
-@pytest.fixture
-def manual() -> Iterator[tuple[KlingSimulator, ManualClock]]:
-    clock = ManualClock()
-    with KlingSimulator(queued_seconds=10, processing_seconds=20, clock=clock) as simulator:
-        yield simulator, clock
-
-
 class Api:
     """A thin authenticated client for the simulator."""
 
@@ -95,6 +88,8 @@ class Api:
 def video_url(outcome: dict[str, Any]) -> str:
     if "video_url" in outcome:
         return str(outcome["video_url"])
+    if "url" in outcome:
+        return str(outcome["url"])
     first = outcome["media_urls"][0]
     return str(first["url"] if isinstance(first, dict) else first)
 
@@ -166,7 +161,7 @@ def test_lifecycle_runs_queued_processing_success(sim: KlingSimulator) -> None:
         "created_at", "updated_at", "queued_at", "qworker_id",
     }  # fmt: skip
     assert set(record) == expected
-    assert record["payload"] == {}
+    assert record["payload"] == PAYLOAD  # echoed verbatim by default, as GMI's docs show
     assert record["is_public"] is False
     assert record["updated_at"] >= record["created_at"]
 
@@ -203,6 +198,7 @@ def test_lifecycle_follows_an_injected_clock(manual: tuple[KlingSimulator, Manua
         ),
         ("media_strings", lambda o: set(o) == {"media_urls"} and isinstance(o["media_urls"][0], str)),
         ("video_url", lambda o: set(o) == {"video_url", "thumbnail_image_url"}),
+        ("url", lambda o: set(o) == {"url"}),
     ],
 )
 def test_each_outcome_shape(shape: str, check: Callable[[dict[str, Any]], bool]) -> None:
@@ -216,11 +212,20 @@ def test_each_outcome_shape(shape: str, check: Callable[[dict[str, Any]], bool])
 
 
 def test_rotate_is_the_default_and_cycles_all_shapes() -> None:
+    # The default leaves out the flat "url" shape until the provider's client reads it (see state.py).
     with KlingSimulator(queued_seconds=0, processing_seconds=0) as simulator:
-        assert simulator.config.outcome_shape == "rotate"
+        assert simulator.config.outcome_shape == "media_objects,media_strings,video_url"
         api = Api(simulator)
         keys = [frozenset(api.wait_for(api.submit_id(), {"success"})[0]["outcome"]) for _ in range(3)]
         assert len(set(keys)) == 3
+        assert frozenset(api.wait_for(api.submit_id(), {"success"})[0]["outcome"]) == keys[0]
+        simulator.configure(outcome_shape="rotate")
+        keys = [frozenset(api.wait_for(api.submit_id(), {"success"})[0]["outcome"]) for _ in range(4)]
+        assert len(set(keys)) == 4
+        assert frozenset({"url"}) in keys
+        simulator.configure(outcome_shape="url, video_url")
+        keys = [frozenset(api.wait_for(api.submit_id(), {"success"})[0]["outcome"]) for _ in range(2)]
+        assert set(keys) == {frozenset({"url"}), frozenset({"video_url", "thumbnail_image_url"})}
 
 
 def test_media_urls_follow_the_host_the_client_used(sim: KlingSimulator) -> None:
@@ -299,6 +304,79 @@ def test_submit_status_dispatched_and_instant_models(sim: KlingSimulator) -> Non
     assert instant["status"] == "success"
     assert video_url(instant["outcome"]).endswith("sample_0.mp4")
     assert api.submit({"prompt": "a cat"}, model="kling-3.0-turbo-t2v").json()["status"] == "dispatched"
+
+
+@pytest.mark.parametrize(("echo", "expected"), [("verbatim", PAYLOAD), ("empty", {}), ("absent", None)])
+def test_payload_echo(echo: str, expected: dict[str, Any] | None) -> None:
+    with KlingSimulator(queued_seconds=0, processing_seconds=0, payload_echo=echo) as simulator:
+        api = Api(simulator)
+        payload = {"first_frame": base64.b64encode(b"not really a png").decode(), "prompt": "p"}
+        request_id = api.submit_id(payload if expected else None)
+        record = api.record(request_id)
+        listed = api.get("/requests").json()["requests"][0]
+    if expected is None:
+        assert "payload" not in record
+        assert "payload" not in listed
+    else:
+        assert record["payload"] == listed["payload"] == (payload if expected else {})
+
+
+@pytest.mark.parametrize(
+    ("config", "prompt"), [({"sync_models": ["*"]}, "a dragon"), ({}, "a dragon SIMULATE_SYNC")]
+)
+def test_a_synchronous_success_answers_without_outcome(config: dict[str, Any], prompt: str) -> None:
+    with KlingSimulator(**config) as simulator:
+        api = Api(simulator)
+        body = api.submit({**PAYLOAD, "prompt": prompt}).json()
+        assert body["status"] == "success"
+        assert set(body) == {"request_id", "model", "status", "created_at", "updated_at", "queued_at"}
+        record = api.record(body["request_id"])
+        assert record["status"] == "success"
+        assert video_url(record["outcome"]).endswith("/sample_0.mp4")
+        assert api.submit({**PAYLOAD, "prompt": "plain"}).json()["status"] == (
+            "success" if config else "queued"
+        )
+
+
+def test_sync_models_are_per_model_and_other_markers_still_decide_the_fate(sim: KlingSimulator) -> None:
+    api = Api(sim)
+    sim.configure(sync_models=frozenset({I2V}), submit_shape="minimal")
+    assert api.submit().json()["status"] == "success"
+    failed = api.submit({**PAYLOAD, "prompt": "SIMULATE_FAILURE: nope"}).json()
+    assert failed == {"request_id": failed["request_id"], "status": "failed"}
+    assert api.record(failed["request_id"])["outcome"] == {"error": "simulated failure: nope"}
+    assert api.submit({"prompt": "a cat"}, model="kling-3.0-turbo-t2v").json()["status"] == "queued"
+    assert sim.config.to_dict()["sync_models"] == [I2V]
+
+
+def test_a_minimal_submit_answer_has_only_the_id_and_status(sim: KlingSimulator) -> None:
+    sim.configure(submit_shape="minimal", submit_status="dispatched")
+    body = Api(sim).submit().json()
+    assert body == {"request_id": body["request_id"], "status": "dispatched"}
+    sim.configure(instant_models=["*"])  # an instant answer is a whole record whatever the shape
+    assert "outcome" in Api(sim).submit().json()
+
+
+@pytest.mark.parametrize("created", [False, True])
+def test_capacity_503_names_a_request_that_was_created_or_not(sim: KlingSimulator, created: bool) -> None:
+    sim.script("POST /requests", Fault.capacity_exhausted(created=created))
+    api = Api(sim)
+    response = api.submit()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["error"] == "Upstream capacity temporarily exhausted; please retry later"
+    named = api.get(f"/requests/{body['request_id']}")
+    listed = [r["request_id"] for r in api.get("/requests").json()["requests"]]
+    if created:
+        assert named.status_code == 200
+        assert named.json()["model"] == I2V
+        assert listed == [body["request_id"]]
+    else:
+        assert named.status_code == 404
+        assert listed == []
+    assert Fault.from_dict({"preset": "capacity_exhausted", "created": created}).names_request is created
+    with pytest.raises(ValueError, match="names_request"):
+        Fault(status=503, body={"error": "x"}, names_request=True)
 
 
 # Other routes
@@ -654,6 +732,10 @@ def test_control_api_drives_a_simulator(sim: KlingSimulator) -> None:
         ("faults", {"route": "GET /models", "faults": [{"status": "x"}]}),
         ("faults", {"route": "GET /models", "faults": [{"bogus": 1}]}),
         ("config", {"outcome_shape": "gif"}),
+        ("config", {"outcome_shape": "url,gif"}),
+        ("config", {"payload_echo": "sometimes"}),
+        ("config", {"submit_shape": "tiny"}),
+        ("config", {"sync_models": "kling-v2-6"}),
         ("config", {"queued_seconds": -1}),
         ("config", {"nope": 1}),
         ("config", {"instant_models": "kling-v2-6"}),

@@ -1,18 +1,21 @@
 """Start and stop a real Airflow 3 deployment with this provider, one process per component.
 
-The end-to-end tests (``tests/e2e``) and ``make airflow-up`` / ``make airflow-down`` both use it:
+The end-to-end tests (``tests/e2e``) and ``make airflow-up`` / ``make airflow-down`` both use it::
 
-    python scripts/airflow_stack.py up [--home DIR]     # prints the UI address and the login
-    python scripts/airflow_stack.py down [--home DIR]   # stops everything ``up`` started
+    python -m airflow_provider_kling.testing.deployment up [--home DIR] [--dags-folder DIR]
+    python -m airflow_provider_kling.testing.deployment down [--home DIR]
+
+``up`` prints the UI address and the login; ``down`` stops everything ``up`` started.
 
 The stack is SQLite + LocalExecutor (parallelism 2) in a throw-away ``AIRFLOW_HOME``, with
 ``airflow api-server``, ``airflow scheduler``, ``airflow dag-processor`` and ``airflow triggerer``
-each started in its own session (process group), the example DAGs as the DAGs folder, the
-simple auth manager with one admin whose password is known, and (for ``up``) the GMI
-simulator as ``kling_default``. Every port is a free one picked at start. The process groups
-are recorded in ``<home>/stack.json`` so ``down`` can stop them from another process, and
-each component is stopped by its own process group: ``airflow standalone`` does not shut
-down cleanly, this does.
+each started in its own session (process group), the given DAGs folder, the simple auth manager
+with one admin whose password is known, and (for ``up``) the GMI simulator as ``kling_default``.
+Every port is a free one picked at start. The process groups are recorded in ``<home>/stack.json``
+so ``down`` can stop them from another process, and each component is stopped by its own process
+group: ``airflow standalone`` does not shut down cleanly, this does.
+
+Nothing imports this module but its users: not the package, not the pytest plugin, not a DAG.
 """
 
 from __future__ import annotations
@@ -30,26 +33,32 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from airflow_provider_kling.testing.waiting import wait_until
+
 BIN = Path(sys.executable).parent
 AIRFLOW = str(BIN / "airflow")
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN_USER = "admin"
 STATE_FILE = "stack.json"
-DEFAULT_HOME = ROOT / ".airflow-stack"
+# Relative to the working directory, which for ``make airflow-up`` is the checkout.
+DEFAULT_HOME = Path(".airflow-stack")
+DEFAULT_DAGS_FOLDER = Path("example_dags")
 
 
 def free_port() -> int:
+    """A loopback port nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _alive(pgid: int) -> bool:
+def alive(pgid: int) -> bool:
+    """Whether any process of the process group ``pgid`` is still running."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -63,22 +72,21 @@ def stop_group(pgid: int, timeout: float = 20.0, sig: int = signal.SIGTERM) -> N
     """Signal a whole process group, wait for it to go, and SIGKILL whatever is left."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
+    _reap_until_gone(pgid, timeout)
+    if alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        _reap_until_gone(pgid, 10)
+
+
+def _reap_until_gone(pgid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while _alive(pgid) and time.monotonic() < deadline:
+    while alive(pgid) and time.monotonic() < deadline:
         # Reap our own children so they do not linger as zombies (which still count as members).
         with contextlib.suppress(ChildProcessError):
             while os.waitpid(-pgid, os.WNOHANG)[0]:
                 pass
         time.sleep(0.1)
-    if _alive(pgid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while _alive(pgid) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                while os.waitpid(-pgid, os.WNOHANG)[0]:
-                    pass
-            time.sleep(0.1)
 
 
 @dataclass
@@ -86,22 +94,25 @@ class AirflowStack:
     """One Airflow deployment; ``start()`` it, use :attr:`base_url`, ``stop()`` it."""
 
     home: Path
+    dags_folder: Path
     kling_base_url: str | None = None
     kling_api_key: str | None = None
-    dags_folder: Path = ROOT / "example_dags"
     extra_env: dict[str, str] = field(default_factory=dict)
     with_simulator: bool = False
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     api_port: int = 0
     pids: dict[str, int] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
+    # Made once by start(): every component must share its Fernet key, secrets and ports.
+    _airflow_env: dict[str, str] | None = field(default=None, init=False, repr=False)
 
     @property
     def base_url(self) -> str:
+        """The API server's (and UI's) address."""
         return f"http://127.0.0.1:{self.api_port}"
 
     @property
     def log_dir(self) -> Path:
+        """Where each component's output goes, one ``<name>.log`` each."""
         return self.home / "stack-logs"
 
     # Setup
@@ -157,12 +168,12 @@ class AirflowStack:
         env.update(self.extra_env)
         return env
 
-    def _spawn(self, name: str, argv: list[str]) -> int:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> int:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
                 argv,
-                env=self.env,
+                env=env,
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -185,6 +196,7 @@ class AirflowStack:
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
     def start(self, timeout: float = 300.0) -> AirflowStack:
+        """Migrate the database, start every component and return once all report healthy."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.api_port = self.api_port or free_port()
         # The simple auth manager keeps this file's password for a configured user.
@@ -192,11 +204,11 @@ class AirflowStack:
         try:
             if self.with_simulator and not self.kling_base_url:
                 self._start_simulator()
-            self.env = self._environment()
+            self._airflow_env = self._environment()
             with open(self.log_dir / "db-migrate.log", "ab") as log:
                 subprocess.run(
                     [AIRFLOW, "db", "migrate"],
-                    env=self.env,
+                    env=self._airflow_env,
                     cwd=self.home,
                     check=True,
                     stdout=log,
@@ -221,8 +233,6 @@ class AirflowStack:
     def _start_simulator(self) -> None:
         port = free_port()
         self.kling_api_key = self.kling_api_key or f"sim-{secrets.token_hex(8)}"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ}
         self._spawn(
             "simulator",
             [
@@ -238,12 +248,17 @@ class AirflowStack:
                 "--processing-seconds",
                 "6",
             ],
+            dict(os.environ),
         )
         self.kling_base_url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _get(f"{self.kling_base_url}/_simulator/stats") is not None, 30, "the simulator")
+        stats = f"{self.kling_base_url}/_simulator/stats"
+        wait_until(lambda: _get(stats) is not None, 30, "the simulator")
 
     def start_component(self, name: str) -> int:
-        return self._spawn(name, [AIRFLOW, name])
+        """Start one Airflow component (``scheduler``, ``triggerer``, ...) in its own process group."""
+        if self._airflow_env is None:
+            raise RuntimeError("start() the stack before starting a component of it")
+        return self._spawn(name, [AIRFLOW, name], self._airflow_env)
 
     def restart_component(self, name: str, sig: int = signal.SIGKILL) -> int:
         """Kill one component (by default without a chance to clean up) and start a new one."""
@@ -251,23 +266,29 @@ class AirflowStack:
         return self.start_component(name)
 
     def health(self) -> dict[str, Any] | None:
-        return _get(f"{self.base_url}/api/v2/monitor/health")
+        """``/api/v2/monitor/health``, or ``None`` while the API server does not answer."""
+        health: dict[str, Any] | None = _get(f"{self.base_url}/api/v2/monitor/health")
+        return health
 
     def wait_healthy(self, timeout: float = 300.0, components: tuple[str, ...] | None = None) -> None:
+        """Wait until the health endpoint reports ``components`` (default: all) healthy."""
         wanted = components or ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
         def healthy() -> bool:
             for name, pid in self.pids.items():
-                if not _alive(pid):
+                if not alive(pid):
                     raise RuntimeError(f"{name} exited; see {self.log_dir / (name + '.log')}")
             status = self.health()
-            return bool(status) and all((status.get(c) or {}).get("status") == "healthy" for c in wanted)
+            if not status:
+                return False
+            return all((status.get(c) or {}).get("status") == "healthy" for c in wanted)
 
-        wait_for(healthy, timeout, "Airflow's components to report healthy")
+        wait_until(healthy, timeout, "Airflow's components to report healthy")
 
     # Teardown
 
     def stop(self) -> None:
+        """Stop every component this object started, by process group."""
         for name in ("scheduler", "triggerer", "dag-processor", "api-server", "simulator"):
             pid = self.pids.pop(name, None)
             if pid is not None:
@@ -278,6 +299,7 @@ class AirflowStack:
     # Auth
 
     def token(self) -> str:
+        """A JWT for the admin user, for ``Authorization: Bearer``."""
         body = json.dumps({"username": ADMIN_USER, "password": self.password}).encode()
         req = urllib.request.Request(
             f"{self.base_url}/auth/token",
@@ -297,18 +319,8 @@ def _get(url: str) -> Any:
         return None
 
 
-def wait_for(check: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 def down(home: Path) -> None:
+    """Stop the stack recorded in ``home`` by an earlier ``up``, from any process."""
     state_file = home / STATE_FILE
     if not state_file.exists():
         print(f"No stack recorded in {state_file}.")
@@ -321,23 +333,36 @@ def down(home: Path) -> None:
     state_file.write_text(json.dumps(state, indent=2) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; see ``--help``."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m airflow_provider_kling.testing.deployment",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument(
         "--home", type=Path, default=DEFAULT_HOME, help=f"AIRFLOW_HOME (default {DEFAULT_HOME})"
     )
+    parser.add_argument(
+        "--dags-folder",
+        type=Path,
+        default=DEFAULT_DAGS_FOLDER,
+        help=f"the DAGs folder for up (default {DEFAULT_DAGS_FOLDER})",
+    )
     args = parser.parse_args(argv)
     home: Path = args.home.resolve()
+    dags_folder: Path = args.dags_folder.resolve()
     if args.action == "down":
         down(home)
         return 0
+    if not dags_folder.is_dir():
+        print(f"error: no DAGs folder at {dags_folder}; pass --dags-folder", file=sys.stderr)
+        return 2
     if (home / STATE_FILE).exists():
         down(home)  # a stack left running from an earlier `up`
         shutil.rmtree(home)
-    stack = AirflowStack(home=home, with_simulator=True)
+    stack = AirflowStack(home=home, dags_folder=dags_folder, with_simulator=True)
     print(f"Starting Airflow in {home} (logs in {stack.log_dir}) ...")
     stack.start()
     print(
