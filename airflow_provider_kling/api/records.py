@@ -46,7 +46,7 @@ class KlingRequest:
     :param status: the raw status string (see :func:`classify_status`).
     :param model: the model id, when the record names it.
     :param media_urls: output video URLs, from ``outcome.media_urls`` (objects or
-        strings) or ``outcome.video_url``; empty unless the request succeeded.
+        strings), ``outcome.video_url`` or ``outcome.url``; empty unless the request succeeded.
     :param thumbnail_url: the preview image URL, if any.
     :param error: the failure text from ``outcome``, ``error`` or ``reason``, if any.
     :param created_at: creation time (UTC), when the record has it.
@@ -133,9 +133,11 @@ def extract_media_urls(outcome: Any) -> list[str]:
                 urls.append(item["url"])
     elif isinstance(media, str):
         urls.append(media)
-    video_url = outcome.get("video_url")
-    if isinstance(video_url, str) and video_url not in urls:
-        urls.append(video_url)
+    # Flat keys: ``video_url`` in GMI's docs, ``url`` in other public clients.
+    for key in ("video_url", "url"):
+        value = outcome.get(key)
+        if isinstance(value, str) and value not in urls:
+            urls.append(value)
     return [u for u in urls if u]
 
 

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kling.testing.config import SimulatorConfig
 from airflow_provider_kling.testing.faults import ROUTE_KEYS, Fault
-from airflow_provider_kling.testing.state import (
-    ManualClock,
-    SimulatorConfig,
-    SimulatorState,
-    SubmittedRequest,
-)
+from airflow_provider_kling.testing.state import ManualClock, SimulatorState, SubmittedRequest
 
 if TYPE_CHECKING:
     from airflow_provider_kling.testing.app import create_app

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_kling.testing.waiting import wait_until
+from airflow_provider_kling.testing.readiness import wait_until
 
 BIN = Path(sys.executable).parent
 AIRFLOW = str(BIN / "airflow")

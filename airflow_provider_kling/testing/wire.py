@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_kling.testing.media import thumbnail_extension
 
 if TYPE_CHECKING:
-    from airflow_provider_kling.testing.state import SimulatorConfig, SubmittedRequest
+    from airflow_provider_kling.testing.config import SimulatorConfig
+    from airflow_provider_kling.testing.state import SubmittedRequest
 
 #: Where a success's video URL goes (see ``SimulatorConfig.outcome_shape``).
 OUTCOME_SHAPES = ("media_objects", "media_strings", "video_url", "url")

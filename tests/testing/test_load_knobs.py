@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from airflow_provider_kling.testing import KlingSimulator
-from airflow_provider_kling.testing.state import SimulatorConfig
+from airflow_provider_kling.testing.config import SimulatorConfig
 
 
 def submit(sim: KlingSimulator, prompt: str = "p") -> str:

