@@ -3,35 +3,24 @@ GMI Cloud request-queue API: types, validation and response parsing.
 
 This package knows nothing of Airflow, so the hooks, the operators, the trigger and the
 simulator's users all share one definition of what a valid request and a valid answer are.
-Import everything from here; the submodules only keep each part short.
+It exports what users and the other layers need (model ids, limits, prices, statuses, records,
+validators, the polling schedule); the helpers behind them stay in their submodules.
 """
 
 from __future__ import annotations
 
-from airflow_provider_kling.api.body import JsonBody, json_pieces
 from airflow_provider_kling.api.connection import (
     API_PREFIX,
     DEFAULT_BASE_URL,
     ConnectionSettings,
     connection_settings,
 )
-from airflow_provider_kling.api.dimensions import (
-    MAX_ASPECT_RATIO,
-    MIN_IMAGE_SIDE,
-    check_image_size,
-    image_size,
-)
+from airflow_provider_kling.api.dimensions import MAX_ASPECT_RATIO, MIN_IMAGE_SIDE
 from airflow_provider_kling.api.errors import KlingAPIError, KlingError, KlingValidationError
 from airflow_provider_kling.api.images import (
     MAX_IMAGE_BYTES,
-    EncodedImage,
-    FirstFrameKind,
-    ImageKind,
     classify_first_frame,
-    decode_base64_image,
-    encode_image,
     prepare_first_frame,
-    sniff_image,
 )
 from airflow_provider_kling.api.models import (
     ASPECT_RATIOS,
@@ -42,17 +31,13 @@ from airflow_provider_kling.api.models import (
     PreparedPayload,
     prepare_payload,
 )
-from airflow_provider_kling.api.polling import DEFAULT_SCHEDULE, PollSchedule, submitted_at
+from airflow_provider_kling.api.polling import DEFAULT_SCHEDULE, PollSchedule
 from airflow_provider_kling.api.records import (
     FAILED_STATUSES,
     RUNNING_STATUSES,
     SUCCESS_STATUS,
     KlingRequest,
     Verdict,
-    classify_status,
-    extract_error,
-    extract_media_urls,
-    is_known_status,
 )
 from airflow_provider_kling.api.validation import (
     I2V_MODEL,
@@ -90,10 +75,6 @@ __all__ = [
     "T2V_MODEL",
     "V3_I2V_MODEL",
     "ConnectionSettings",
-    "EncodedImage",
-    "FirstFrameKind",
-    "ImageKind",
-    "JsonBody",
     "KlingAPIError",
     "KlingError",
     "KlingRequest",
@@ -102,22 +83,11 @@ __all__ = [
     "PollSchedule",
     "PreparedPayload",
     "Verdict",
-    "check_image_size",
     "classify_first_frame",
-    "classify_status",
     "connection_settings",
-    "decode_base64_image",
-    "encode_image",
     "estimate_cost",
-    "extract_error",
-    "extract_media_urls",
-    "image_size",
-    "is_known_status",
-    "json_pieces",
     "prepare_first_frame",
     "prepare_payload",
-    "sniff_image",
-    "submitted_at",
     "validate_duration",
     "validate_model",
     "validate_prompt",

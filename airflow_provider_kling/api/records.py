@@ -43,7 +43,7 @@ class KlingRequest:
     One request-queue record, normalised from any of the shapes GMI is known to return.
 
     :param request_id: the id GMI gave the request.
-    :param status: the raw status string (see :func:`classify_status`).
+    :param status: the raw status string (see ``classify_status``).
     :param model: the model id, when the record names it.
     :param media_urls: output video URLs, from ``outcome.media_urls`` (objects or
         strings), ``outcome.video_url`` or ``outcome.url``; empty unless the request succeeded.
@@ -68,7 +68,7 @@ class KlingRequest:
 
     @property
     def verdict(self) -> Verdict:
-        """``running``, ``success`` or ``failed`` (see :func:`classify_status`).
+        """``running``, ``success`` or ``failed`` (see ``classify_status``).
 
         Not GMI's ``outcome`` object, which stays in ``raw["outcome"]``.
         """

@@ -13,13 +13,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from airflow_provider_kling import __version__
-from airflow_provider_kling.api import (
-    ConnectionSettings,
-    JsonBody,
-    KlingRequest,
-    connection_settings,
-    validate_model,
-)
+from airflow_provider_kling.api import ConnectionSettings, KlingRequest, connection_settings, validate_model
+from airflow_provider_kling.api.body import JsonBody
 from airflow_provider_kling.exceptions import KlingAPIError, KlingSubmitOutcomeUnknown
 from airflow_provider_kling.hooks import forms
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients

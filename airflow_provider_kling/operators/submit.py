@@ -16,9 +16,9 @@ from airflow_provider_kling.api import (
     classify_first_frame,
     estimate_cost,
     prepare_payload,
-    submitted_at,
     validate_model,
 )
+from airflow_provider_kling.api.polling import submitted_at
 from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.events import result_from_record
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded

@@ -14,7 +14,6 @@ from airflow_provider_kling.api import (
     KlingRequest,
     KlingValidationError,
     classify_first_frame,
-    classify_status,
     connection_settings,
     estimate_cost,
     prepare_first_frame,
@@ -23,6 +22,7 @@ from airflow_provider_kling.api import (
     validate_prompt,
     validate_resolution,
 )
+from airflow_provider_kling.api.records import classify_status
 
 VIDEO = "https://storage.googleapis.com/bucket/sample_0.mp4"
 THUMB = "https://storage.googleapis.com/bucket/thumb.jpg"

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_kling.api import JsonBody, json_pieces
-from airflow_provider_kling.api.body import SLICE
+from airflow_provider_kling.api.body import SLICE, JsonBody, json_pieces
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.testing import Fault
 from tests.conftest import make_png

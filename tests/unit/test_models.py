@@ -9,12 +9,11 @@ import pytest
 from airflow_provider_kling.api import (
     MODEL_SPECS,
     KlingValidationError,
-    check_image_size,
     estimate_cost,
-    image_size,
     prepare_first_frame,
     prepare_payload,
 )
+from airflow_provider_kling.api.dimensions import check_image_size, image_size
 from tests.conftest import make_jpeg_header, make_png
 
 # --- image size from the header ---------------------------------------------------------

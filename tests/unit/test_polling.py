@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_kling.api import DEFAULT_SCHEDULE, KlingValidationError, PollSchedule, submitted_at
+from airflow_provider_kling.api import DEFAULT_SCHEDULE, KlingValidationError, PollSchedule
+from airflow_provider_kling.api.polling import submitted_at
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
