@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airflow_provider_kling.exceptions import KlingDownloadError
+from airflow_provider_kling.exceptions import KlingDownloadError, KlingTransportError
 from airflow_provider_kling.transport.bounds import bounded_session, call_deadline, download_seconds
 from airflow_provider_kling.transport.errors import error_for_status, requests_errors
 from airflow_provider_kling.transport.fetch import MAX_REDIRECTS, FetchPolicy
@@ -60,6 +60,8 @@ def stream_download(
     before they are requested. Each read may wait the connection's timeout; the whole download
     may take that timeout plus its size at ``MIN_DOWNLOAD_RATE`` (see ``transport.bounds``).
     """
+    import requests
+
     policy = FetchPolicy(settings.base_url, settings.allowed_media_hosts)
     digest = hashlib.sha256()
     size = 0
@@ -86,11 +88,17 @@ def stream_download(
             _check_headers(url, resp.headers, max_bytes, content_types)
             length = resp.headers.get("Content-Length", "")
             deadline.extend_to(download_seconds(idle, int(length) if length.isdigit() else max_bytes))
-            with requests_errors(what, settings):
+            try:
                 if isinstance(destination, str | os.PathLike):
                     uri = _write_local(Path(destination), chunks(resp))
                 else:
                     uri = _write_object(destination, chunks(resp))
+            except requests.exceptions.RequestException:
+                # A broken stream stays requests' own error, as it always was; one cut at the
+                # deadline says so.
+                if not deadline.expired:
+                    raise
+                raise KlingTransportError(f"{what}: cut at the deadline", sent=True) from None
     return DownloadResult(uri=uri, size=size, sha256=digest.hexdigest())
 
 
