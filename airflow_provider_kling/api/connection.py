@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,13 +23,27 @@ class ConnectionSettings:
     :param api_key: the GMI API key (kept out of ``repr``).
     :param base_url: scheme and host, without the API path.
     :param organization_id: sent as ``X-Organization-ID`` for multi-organization accounts.
-    :param timeout: seconds to wait for one HTTP answer.
+    :param timeout: seconds one HTTP answer may take, start to end.
+    :param allowed_media_hosts: hosts (``name`` or ``name:port``, lower case) whose videos are
+        fetched even where the fetch policy would refuse them (see :doc:`/downloads`).
+    :param key_as_stored: the API key exactly as the connection holds it, before stripping,
+        so redaction also catches an echo of the unstripped form.
     """
 
     api_key: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
     organization_id: str | None = None
     timeout: float = 30.0
+    allowed_media_hosts: tuple[str, ...] = ()
+    key_as_stored: str | None = field(default=None, repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every form of the key a server might echo: as stored, stripped, and JSON-escaped."""
+        forms = {self.api_key, self.key_as_stored or self.api_key}
+        forms |= {json.dumps(form)[1:-1] for form in tuple(forms)}
+        # Longest first, so a longer form is not left half-replaced by a shorter one inside it.
+        return tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
     @property
     def api_url(self) -> str:
@@ -54,19 +69,31 @@ def connection_settings(
     schema: str | None = None,
     port: int | None = None,
     extra: Mapping[str, Any] | None = None,
+    raw_extra: str | None = None,
 ) -> ConnectionSettings:
     """
     Build settings from a connection's fields, refusing anything that would leak the key.
 
     Plain ``http://`` is allowed only for loopback hosts (the local simulator), since the
     key travels in a header on every call.
+
+    :param raw_extra: the connection's ``extra`` as stored. Airflow's ``extra_dejson`` reads
+        invalid JSON as ``{}`` with only a log line, which would silently drop the timeout
+        and the organization; given the raw text, invalid JSON is refused instead.
     """
     where = f"connection {conn_id!r}"
     if not password or not password.strip():
         raise KlingValidationError(
             f"{where} password", "the API key is missing", "your GMI Cloud API key in the Password field"
         )
-    extra = dict(extra or {})
+    key = password.strip()
+    if _has_control(key):
+        raise KlingValidationError(
+            f"{where} password",
+            "the API key contains a control character (a line break, a tab, ...)",
+            "the key exactly as GMI Cloud shows it, on one line",
+        )
+    extra = _extra(where, extra, raw_extra)
     base_url = _base_url(where, host, schema, port)
     timeout = extra.get("timeout")
     if timeout is None or timeout == "":
@@ -89,12 +116,73 @@ def connection_settings(
             f"{type(org).__name__} is not text",
             "your GMI organization id",
         )
+    org = (org or "").strip() or None
+    if org is not None and _has_control(org):
+        raise KlingValidationError(
+            f"{where} extra 'organization_id'",
+            "it contains a control character (a line break, a tab, ...)",
+            "your GMI organization id, on one line",
+        )
     return ConnectionSettings(
-        api_key=password.strip(),
+        api_key=key,
         base_url=base_url,
-        organization_id=(org or "").strip() or None,
+        organization_id=org,
         timeout=timeout,
+        allowed_media_hosts=_media_hosts(where, extra.get("allowed_media_hosts")),
+        key_as_stored=password,
     )
+
+
+def _has_control(text: str) -> bool:
+    # A CR/LF in a header value would let a stored value add headers of its own.
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def _extra(where: str, extra: Mapping[str, Any] | None, raw_extra: str | None) -> dict[str, Any]:
+    if raw_extra is not None and raw_extra.strip():
+        try:
+            parsed = json.loads(raw_extra)
+        except ValueError as err:
+            raise KlingValidationError(
+                f"{where} extra", f"it is not valid JSON ({err})", 'a JSON object such as {"timeout": 60}'
+            ) from None
+        if not isinstance(parsed, dict):
+            raise KlingValidationError(
+                f"{where} extra",
+                f"JSON {type(parsed).__name__} is not an object",
+                'a JSON object such as {"timeout": 60}',
+            )
+    return dict(extra or {})
+
+
+def _media_hosts(where: str, value: Any) -> tuple[str, ...]:
+    allowed = (
+        "host names, optionally with a port (media.example.com, minio.internal:9000), "
+        "as a list or comma-separated"
+    )
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise KlingValidationError(
+            f"{where} extra 'allowed_media_hosts'", f"{value!r} is not a list of hosts", allowed
+        )
+    hosts: list[str] = []
+    for item in (i.strip().lower() for i in items):
+        if not item:
+            continue
+        try:
+            parts = urlsplit(f"//{item}")
+            valid = bool(parts.hostname) and parts.netloc == item and not parts.username
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            valid = False
+        if not valid or _has_control(item):
+            raise KlingValidationError(
+                f"{where} extra 'allowed_media_hosts'", f"{item!r} is not a host", allowed
+            )
+        hosts.append(item)
+    return tuple(hosts)
 
 
 def _base_url(where: str, host: str | None, schema: str | None, port: int | None) -> str:
@@ -105,6 +193,13 @@ def _base_url(where: str, host: str | None, schema: str | None, port: int | None
         host = f"{schema or 'https'}://{host}"
     parts = urlsplit(host)
     allowed = "https://<host>, or http:// only for a loopback host (127.0.0.1, localhost, ::1)"
+    if "@" in parts.netloc:
+        # requests would send user:pass@ as Basic auth to the host, beside the key.
+        raise KlingValidationError(
+            f"{where} host",
+            "it holds credentials (user:password@)",
+            f"{allowed}, with the key in the Password field",
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise KlingValidationError(f"{where} host", f"{host!r} is not an http(s) URL", allowed)
     if parts.scheme == "http" and not _is_loopback(parts.hostname):

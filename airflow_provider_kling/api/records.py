@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from airflow_provider_kling.api.errors import KlingAPIError
+from airflow_provider_kling.api.errors import KlingAPIError, KlingValidationError
+from airflow_provider_kling.api.validation import validate_request_id
 
 RUNNING_STATUSES = frozenset({"created", "queued", "dispatched", "processing"})
 SUCCESS_STATUS = "success"
@@ -101,6 +102,11 @@ class KlingRequest:
         status = record.get("status")
         if not isinstance(request_id, str) or not request_id:
             raise KlingAPIError(f"The API answered without a request_id: {_truncate(record)}")
+        try:
+            # The id goes to XCom, the task state store and log lines: a hostile one stops here.
+            request_id = validate_request_id(request_id)
+        except KlingValidationError as err:
+            raise KlingAPIError(f"The API answered with an unusable request_id: {err.problem}") from None
         if not isinstance(status, str) or not status:
             raise KlingAPIError(f"The API answered without a status for request {request_id}")
         outcome = record.get("outcome")

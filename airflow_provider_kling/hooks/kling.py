@@ -17,13 +17,12 @@ from airflow_provider_kling.api import ConnectionSettings, KlingRequest, connect
 from airflow_provider_kling.api.body import JsonBody
 from airflow_provider_kling.exceptions import KlingAPIError, KlingSubmitOutcomeUnknown
 from airflow_provider_kling.hooks import forms
+from airflow_provider_kling.transport.bounds import asend, bounded_session, send
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
 from airflow_provider_kling.transport.errors import (
-    httpx_errors,
     list_field,
     may_have_reached_gmi,
     parse_answer,
-    requests_errors,
 )
 from airflow_provider_kling.transport.retries import retrying_arguments
 from airflow_provider_kling.transport.storage import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
@@ -39,6 +38,7 @@ CONNECT_TIMEOUT = 10.0
 
 
 def _settings(conn: Connection, extra: Mapping[str, Any]) -> ConnectionSettings:
+    raw_extra = conn.extra if isinstance(conn.extra, str) else None
     return connection_settings(
         conn_id=conn.conn_id,
         password=conn.password,
@@ -46,7 +46,13 @@ def _settings(conn: Connection, extra: Mapping[str, Any]) -> ConnectionSettings:
         schema=conn.schema,
         port=conn.port,
         extra=extra,
+        raw_extra=raw_extra,
     )
+
+
+def _stripped_key(settings: ConnectionSettings, conn: Connection) -> str | None:
+    # Airflow masks the password as stored, but the stripped key is what is sent and quoted.
+    return settings.api_key if settings.api_key != conn.password else None
 
 
 class _KlingHookBase(BaseHook):
@@ -131,14 +137,19 @@ class KlingHook(_KlingHookBase):
     def settings(self) -> ConnectionSettings:
         """The connection's API key, base URL, organization and timeout, validated."""
         conn = self.get_connection(self.kling_conn_id)
-        return _settings(conn, conn.extra_dejson)
+        settings = _settings(conn, conn.extra_dejson)
+        if (key := _stripped_key(settings, conn)) is not None:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(key)
+        return settings
 
     @cached_property
     def session(self) -> requests.Session:
         """The ``requests.Session`` every call of this hook reuses, with the auth headers set."""
         import requests
 
-        session = requests.Session()
+        session = bounded_session()
         session.headers.update(self.settings.headers(f"{USER_AGENT} python-requests/{requests.__version__}"))
         return session
 
@@ -260,7 +271,8 @@ class KlingHook(_KlingHookBase):
         result = stream_download(
             url,
             destination,
-            timeout=(CONNECT_TIMEOUT, self.settings.timeout),
+            settings=self.settings,
+            connect_timeout=CONNECT_TIMEOUT,
             user_agent=USER_AGENT,
             chunk_size=chunk_size,
             max_bytes=max_bytes,
@@ -291,12 +303,8 @@ class KlingHook(_KlingHookBase):
     ) -> dict[str, Any]:
         # A fresh body per attempt: a retry sends it from the start. The session sends Content-Type.
         body = None if json is None else JsonBody(json)
-        timeout = (CONNECT_TIMEOUT, self.settings.timeout)
-        with requests_errors(what, self.settings):
-            resp = self.session.request(
-                method, self.settings.api_url + path, data=body, params=params, timeout=timeout
-            )
-        return parse_answer(resp.status_code, resp.text, resp.headers, what=what)
+        answer = send(self.session, method, path, body, params, self.settings, CONNECT_TIMEOUT, what)
+        return parse_answer(*answer, what=what, secrets=self.settings.secrets)
 
 
 class KlingAsyncHook(_KlingHookBase):
@@ -336,6 +344,14 @@ class KlingAsyncHook(_KlingHookBase):
         aextra = getattr(conn, "aextra_dejson", None)
         extra = await aextra() if aextra is not None else conn.extra_dejson
         self.settings = _settings(conn, extra)
+        if (key := _stripped_key(self.settings, conn)) is not None:
+            import airflow.sdk.log
+
+            # amask_secret (Airflow 3.2+) tells the supervisor without blocking the event loop.
+            if (amask := getattr(airflow.sdk.log, "amask_secret", None)) is not None:
+                await amask(key)
+            else:
+                airflow.sdk.log.mask_secret(key)
         user_agent = f"{USER_AGENT} python-httpx/{httpx.__version__}"
         self._shared = await shared_clients.acquire(self.settings, user_agent, CONNECT_TIMEOUT)
         return self
@@ -367,10 +383,10 @@ class KlingAsyncHook(_KlingHookBase):
     async def _send(self, method: str, path: str, what: str) -> dict[str, Any]:
         if self._shared is None:
             raise RuntimeError("KlingAsyncHook is used outside 'async with'")
-        with httpx_errors(what, self.settings):
-            async with self._shared.slot() as client:
-                resp = await client.request(method, path)
-        return parse_answer(resp.status_code, resp.text, resp.headers, what=what)
+        settings = self.settings
+        async with self._shared.slot() as client:
+            answer = await asend(client, method, path, settings, what)
+        return parse_answer(*answer, what=what, secrets=settings.secrets)
 
 
 def _request_path(request_id: str) -> str:

@@ -24,6 +24,20 @@ if TYPE_CHECKING:
     from airflow_provider_kling.api import ConnectionSettings
 
 _RETRY_IN_MS = re.compile(r"retry in (\d+(?:\.\d+)?)\s*ms", re.I)
+#: Nesting an answer may have; GMI's records are four or five levels deep. Deeper JSON would
+#: overflow the stack of whoever walks it next (repr, XCom, the triggerer's event store).
+MAX_JSON_DEPTH = 64
+#: Secrets shorter than this are not redacted: replacing a few common letters would mangle
+#: every answer, and no GMI key is that short.
+MIN_REDACTED_CHARS = 8
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every form of the API key in ``secrets`` replaced by ``***``."""
+    for secret in secrets:
+        if len(secret) >= MIN_REDACTED_CHARS:
+            text = text.replace(secret, "***")
+    return text
 
 
 def parse_retry_after(body: Any, headers: Mapping[str, str]) -> float | None:
@@ -58,20 +72,37 @@ def parse_retry_after(body: Any, headers: Mapping[str, str]) -> float | None:
 
 
 def parse_body(text: str) -> Any:
-    """The body as JSON, or the text itself when it is not JSON (``None`` when empty)."""
+    """The body as JSON, or the text itself when it is not JSON or too deep (``None`` when empty)."""
     try:
-        return json.loads(text) if text else None
-    except ValueError:
+        body = json.loads(text) if text else None
+    except (ValueError, RecursionError):
         return text
+    return body if _depth_within(body, MAX_JSON_DEPTH) else text
 
 
-def error_for_status(status_code: int, text: str, headers: Mapping[str, str], *, what: str) -> KlingAPIError:
+def _depth_within(value: Any, limit: int) -> bool:
+    # Iterative, so a deep answer cannot overflow the stack of the check itself.
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def error_for_status(
+    status_code: int, text: str, headers: Mapping[str, str], *, what: str, secrets: tuple[str, ...] = ()
+) -> KlingAPIError:
     """
     Turn an HTTP error answer into an exception whose message says what to do about it.
 
     :param what: the call that failed, e.g. "submit to kling-3.0-turbo-i2v".
+    :param secrets: the forms of the API key to redact from the server's text.
     """
-    body = parse_body(text)
+    body = parse_body(redact(text, secrets))
     detail = body.get("error") if isinstance(body, Mapping) else None
     if not isinstance(detail, str) or not detail:
         detail = _short(text) or "(empty body)"
@@ -95,17 +126,37 @@ def error_for_status(status_code: int, text: str, headers: Mapping[str, str], *,
     return KlingAPIError(f"{prefix}: {detail} ({hint})", status_code=status_code, retry_after=retry_after)
 
 
-def parse_answer(status_code: int, text: str, headers: Mapping[str, str], *, what: str) -> dict[str, Any]:
+def parse_answer(
+    status_code: int, text: str, headers: Mapping[str, str], *, what: str, secrets: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """
-    The JSON object GMI answered with.
+    The JSON object GMI answered with, with the API key (``secrets``) redacted from it
+    before anything reads it: a record, an error message, a log line.
 
-    :raises ~airflow_provider_kling.exceptions.KlingAPIError: an HTTP error answer, or a
+    :raises ~airflow_provider_kling.exceptions.KlingAPIError: an HTTP error answer; a redirect
+        (never followed: it would resend the key and the payload elsewhere); JSON nested deeper
+        than :data:`MAX_JSON_DEPTH` (no ``status_code``: unreadable, so transient); or a
         success whose body is not a JSON object (its ``status_code`` is set, so it is not
         mistaken for a lost answer).
     """
+    text = redact(text, secrets)
+    if 300 <= status_code < 400:
+        raise redirect_error(status_code, headers, what=what)
     if status_code >= 400:
         raise error_for_status(status_code, text, headers, what=what)
-    body = parse_body(text)
+    try:
+        body = json.loads(text) if text else None
+    except (ValueError, RecursionError) as err:
+        body = text
+        if isinstance(err, RecursionError):
+            body = _TOO_DEEP
+    if body is not _TOO_DEEP and not _depth_within(body, MAX_JSON_DEPTH):
+        body = _TOO_DEEP
+    if body is _TOO_DEEP:
+        raise KlingAPIError(
+            f"GMI answered {what} with JSON nested more than {MAX_JSON_DEPTH} levels deep, which no "
+            "record needs; the answer was not read"
+        )
     if not isinstance(body, dict):
         raise KlingAPIError(
             f"GMI answered HTTP {status_code} to {what} with a body that is not a JSON object: "
@@ -113,6 +164,26 @@ def parse_answer(status_code: int, text: str, headers: Mapping[str, str], *, wha
             status_code=status_code,
         )
     return body
+
+
+_TOO_DEEP = object()
+
+
+def redirect_error(status_code: int, headers: Mapping[str, str], *, what: str) -> KlingAPIError:
+    """A 3xx to an API call: an error naming where it pointed, never a hop taken."""
+    from urllib.parse import urlsplit
+
+    location = headers.get("Location") or headers.get("location") or ""
+    try:
+        target = urlsplit(location).hostname or "the same host"
+    except ValueError:
+        target = "an unreadable Location"
+    return KlingAPIError(
+        f"GMI answered HTTP {status_code} to {what}, a redirect to {_short(target, 100)}; API calls do "
+        "not follow redirects, which would resend the API key and the payload elsewhere. Check the "
+        "connection's host",
+        status_code=status_code,
+    )
 
 
 def list_field(body: Mapping[str, Any], key: str, *, what: str) -> list[Any]:
@@ -155,6 +226,11 @@ def requests_errors(what: str, settings: ConnectionSettings) -> Iterator[None]:
         raise KlingTransportError(
             f"{what}: no answer within {settings.timeout:g} s ({err})", sent=True
         ) from None
+    except requests.exceptions.RequestException as err:
+        # A malformed answer (conflicting lengths, broken chunks or gzip): the request arrived.
+        raise KlingTransportError(
+            f"{what}: unreadable answer ({_connection_problem(err)})", sent=True
+        ) from None
 
 
 @contextlib.contextmanager
@@ -174,6 +250,9 @@ def httpx_errors(what: str, settings: ConnectionSettings) -> Iterator[None]:
         ) from None
     except httpx.TransportError as err:
         raise KlingTransportError(f"{what}: connection failed: {err!r}", sent=True) from None
+    except httpx.RequestError as err:
+        # A malformed answer (broken gzip, bad encoding): the request arrived.
+        raise KlingTransportError(f"{what}: unreadable answer: {_short(repr(err))}", sent=True) from None
 
 
 def _maybe_sent(err: BaseException) -> bool:

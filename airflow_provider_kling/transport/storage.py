@@ -16,11 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airflow_provider_kling.exceptions import KlingDownloadError
-from airflow_provider_kling.transport.errors import error_for_status
+from airflow_provider_kling.exceptions import KlingDownloadError, KlingTransportError
+from airflow_provider_kling.transport.bounds import bounded_session, call_deadline, download_seconds
+from airflow_provider_kling.transport.errors import error_for_status, requests_errors
+from airflow_provider_kling.transport.fetch import MAX_REDIRECTS, FetchPolicy
 
 if TYPE_CHECKING:
+    import requests
     from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_kling.api import ConnectionSettings
 
 #: What a video download may answer with: object stores often serve MP4s as octet-stream.
 DEFAULT_CONTENT_TYPES: tuple[str, ...] = ("video/", "application/octet-stream", "binary/octet-stream")
@@ -39,7 +44,8 @@ def stream_download(
     url: str,
     destination: str | os.PathLike[str] | ObjectStoragePath,
     *,
-    timeout: tuple[float, float],
+    settings: ConnectionSettings,
+    connect_timeout: float,
     user_agent: str,
     chunk_size: int,
     max_bytes: int | None,
@@ -47,12 +53,16 @@ def stream_download(
 ) -> DownloadResult:
     """
     The body of :meth:`~airflow_provider_kling.hooks.kling.KlingHook.download`, which
-    documents the arguments; ``timeout`` is ``(connect, read)`` in seconds.
+    documents the arguments.
 
     Output URLs are public, so only ``user_agent`` is sent with the request, never the API key.
+    The URL and every redirect hop pass the :class:`~airflow_provider_kling.transport.fetch.FetchPolicy`
+    before they are requested. Each read may wait the connection's timeout; the whole download
+    may take that timeout plus its size at ``MIN_DOWNLOAD_RATE`` (see ``transport.bounds``).
     """
     import requests
 
+    policy = FetchPolicy(settings.base_url, settings.allowed_media_hosts)
     digest = hashlib.sha256()
     size = 0
 
@@ -65,15 +75,58 @@ def stream_download(
             digest.update(chunk)
             yield chunk
 
-    with requests.get(url, stream=True, timeout=timeout, headers={"User-Agent": user_agent}) as resp:
-        if resp.status_code >= 400:
-            raise error_for_status(resp.status_code, resp.text, resp.headers, what=f"download {url}")
-        _check_headers(url, resp.headers, max_bytes, content_types)
-        if isinstance(destination, str | os.PathLike):
-            uri = _write_local(Path(destination), chunks(resp))
-        else:
-            uri = _write_object(destination, chunks(resp))
+    what = f"download {url}"
+    idle = settings.timeout
+    with bounded_session() as session, call_deadline(idle, idle=idle, what=what) as deadline:
+        with requests_errors(what, settings):
+            resp = _follow(session, url, policy, (connect_timeout, idle), user_agent)
+        with resp:
+            if resp.status_code >= 400:
+                raise error_for_status(
+                    resp.status_code, resp.text[:2000], resp.headers, what=what, secrets=settings.secrets
+                )
+            _check_headers(url, resp.headers, max_bytes, content_types)
+            length = resp.headers.get("Content-Length", "")
+            deadline.extend_to(download_seconds(idle, int(length) if length.isdigit() else max_bytes))
+            try:
+                if isinstance(destination, str | os.PathLike):
+                    uri = _write_local(Path(destination), chunks(resp))
+                else:
+                    uri = _write_object(destination, chunks(resp))
+            except requests.exceptions.RequestException:
+                # A broken stream stays requests' own error, as it always was; one cut at the
+                # deadline says so.
+                if not deadline.expired:
+                    raise
+                raise KlingTransportError(f"{what}: cut at the deadline", sent=True) from None
     return DownloadResult(uri=uri, size=size, sha256=digest.hexdigest())
+
+
+def _follow(
+    session: requests.Session,
+    url: str,
+    policy: FetchPolicy,
+    timeout: tuple[float, float],
+    user_agent: str,
+) -> requests.Response:
+    """The answer at the end of ``url``'s redirects, each hop checked before it is requested."""
+    from urllib.parse import urljoin
+
+    for _ in range(MAX_REDIRECTS + 1):
+        policy.check(url)
+        resp = session.get(
+            url, stream=True, timeout=timeout, headers={"User-Agent": user_agent}, allow_redirects=False
+        )
+        if not 300 <= resp.status_code < 400:
+            return resp
+        location = resp.headers.get("Location")
+        resp.close()
+        if not location:
+            raise KlingDownloadError(f"{url} answered HTTP {resp.status_code} without a Location to follow")
+        url = urljoin(url, location)
+    raise KlingDownloadError(
+        f"{url}: more than {MAX_REDIRECTS} redirects; the download was not followed further"
+    )
 
 
 def _check_headers(

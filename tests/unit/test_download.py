@@ -122,15 +122,15 @@ def test_a_video_over_the_size_cap_is_refused_and_nothing_is_left(finished, cont
 def test_the_size_cap_holds_while_streaming_without_a_content_length(finished, tmp_path, monkeypatch):
     import requests
 
-    real_get = requests.get
+    real_get = requests.Session.get
 
-    def get(*args: Any, **kwargs: Any) -> requests.Response:
+    def get(*args: Any, **kwargs: Any) -> requests.Response:  # the download's own session
         # As a chunked answer would: no length to check up front.
         resp = real_get(*args, **kwargs)
         del resp.headers["Content-Length"]
         return resp
 
-    monkeypatch.setattr(requests, "get", get)
+    monkeypatch.setattr(requests.Session, "get", get)
     with pytest.raises(KlingDownloadError, match="larger than the cap"):
         KlingHook().download(finished["media_urls"][0], tmp_path / "v.mp4", max_bytes=100, chunk_size=64)
     assert list(tmp_path.iterdir()) == []
@@ -234,14 +234,14 @@ def test_download_to_needs_a_wait():
 def test_a_download_cut_off_mid_stream_leaves_nothing_in_an_object_store(finished, context, monkeypatch):
     import requests
 
-    real_get = requests.get
+    real_get = requests.Session.get
 
-    def get(*args: Any, **kwargs: Any) -> requests.Response:
+    def get(*args: Any, **kwargs: Any) -> requests.Response:  # the download's own session
         resp = real_get(*args, **kwargs)
         del resp.headers["Content-Length"]  # so the cap trips while streaming, after a write
         return resp
 
-    monkeypatch.setattr(requests, "get", get)
+    monkeypatch.setattr(requests.Session, "get", get)
     with pytest.raises(KlingDownloadError, match="larger than the cap"):
         KlingHook().download(
             finished["media_urls"][0],
