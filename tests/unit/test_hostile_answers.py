@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import airflow
 import pytest
 
 from airflow_provider_kling.api import KlingAPIError, KlingValidationError
@@ -25,6 +26,12 @@ from tests.unit.test_operator import FakeTI
 
 KEY = 'gmi-SECRET"key-8f3a1c'
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"
+
+# Airflow 3.1's own connection lookup refuses an extra that is not a JSON object ("Encountered
+# non-JSON in `extra` field") before any hook sees it; from 3.2 the hook's message is the one shown.
+AIRFLOW_REFUSES_BAD_EXTRA = pytest.mark.skipif(
+    airflow.__version__.startswith("3.1."), reason="Airflow 3.1 refuses a non-JSON extra itself"
+)
 
 
 def connect(monkeypatch: pytest.MonkeyPatch, host: str, password: str = KEY, **extra: Any) -> None:
@@ -332,8 +339,12 @@ def test_a_failed_record_echoing_the_key_is_redacted(kling_simulator, kling_conn
             "extra 'organization_id': it contains a control",
         ),
         ({"host": "https://user:pw@console.gmicloud.ai"}, "host: it holds credentials"),
-        ({"extra": "{not json"}, "Invalid connection 'kling_default' extra: it is not valid JSON"),
-        ({"extra": "[1]"}, "extra: JSON list is not an object"),
+        pytest.param(
+            {"extra": "{not json"},
+            "Invalid connection 'kling_default' extra: it is not valid JSON",
+            marks=AIRFLOW_REFUSES_BAD_EXTRA,
+        ),
+        pytest.param({"extra": "[1]"}, "extra: JSON list is not an object", marks=AIRFLOW_REFUSES_BAD_EXTRA),
         (
             {"extra": json.dumps({"allowed_media_hosts": "https://a.example/x"})},
             "'https://a.example/x' is not a host",
@@ -364,7 +375,8 @@ async def test_a_stripped_key_is_masked_in_both_hooks(monkeypatch):
     async def amask(secret: str, name: str | None = None) -> None:
         masked.append(secret)
 
-    monkeypatch.setattr(airflow.sdk.log, "amask_secret", amask)
+    # Airflow 3.1 has no async masker; the async hook then uses the sync one.
+    monkeypatch.setattr(airflow.sdk.log, "amask_secret", amask, raising=False)
     connect(
         monkeypatch,
         "https://console.gmicloud.ai",
