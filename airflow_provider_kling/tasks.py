@@ -14,7 +14,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kling.api.events import STILL_BILLING, KlingResult
-from airflow_provider_kling.api.polling import PollSchedule
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, Decision, WaitState, begin, step
 from airflow_provider_kling.events import result_from_event
 from airflow_provider_kling.outputs import (
@@ -144,11 +143,6 @@ class KlingTaskMixin(_TaskBase):
             method_name="execute_complete",
             timeout=timedelta(seconds=max(0.0, state.deadline - time.time()) + DEFER_GRACE),
         )
-
-    @staticmethod
-    def schedule_for(poll_interval: float | None, default: PollSchedule) -> PollSchedule:
-        """A fixed schedule when the user set an interval, else ``default``."""
-        return default if poll_interval is None else PollSchedule.fixed(poll_interval)
 
     def execute_complete(self, context: Context, event: Any = None) -> KlingResult:
         """Resume after the trigger fired: return the result, or raise what the event says."""

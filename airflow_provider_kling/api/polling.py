@@ -62,6 +62,11 @@ class PollSchedule:
             raise KlingValidationError("poll_interval", repr(seconds), "a number of seconds > 0")
         return cls(first=0.0, interval=seconds, slow_after=math.inf, max_interval=seconds, jitter=jitter)
 
+    @classmethod
+    def for_interval(cls, seconds: float | None) -> PollSchedule:
+        """What a task's ``poll_interval`` / ``poke_interval`` asks for: fixed if set, else the default."""
+        return DEFAULT_SCHEDULE if seconds is None else cls.fixed(seconds)
+
     def interval_at(self, age: float) -> float:
         """The interval, before jitter, after a poll of a request ``age`` seconds old."""
         if age <= self.slow_after:

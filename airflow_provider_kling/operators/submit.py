@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_kling.api import (
-    DEFAULT_SCHEDULE,
     KlingRequest,
+    PollSchedule,
     PreparedPayload,
     classify_first_frame,
     estimate_cost,
@@ -248,14 +248,19 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
             request_id=record.request_id,
             submitted_at=submitted_at(record.created_at, now),
             deadline=now + self.timeout,
-            schedule=self.schedule_for(self.poll_interval, DEFAULT_SCHEDULE),
+            schedule=PollSchedule.for_interval(self.poll_interval),
             max_failures=self.max_poll_failures,
         )
         if self.deferrable:
             self.defer_wait(state, self.poll_interval)
         return self.finish(context, self.wait_here(state))
 
-    def finish(self, context: Context, result: KlingResult, describe: Any = None) -> KlingResult:
+    def finish(
+        self,
+        context: Context,
+        result: KlingResult,
+        describe: Callable[[KlingResult], Mapping[str, Any]] | None = None,
+    ) -> KlingResult:
         result["estimated_cost_usd"] = self.describe(result)["cost_usd"]
         return super().finish(context, result, describe)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_kling.api import DEFAULT_SCHEDULE, PollSchedule, validate_request_id
+from airflow_provider_kling.api import PollSchedule, validate_request_id
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, WaitState
 from airflow_provider_kling.events import result_from_event
 from airflow_provider_kling.exceptions import (
@@ -147,10 +147,9 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         now = time.time()
         # A deferred wait keeps the provider's schedule unless the user chose an interval;
         # poke and reschedule modes check every poke_interval, as Airflow's sensors do.
-        if self.fixed_interval or not self.deferrable:
-            schedule = PollSchedule.fixed(self.poke_interval)
-        else:
-            schedule = DEFAULT_SCHEDULE
+        schedule = PollSchedule.for_interval(
+            self.poke_interval if self.fixed_interval or not self.deferrable else None
+        )
         started = now
         if self.reschedule:
             # A rescheduled sensor's timeout counts from its first poke, as Airflow's does.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_kling.api import DEFAULT_SCHEDULE, KlingValidationError, PollSchedule
+from airflow_provider_kling.api import KlingValidationError, PollSchedule
 from airflow_provider_kling.api.errors import KlingTransportError
 from airflow_provider_kling.api.events import STILL_BILLING, KlingEvent, error_event
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, Decision, WaitState, begin, step
@@ -69,9 +69,7 @@ class KlingStatusTrigger(BaseTrigger):
         self.kling_conn_id = kling_conn_id
         self.poll_interval = None if poll_interval is None else float(poll_interval)
         self.max_poll_failures = int(max_poll_failures)
-        self.schedule = (
-            DEFAULT_SCHEDULE if self.poll_interval is None else PollSchedule.fixed(self.poll_interval)
-        )
+        self.schedule = PollSchedule.for_interval(self.poll_interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # The classpath and the kwargs' names are a contract with triggers already in the

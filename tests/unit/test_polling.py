@@ -153,3 +153,10 @@ def test_the_operator_defers_with_the_default_schedule(
     trigger = deferred_trigger(task, {"ti": FakeTI()})
     assert trigger.schedule == DEFAULT_SCHEDULE
     assert trigger.submitted_at <= time.time()
+
+
+def test_an_interval_given_means_a_fixed_schedule_and_none_means_the_default():
+    from airflow_provider_kling.api import DEFAULT_SCHEDULE, PollSchedule
+
+    assert PollSchedule.for_interval(None) is DEFAULT_SCHEDULE
+    assert PollSchedule.for_interval(7) == PollSchedule.fixed(7)
