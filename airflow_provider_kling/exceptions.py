@@ -48,28 +48,52 @@ class KlingRequestFailedError(AirflowException):
 # AirflowException's class-level ``status_code`` is for the API server's answers; here it is GMI's.
 class KlingSubmitOutcomeUnknown(KlingAPIError, AirflowFailException):  # type: ignore[misc]
     """
-    A submit reached GMI but its answer was lost, so the request may exist and be billed.
+    A submit may have created a paid request, and GMI's records could not tell which.
 
-    Raised by :meth:`~airflow_provider_kling.hooks.kling.KlingHook.submit`, and fails the task
-    without Airflow retries, since a retry would submit (and pay) again.
+    :meth:`KlingHook.submit <airflow_provider_kling.hooks.kling.KlingHook.submit>` raises it when
+    the answer was lost (a timeout, a reset, a 5xx, a 503 naming a request, a 2xx that cannot
+    be read). The submitting operators first reconcile it with GMI's records (adopting the
+    request the answer named, or the one whose payload echo matches) and raise it only when
+    that cannot decide; then it fails the task without Airflow retries, since a retry would
+    submit (and may pay) again. The message names the candidate requests.
 
     :param model: the model the submit was for.
     :param started_at: when the submit was sent (Unix time): GMI's requests created since then
         are the candidates.
-    :param status_code: the HTTP status of the lost answer (a 502 or 504 from a gateway), if any.
+    :param status_code: the HTTP status of the lost answer (a 5xx, or 2xx unreadable), if any.
+    :param request_id: a request the answer named, if it named one.
+    :param candidates: the ids GMI listed as possibly this submit's, once reconciled.
     """
 
     def __init__(
-        self, message: str, *, model: str, started_at: float, status_code: int | None = None
+        self,
+        message: str,
+        *,
+        model: str,
+        started_at: float,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        candidates: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(message, status_code=status_code)
+        super().__init__(message, status_code=status_code, request_id=request_id)
         self.model = model
         self.started_at = started_at
+        self.candidates = candidates
 
     @property
     def transient(self) -> bool:
         # Asking again is exactly what must not happen: it could pay twice.
         return False
+
+
+class KlingSubmitRejected(KlingAPIError, AirflowFailException):  # type: ignore[misc]
+    """
+    GMI refused a submit for good (a 4xx other than 408, 409, 425 and 429, or a redirect):
+    nothing was created, and the same submit would be refused again.
+
+    Fails the task without Airflow retries, as the cost guard does, so a wrong key or model
+    id fails in seconds instead of after every retry delay. The message says what to fix.
+    """
 
 
 class KlingCostLimitExceeded(AirflowFailException):
@@ -107,6 +131,7 @@ __all__ = [
     "KlingError",
     "KlingRequestFailedError",
     "KlingSubmitOutcomeUnknown",
+    "KlingSubmitRejected",
     "KlingTransportError",
     "KlingTriggerEventError",
     "KlingValidationError",

@@ -121,6 +121,14 @@ def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 @pytest.fixture
+def no_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No pause before GMI's requests are listed again after a lost submit answer."""
+    from airflow_provider_kling import submission
+
+    monkeypatch.setattr(submission, "SETTLE_SECONDS", 0.0)
+
+
+@pytest.fixture
 def httpx_clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every ``httpx.AsyncClient`` created during the test, in order."""
     import httpx

@@ -41,14 +41,22 @@ class KlingAPIError(KlingError):
     :param message: what went wrong, in words a user can act on.
     :param status_code: the HTTP status, or ``None`` when no answer was received.
     :param retry_after: seconds the server asked us to wait (rate limits), if any.
+    :param request_id: a request the error answer names (GMI's 503 "capacity exhausted" does),
+        already checked to be a well-formed id: a submit answered so may have created it.
     """
 
     def __init__(
-        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.retry_after = retry_after
+        self.request_id = request_id
 
     @property
     def transient(self) -> bool:

@@ -108,9 +108,7 @@ def classify_first_frame(value: str, *, field_name: str = "first_frame") -> Firs
         raise KlingValidationError(field_name, "it is empty", _FIRST_FRAME_ALLOWED)
     lowered = text[:16].lower()
     if lowered.startswith(("http://", "https://")):
-        parts = urlsplit(text)
-        if not parts.netloc:
-            raise KlingValidationError(field_name, f"URL {text[:80]!r} has no host", _FIRST_FRAME_ALLOWED)
+        _check_url(text, field_name)
         return "url"
     if lowered.startswith("data:"):
         return "data_uri"
@@ -127,6 +125,36 @@ def classify_first_frame(value: str, *, field_name: str = "first_frame") -> Firs
     if len(text) >= 256 and "\n" not in text[:256] and _BASE64_RE.fullmatch(text[:4096]) and "." not in text:
         return "base64"
     return "path"
+
+
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?")
+
+
+def _check_url(text: str, field_name: str) -> None:
+    # GMI fetches the URL only after the request waited in the queue: refuse here what it cannot fetch.
+    allowed = "an http(s) URL with a host name, its spaces and other special characters %-encoded"
+    shown = repr(text[:80])
+    if bad := next((c for c in text if c.isspace() or ord(c) < 32 or ord(c) == 127), None):
+        raise KlingValidationError(field_name, f"URL {shown} contains {bad!r}", allowed)
+    try:
+        parts = urlsplit(text)
+        host, _ = parts.hostname, parts.port
+    except ValueError as err:
+        raise KlingValidationError(field_name, f"URL {shown} cannot be parsed ({err})", allowed) from None
+    if not host:
+        raise KlingValidationError(field_name, f"URL {shown} has no host", allowed)
+    if not (_HOST.fullmatch(host) or _is_ip(host)):
+        raise KlingValidationError(field_name, f"URL {shown} has an invalid host {host[:60]!r}", allowed)
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 _FIRST_FRAME_ALLOWED = (

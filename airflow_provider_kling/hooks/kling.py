@@ -15,14 +15,14 @@ from airflow.sdk import BaseHook
 from airflow_provider_kling import __version__
 from airflow_provider_kling.api import ConnectionSettings, KlingRequest, connection_settings, validate_model
 from airflow_provider_kling.api.body import JsonBody
-from airflow_provider_kling.exceptions import KlingAPIError, KlingSubmitOutcomeUnknown
+from airflow_provider_kling.exceptions import KlingAPIError
 from airflow_provider_kling.hooks import forms
 from airflow_provider_kling.transport.bounds import asend, bounded_session, send
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
 from airflow_provider_kling.transport.errors import (
     list_field,
-    may_have_reached_gmi,
     parse_answer,
+    raise_for_submit,
 )
 from airflow_provider_kling.transport.retries import retrying_arguments
 from airflow_provider_kling.transport.storage import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
@@ -163,9 +163,17 @@ class KlingHook(_KlingHookBase):
         """
         Submit one request and return its first record, which may already be terminal.
 
-        :raises KlingSubmitOutcomeUnknown: the request was sent but no usable answer came
-            back (a timeout, a reset, or a 502/504 from a gateway), so it may exist at GMI.
-            It is not resent, to avoid paying twice.
+        Every submit ends in exactly one of three ways: accepted (the record is returned),
+        surely refused (an error; sent again within the call only while asking again may
+        work), or unknown. It is never resent here when GMI may have created the request.
+
+        :raises KlingSubmitOutcomeUnknown: GMI may have created the request: the answer was
+            lost or too slow, a 5xx, a 503 naming a request (``request_id`` is set), or a 2xx
+            that cannot be read. :class:`~airflow_provider_kling.submission.Submitter`
+            reconciles it with GMI's records.
+        :raises KlingSubmitRejected: a permanent refusal (400, 401, 402, 403, 404, a redirect):
+            fails the task without retries.
+        :raises KlingAPIError: refused, and the call's own retries ran out (rate limits, 503).
         """
         model = validate_model(model)
         what = f"submit to {model}"
@@ -178,17 +186,9 @@ class KlingHook(_KlingHookBase):
                 idempotent=False,
                 what=what,
             )
+            return KlingRequest.from_record(body)
         except KlingAPIError as err:
-            if may_have_reached_gmi(err):
-                raise KlingSubmitOutcomeUnknown(
-                    f"{err}. The request may have been accepted; it was not sent again so it is not paid "
-                    "for twice.",
-                    model=model,
-                    started_at=started,
-                    status_code=err.status_code,
-                ) from err
-            raise
-        return KlingRequest.from_record(body)
+            raise_for_submit(err, model=model, started_at=started)
 
     def submit_request(self, model: str, payload: Mapping[str, Any]) -> str:
         """

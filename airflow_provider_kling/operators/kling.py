@@ -43,7 +43,7 @@ class KlingI2VOperator(KlingSubmitOperator):
     Every other argument is :class:`~airflow_provider_kling.operators.submit.KlingSubmitOperator`'s
     and means the same here: ``kling_conn_id``, ``max_cost_usd``, ``wait_for_completion``,
     ``deferrable``, ``poll_interval``, ``timeout``, ``max_poll_failures``,
-    ``reuse_previous_request``, ``cancel_on_kill``, ``download_to``, ``download_filename``,
+    ``durable``, ``reuse_succeeded``, ``cancel_on_kill``, ``download_to``, ``download_filename``,
     ``download_conn_id`` and ``max_download_bytes``.
 
     :return: the request id, or with ``wait_for_completion`` the dict

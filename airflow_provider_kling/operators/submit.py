@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -94,8 +95,15 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         ``AirflowSensorTimeout``. Default 3600.
     :param max_poll_failures: consecutive failed status checks (each after the hook's own
         retries) tolerated while waiting. Default 10.
-    :param reuse_previous_request: on a retry, wait for the request an earlier try
-        submitted instead of paying for a new one (Airflow 3.3's task state store).
+    :param durable: record the request in Airflow 3.3's task state store (before and after the
+        submit) so a retry waits for the request an earlier try submitted instead of paying for
+        a new one, as Airflow's ``ResumableJobMixin`` does. A try whose inputs (model, payload,
+        image bytes) differ from the recorded ones always submits anew. Default ``True``.
+    :param reuse_succeeded: when this task already succeeded once and is cleared and run again
+        with the same inputs, return the same video (``True``, the default: nothing is paid
+        again) or submit a new take (``False``). Retries after a failed try always reuse a
+        running or succeeded request.
+    :param reuse_previous_request: deprecated name of ``durable``.
     :param cancel_on_kill: when the task is killed, ask GMI to cancel the request (best effort).
     :param download_to: with ``wait_for_completion``, also stream the videos to this
         folder: a local path, a URI (``s3://``, ``gs://``, ``file://``, ...) or an
@@ -111,6 +119,9 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
     template_fields: Sequence[str] = ("model", "payload", "download_to", "download_filename")
     operator_extra_links = (KlingVideoLink(), KlingRequestLink())
     ui_color = "#fbd3b7"
+    #: The task state store key of the request (``ResumableJobMixin.external_id_key``). Renaming
+    #: it on a deployed operator makes in-flight retries submit anew.
+    external_id_key: str = STATE_KEY
     #: Templated fields that may hold an inline image (directly, or as a dict's values).
     inline_image_fields: tuple[str, ...] = ("payload",)
 
@@ -126,7 +137,9 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         poll_interval: float | None = None,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
         max_poll_failures: int = 10,
-        reuse_previous_request: bool = True,
+        durable: bool = True,
+        reuse_succeeded: bool = True,
+        reuse_previous_request: bool | None = None,
         cancel_on_kill: bool = False,
         download_to: Any = None,
         download_filename: str | None = None,
@@ -146,7 +159,15 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         self.poll_interval = None if poll_interval is None else seconds(poll_interval, "poll_interval")
         self.timeout = seconds(timeout, "timeout")
         self.max_poll_failures = int(max_poll_failures)
-        self.reuse_previous_request = reuse_previous_request
+        if reuse_previous_request is not None:
+            warnings.warn(
+                "reuse_previous_request is deprecated; use durable, the name of Airflow's ResumableJobMixin",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            durable = reuse_previous_request
+        self.durable = durable
+        self.reuse_succeeded = reuse_succeeded
         self.cancel_on_kill = cancel_on_kill
         self.download_to = download_to
         self.download_filename = download_filename
@@ -225,17 +246,26 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
             )
         cost = self._check_cost(prepared)
         context["ti"].xcom_push(key="estimated_cost_usd", value=cost)
-        submitter = Submitter(
-            self.hook, context.get("task_state_store"), self.log, reuse=self.reuse_previous_request
-        )
-        record = submitter.request(prepared.model, prepared.payload, prepared.describe())
+        record = self.submitter(context).request(prepared.model, prepared.payload, prepared.describe())
         self._request_id = record.request_id
         context["ti"].xcom_push(key="request_id", value=record.request_id)
         if not self.wait_for_completion:
             if self.outlets:
                 set_asset_extras(self.outlets, context, self.describe({"request_id": record.request_id}))
+            self.submitter(context).completed()
             return record.request_id
         return self._wait(context, record)
+
+    def submitter(self, context: Context) -> Submitter:
+        """The submit-once logic, over this try's task state store."""
+        return Submitter(
+            self.hook,
+            context.get("task_state_store"),
+            self.log,
+            durable=self.durable,
+            reuse_succeeded=self.reuse_succeeded,
+            key=self.external_id_key,
+        )
 
     def _wait(self, context: Context, record: KlingRequest) -> KlingResult:
         # A submit answered "success" may come without its outcome (GMI's synchronous models):
@@ -262,7 +292,9 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         describe: Callable[[KlingResult], Mapping[str, Any]] | None = None,
     ) -> KlingResult:
         result["estimated_cost_usd"] = self.describe(result)["cost_usd"]
-        return super().finish(context, result, describe)
+        finished = super().finish(context, result, describe)
+        self.submitter(context).completed()
+        return finished
 
     def _check_cost(self, prepared: PreparedPayload) -> float | None:
         cost = estimate_cost(prepared.model, prepared.payload)

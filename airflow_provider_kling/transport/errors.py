@@ -16,9 +16,16 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from datetime import timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_provider_kling.exceptions import KlingAPIError, KlingTransportError
+from airflow_provider_kling.api.validation import validate_request_id
+from airflow_provider_kling.exceptions import (
+    KlingAPIError,
+    KlingSubmitOutcomeUnknown,
+    KlingSubmitRejected,
+    KlingTransportError,
+    KlingValidationError,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_kling.api import ConnectionSettings
@@ -123,7 +130,21 @@ def error_for_status(
         hint = "a server-side problem at GMI"
     else:
         hint = "the request was refused"
-    return KlingAPIError(f"{prefix}: {detail} ({hint})", status_code=status_code, retry_after=retry_after)
+    return KlingAPIError(
+        f"{prefix}: {detail} ({hint})",
+        status_code=status_code,
+        retry_after=retry_after,
+        request_id=_named_request(body),
+    )
+
+
+def _named_request(body: Any) -> str | None:
+    # GMI's 503 names a request that may exist: kept (when well-formed) so a submit looks it up.
+    value = body.get("request_id") if isinstance(body, Mapping) else None
+    try:
+        return validate_request_id(value) if isinstance(value, str) else None
+    except KlingValidationError:
+        return None
 
 
 def parse_answer(
@@ -201,12 +222,41 @@ def list_field(body: Mapping[str, Any], key: str, *, what: str) -> list[Any]:
     return items
 
 
-def may_have_reached_gmi(err: KlingAPIError) -> bool:
-    """Whether GMI may have acted on a call that failed, so a submit must not be sent again."""
+def surely_refused(err: KlingAPIError) -> bool:
+    """
+    Whether a failed submit proves GMI created no request, so sending it again cannot pay twice.
+
+    Refused: no connection was made; a 4xx (GMI checks before it queues); a redirect (never
+    followed); a 503 that names no request. Everything else may have created one: an answer
+    lost in transit or too slow, a 5xx (GMI has answered 500 after accepting), a 503 naming a
+    request, a 2xx that cannot be read.
+    """
     if isinstance(err, KlingTransportError):
-        return err.sent
-    # A gateway in front of GMI lost the answer, not the request.
-    return err.status_code in (502, 504)
+        return not err.sent
+    code = err.status_code
+    if code is None or code < 300:
+        return False
+    if code == 503:
+        return err.request_id is None
+    return code < 500
+
+
+def raise_for_submit(err: KlingAPIError, *, model: str, started_at: float) -> NoReturn:
+    """
+    Raise what a failed submit is: unknown (GMI may have created it), rejected for good, or
+    refused for now (``err`` itself: the task's retries may send it again).
+    """
+    if not surely_refused(err):
+        raise KlingSubmitOutcomeUnknown(
+            f"{err}. The request may have been created; it was not sent again so it is not paid for twice.",
+            model=model,
+            started_at=started_at,
+            status_code=err.status_code,
+            request_id=err.request_id,
+        ) from err
+    if not err.transient:
+        raise KlingSubmitRejected(str(err), status_code=err.status_code, request_id=err.request_id) from err
+    raise err
 
 
 @contextlib.contextmanager

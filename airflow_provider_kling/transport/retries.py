@@ -2,7 +2,8 @@
 When to retry a call to GMI, and how long to wait: one policy for the sync and async clients.
 
 Polls (GET) are safe to repeat. A submit (POST) is paid for, so it is repeated only when
-the request surely did not reach GMI, or GMI surely refused it (429, 503).
+GMI surely created no request (:func:`~airflow_provider_kling.transport.errors.surely_refused`)
+and asking again may work (a refused connection, 408, 409, 425, 429, a 503 naming no request).
 """
 
 from __future__ import annotations
@@ -19,16 +20,13 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from airflow_provider_kling.api.errors import KlingAPIError, KlingTransportError
+from airflow_provider_kling.api.errors import KlingAPIError
+from airflow_provider_kling.transport.errors import surely_refused
 
 
 class _Log(Protocol):
     # Positional-only, so the stdlib logger and Airflow's structlog-style one both fit.
     def warning(self, msg: Any, /, *args: Any) -> Any: ...
-
-
-# A 429 or 503 means GMI refused the submit, so it is not a duplicate to send it again.
-SUBMIT_RETRY_STATUSES = frozenset({429, 503})
 
 
 def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
@@ -40,11 +38,7 @@ def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     """
     if not isinstance(exc, KlingAPIError):
         return False
-    if idempotent:
-        return exc.transient
-    if isinstance(exc, KlingTransportError):
-        return not exc.sent
-    return exc.status_code in SUBMIT_RETRY_STATUSES
+    return exc.transient and (idempotent or surely_refused(exc))
 
 
 class wait_server_hint(wait_base):

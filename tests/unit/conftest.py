@@ -13,3 +13,8 @@ def png_bytes() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (320, 320), (200, 120, 40)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _no_settle(no_settle: None) -> None:
+    """Unit tests never pause before listing GMI's requests again (see ``no_settle``)."""

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_kling.api import KlingAPIError
-from airflow_provider_kling.exceptions import KlingRequestFailedError, KlingSubmitOutcomeUnknown
+from airflow_provider_kling.exceptions import KlingRequestFailedError
 from airflow_provider_kling.operators.kling import STATE_KEY, KlingI2VOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
+from airflow_provider_kling.submission import Entry
 from airflow_provider_kling.testing import Fault
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from tests.unit.test_operator import FakeTI
@@ -33,7 +34,11 @@ class FakeStateStore:
         return self.data.get(key, default)
 
     def set(self, key: str, value: Any, **_: Any) -> None:
-        self.data[key] = value
+        self.data[key] = json.loads(json.dumps(value))  # what the real store keeps: JSON
+
+    def request_id(self) -> str | None:
+        entry = Entry.parse(self.data.get(STATE_KEY))
+        return entry.request_id if entry else None
 
 
 def a_try(store: FakeStateStore | None = None) -> dict[str, Any]:
@@ -59,7 +64,7 @@ def test_a_retry_of_a_running_request_waits_for_it_instead_of_submitting(
 ):
     store = FakeStateStore()
     first = operator().execute(a_try(store))
-    assert store.data[STATE_KEY] == first
+    assert store.request_id() == first
     second = operator().execute(a_try(store))  # the worker died; Airflow retries the task
     assert second == first
     assert kling_simulator.count("POST /requests") == 1
@@ -91,14 +96,23 @@ def test_a_retry_after_failure_submits_anew(kling_simulator, kling_connection_en
     wait_until(kling_simulator, failed, "failed")
     second = operator().execute(a_try(store))
     assert second != failed
-    assert store.data[STATE_KEY] == second
+    assert store.request_id() == second
     assert kling_simulator.count("POST /requests") == 2
 
 
 def test_reuse_can_be_turned_off(kling_simulator, kling_connection_env):
     store = FakeStateStore()
     operator().execute(a_try(store))
-    operator(reuse_previous_request=False).execute(a_try(store))
+    operator(durable=False).execute(a_try(store))
+    assert kling_simulator.count("POST /requests") == 2
+
+
+def test_the_old_name_of_durable_still_works_and_warns(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    operator().execute(a_try(store))
+    with pytest.warns(DeprecationWarning, match="use durable"):
+        task = operator(reuse_previous_request=False)
+    task.execute(a_try(store))
     assert kling_simulator.count("POST /requests") == 2
 
 
@@ -133,34 +147,40 @@ def test_submit_survives_rate_limits_and_capacity_outages(
     assert kling_simulator.count("POST /requests") == 4
 
 
-def test_submit_is_not_resent_after_a_backend_error(kling_simulator, kling_connection_env, retry_sleeps):
+def test_a_backend_error_that_created_nothing_is_sent_once_more(
+    kling_simulator, kling_connection_env, retry_sleeps, no_settle
+):
     kling_simulator.script("POST /requests", [Fault.backend_error()])
-    with pytest.raises(KlingAPIError, match="HTTP 500"):
-        operator().execute(a_try())
+    request_id = operator().execute(a_try())
+    # GMI lists no request created since the 500, so the one resend cannot pay twice.
+    assert kling_simulator.count("POST /requests") == 2
+    assert [r.request_id for r in kling_simulator.requests] == [request_id]
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_5xx_after_gmi_accepted_adopts_the_request(
+    kling_simulator, kling_connection_env, retry_sleeps, no_settle, status
+):
+    kling_simulator.script("POST /requests", [Fault.error(status, "gateway", after_processing=True)])
+    request_id = operator().execute(a_try())
     assert kling_simulator.count("POST /requests") == 1
+    assert [r.request_id for r in kling_simulator.requests] == [request_id]
 
 
-@pytest.mark.parametrize("status", [502, 504])
-def test_a_gateway_error_is_an_unknown_outcome(kling_simulator, kling_connection_env, retry_sleeps, status):
-    kling_simulator.script("POST /requests", [Fault.error(status, "gateway")])
-    with pytest.raises(KlingSubmitOutcomeUnknown, match=f"HTTP {status}"):
-        operator().execute(a_try())
-    assert kling_simulator.count("POST /requests") == 1
-
-
-def test_a_lost_answer_fails_without_retry_and_without_resending(
-    kling_simulator, kling_connection_env, retry_sleeps
+def test_a_lost_answer_adopts_the_request_gmi_created(
+    kling_simulator, kling_connection_env, retry_sleeps, no_settle
 ):
     kling_simulator.script("POST /requests", [Fault.connection_reset(after_processing=True)])
     store = FakeStateStore()
-    with pytest.raises(KlingSubmitOutcomeUnknown, match="not sent again") as err:
-        operator().execute(a_try(store))
+    request_id = operator().execute(a_try(store))
     assert kling_simulator.count("POST /requests") == 1
-    assert len(kling_simulator.requests) == 1  # GMI did accept it
-    assert kling_simulator.requests[0].request_id in str(err.value)  # ... and the message names it
+    assert [r.request_id for r in kling_simulator.requests] == [request_id]
+    assert store.request_id() == request_id
 
 
-def test_a_submit_timeout_is_an_unknown_outcome(kling_simulator, monkeypatch, retry_sleeps):
+def test_a_submit_timeout_adopts_the_request_gmi_created(
+    kling_simulator, monkeypatch, retry_sleeps, no_settle
+):
     monkeypatch.setenv(
         "AIRFLOW_CONN_KLING_DEFAULT",
         json.dumps(
@@ -173,9 +193,9 @@ def test_a_submit_timeout_is_an_unknown_outcome(kling_simulator, monkeypatch, re
         ),
     )
     kling_simulator.script("POST /requests", [Fault.slow(3, after_processing=True)])
-    with pytest.raises(KlingSubmitOutcomeUnknown):
-        operator().execute(a_try())
+    request_id = operator().execute(a_try())
     assert kling_simulator.count("POST /requests") == 1
+    assert [r.request_id for r in kling_simulator.requests] == [request_id]
 
 
 def test_a_refused_connection_is_retried_because_nothing_was_sent(monkeypatch, retry_sleeps):
@@ -188,10 +208,15 @@ def test_a_refused_connection_is_retried_because_nothing_was_sent(monkeypatch, r
     assert len(retry_sleeps) == 5  # the default retry_limit
 
 
-def test_malformed_submit_answer_is_a_clear_error(kling_simulator, kling_connection_env, retry_sleeps):
-    kling_simulator.script("POST /requests", [Fault(status=200, body={"status": "queued"})])
-    with pytest.raises(KlingAPIError, match="without a request_id"):
-        operator().execute(a_try())
+def test_a_submit_answer_without_an_id_is_reconciled_not_resent(
+    kling_simulator, kling_connection_env, retry_sleeps, no_settle
+):
+    kling_simulator.script(
+        "POST /requests", [Fault(status=200, body={"status": "queued"}, after_processing=True)]
+    )
+    request_id = operator().execute(a_try())
+    assert kling_simulator.count("POST /requests") == 1
+    assert [r.request_id for r in kling_simulator.requests] == [request_id]
 
 
 def test_a_terminal_submit_answer_is_honoured(kling_simulator, kling_connection_env):

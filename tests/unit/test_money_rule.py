@@ -1,0 +1,275 @@
+"""
+The money rule: every submit ends accepted, surely refused, or unknown, and an unknown one is
+reconciled with GMI's records before anything is sent again. Driven through the real operator
+against the simulator (and a raw socket server for answers the simulator cannot give).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_kling.api import KlingValidationError
+from airflow_provider_kling.api.fingerprint import echo_fingerprint, fingerprint
+from airflow_provider_kling.exceptions import (
+    AirflowFailException,
+    KlingSubmitOutcomeUnknown,
+    KlingSubmitRejected,
+)
+from airflow_provider_kling.hooks.kling import KlingHook
+from airflow_provider_kling.submission import STATE_KEY, Entry
+from airflow_provider_kling.testing import Fault
+from tests.unit.hostile import answer, raw_server
+from tests.unit.test_reliability import FakeStateStore, a_try, operator
+from tests.unit.test_sensor import submit, wait_until
+
+PAYLOAD = {"first_frame": "https://example.com/frame.png", "resolution": "720p", "duration": "5"}
+MODEL = "kling-3.0-turbo-i2v"
+
+
+def created(sim: Any) -> list[str]:
+    return [r.request_id for r in sim.requests]
+
+
+# --- unknown outcomes: adopt, resend only when GMI shows nothing, else stop -------------------
+
+UNREADABLE_2XX = [
+    pytest.param(Fault(status=200, text="", after_processing=True), id="empty"),
+    pytest.param(Fault(status=200, text="<html><body>OK</body></html>", after_processing=True), id="html"),
+    pytest.param(Fault(status=201, text="[" * 5000 + "]" * 5000, after_processing=True), id="too-deep"),
+    pytest.param(Fault(status=200, body=["not", "an", "object"], after_processing=True), id="not-an-object"),
+    pytest.param(
+        Fault(status=200, body={"request_id": "x" * 300, "status": "queued"}, after_processing=True),
+        id="bad-id",
+    ),
+]
+
+
+@pytest.mark.parametrize("fault", UNREADABLE_2XX)
+def test_an_unreadable_2xx_adopts_the_request_instead_of_paying_again(
+    kling_simulator, kling_connection_env, retry_sleeps, fault
+):
+    kling_simulator.script("POST /requests", [fault])
+    store = FakeStateStore()
+    request_id = operator().execute(a_try(store))
+    assert created(kling_simulator) == [request_id]
+    assert kling_simulator.count("POST /requests") == 1
+    assert store.request_id() == request_id
+
+
+def test_a_503_naming_a_request_it_created_adopts_that_request(
+    kling_simulator, kling_connection_env, retry_sleeps
+):
+    kling_simulator.script("POST /requests", [Fault.capacity_exhausted(created=True)])
+    request_id = operator().execute(a_try())
+    assert created(kling_simulator) == [request_id]
+    assert kling_simulator.count("POST /requests") == 1
+    assert kling_simulator.count("GET /requests/{id}") == 1  # looked up, not resent
+
+
+def test_a_503_naming_an_unknown_request_is_resent_after_gmi_shows_nothing(
+    kling_simulator, kling_connection_env, retry_sleeps
+):
+    kling_simulator.script("POST /requests", [Fault.capacity_exhausted()])
+    request_id = operator().execute(a_try())
+    assert created(kling_simulator) == [request_id]
+    assert kling_simulator.count("POST /requests") == 2
+    assert kling_simulator.count("GET /requests") >= 1  # GMI's list was read before the resend
+
+
+def test_another_tasks_request_in_the_window_is_never_adopted(
+    kling_simulator, kling_connection_env, retry_sleeps
+):
+    other = submit(kling_simulator, prompt="another task's video")
+    kling_simulator.script("POST /requests", [Fault.connection_reset(after_processing=True)])
+    mine = operator(prompt="this task's video").execute(a_try())
+    assert mine != other
+    assert kling_simulator.count("POST /requests") == 2  # the other task's, and this one's once
+
+
+def test_a_lost_answer_that_created_nothing_is_resent_once_even_with_others_listed(
+    kling_simulator, kling_connection_env, retry_sleeps
+):
+    other = submit(kling_simulator, prompt="another task's video")
+    kling_simulator.script("POST /requests", [Fault.connection_reset()])
+    mine = operator(prompt="this task's video").execute(a_try())
+    assert created(kling_simulator) == [other, mine]
+
+
+def test_without_a_payload_echo_an_unknown_outcome_stops_and_names_the_candidates(
+    kling_simulator, kling_connection_env, retry_sleeps
+):
+    kling_simulator.configure(payload_echo="empty")
+    kling_simulator.script("POST /requests", [Fault.connection_reset(after_processing=True)])
+    with pytest.raises(KlingSubmitOutcomeUnknown) as info:
+        operator().execute(a_try())
+    (candidate,) = created(kling_simulator)
+    assert info.value.candidates == (candidate,)
+    assert candidate in str(info.value)
+    assert isinstance(info.value, AirflowFailException)  # no task retry pays again
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_a_failed_listing_stops_instead_of_resending(kling_simulator, kling_connection_env, retry_sleeps):
+    kling_simulator.script("POST /requests", [Fault.connection_reset()])
+    kling_simulator.script("GET /requests", [Fault.error(401, "invalid api key")])
+    with pytest.raises(KlingSubmitOutcomeUnknown, match="Listing GMI's requests to check failed"):
+        operator().execute(a_try())
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_every_lost_answer_with_nothing_listed_ends_after_three_sends(
+    kling_simulator, kling_connection_env, retry_sleeps
+):
+    kling_simulator.script("POST /requests", [Fault.connection_reset()] * 3)
+    with pytest.raises(Exception, match="sent 3 times"):
+        operator().execute(a_try())
+    assert created(kling_simulator) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\xff\xfe\xfa not utf-8", b"<!doctype html><title>Bad gateway</title>"],
+    ids=["undecodable", "html"],
+)
+def test_the_hook_calls_an_unreadable_2xx_unknown_never_refused(kling_conn, retry_sleeps, body):
+    with raw_server(answer("200 OK", body, {"Content-Type": "application/json"})) as (url, seen):
+        kling_conn(host=url)
+        with pytest.raises(KlingSubmitOutcomeUnknown):
+            KlingHook().submit(MODEL, PAYLOAD)
+    assert len(seen) == 1
+
+
+# --- permanent refusals fail at once; bad URLs never reach GMI ---------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 404])
+def test_a_permanent_refusal_fails_the_task_without_retries(
+    kling_simulator, kling_connection_env, retry_sleeps, status
+):
+    kling_simulator.script("POST /requests", [Fault.error(status, "refused")])
+    with pytest.raises(KlingSubmitRejected, match=f"HTTP {status}") as info:
+        operator().execute(a_try())
+    assert isinstance(info.value, AirflowFailException)
+    assert kling_simulator.count("POST /requests") == 1
+    assert retry_sleeps == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/my image.png",
+        "https:///frame.png",
+        "https://exa mple.com/a.png",
+        "http://[::1/a.png",
+    ],
+)
+def test_a_first_frame_url_that_is_not_a_url_is_refused_before_the_submit(
+    kling_simulator, kling_connection_env, url
+):
+    with pytest.raises(KlingValidationError, match="Invalid first_frame"):
+        operator(first_frame=url)
+    assert kling_simulator.count("POST /requests") == 0
+
+
+# --- reuse compares what was submitted --------------------------------------------------------
+
+
+def test_a_cleared_task_with_a_changed_prompt_never_gets_the_earlier_video(
+    kling_simulator, kling_connection_env
+):
+    store = FakeStateStore()
+    first = operator(prompt="a slow pan", wait_for_completion=True).execute(a_try(store))
+    second = operator(prompt="a fast zoom", wait_for_completion=True).execute(a_try(store))
+    assert second["request_id"] != first["request_id"]
+    assert kling_simulator.count("POST /requests") == 2
+
+
+def test_a_cleared_task_with_the_same_inputs_reuses_its_video_by_default(
+    kling_simulator, kling_connection_env
+):
+    store = FakeStateStore()
+    first = operator(wait_for_completion=True).execute(a_try(store))
+    assert Entry.parse(store.data[STATE_KEY]).completed
+    again = operator(wait_for_completion=True).execute(a_try(store))
+    assert again["request_id"] == first["request_id"]
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_reuse_succeeded_false_pays_for_a_new_take_after_success_only(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    first = operator(wait_for_completion=True, reuse_succeeded=False).execute(a_try(store))
+    again = operator(wait_for_completion=True, reuse_succeeded=False).execute(a_try(store))
+    assert again["request_id"] != first["request_id"]
+    # A retry after a try that did not succeed still reuses, whatever reuse_succeeded says.
+    store.data[STATE_KEY] = {**store.data[STATE_KEY], "completed": False}
+    retried = operator(wait_for_completion=True, reuse_succeeded=False).execute(a_try(store))
+    assert retried["request_id"] == again["request_id"]
+    assert kling_simulator.count("POST /requests") == 2
+
+
+def test_an_old_bare_id_entry_is_reused_only_when_the_echo_matches(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    earlier = submit(kling_simulator, prompt="the old prompt")
+    store.data[STATE_KEY] = earlier
+    fresh = operator(prompt="a new prompt").execute(a_try(store))
+    assert fresh != earlier
+    store.data[STATE_KEY] = fresh
+    assert operator(prompt="a new prompt").execute(a_try(store)) == fresh
+    assert kling_simulator.count("POST /requests") == 2
+
+
+# --- a worker that died mid-submit -----------------------------------------------------------
+
+
+def test_a_retry_after_a_worker_died_mid_submit_adopts_what_it_created(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    sent = {**PAYLOAD, "prompt": "steam rises"}
+    store.data[STATE_KEY] = Entry(None, fingerprint(MODEL, sent), time.time() - 5).to_dict()
+    # What the dead worker's submit created, with exactly the payload this task sends.
+    import requests
+
+    resp = requests.post(
+        f"{kling_simulator.base_url}/api/v1/ie/requestqueue/apikey/requests",
+        json={"model": MODEL, "payload": sent},
+        headers={"Authorization": f"Bearer {kling_simulator.api_key}"},
+        timeout=10,
+    )
+    orphan = resp.json()["request_id"]
+    assert operator(prompt="steam rises").execute(a_try(store)) == orphan
+    assert kling_simulator.count("POST /requests") == 1
+    assert store.request_id() == orphan
+
+
+def test_a_retry_after_a_worker_died_before_gmi_got_the_submit_submits(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    sent = {**PAYLOAD, "prompt": "steam rises"}
+    store.data[STATE_KEY] = Entry(None, fingerprint(MODEL, sent), time.time() - 5).to_dict()
+    request_id = operator(prompt="steam rises").execute(a_try(store))
+    assert created(kling_simulator) == [request_id]
+
+
+# --- the fingerprint --------------------------------------------------------------------------
+
+
+def test_the_fingerprint_ignores_key_order_and_sees_every_value():
+    base = fingerprint(MODEL, PAYLOAD)
+    assert fingerprint(MODEL, dict(reversed(list(PAYLOAD.items())))) == base
+    assert fingerprint(MODEL, {**PAYLOAD, "duration": 5}) != base
+    assert fingerprint("kling-3.0-turbo-t2v", PAYLOAD) != base
+    big = "A" * 100_000
+    assert fingerprint(MODEL, {**PAYLOAD, "first_frame": big}) != fingerprint(
+        MODEL, {**PAYLOAD, "first_frame": big[:-1] + "B"}
+    )
+
+
+def test_the_echo_of_a_simulator_record_has_the_submitted_fingerprint(kling_simulator, kling_connection_env):
+    request_id = operator(prompt="steam rises").execute(a_try())
+    record = json.loads(json.dumps(kling_simulator.record(request_id)))
+    sent = {**PAYLOAD, "prompt": "steam rises"}
+    assert echo_fingerprint(MODEL, record) == fingerprint(MODEL, sent)
+    assert echo_fingerprint(MODEL, {**record, "payload": {}}) is None
+    wait_until(kling_simulator, request_id, "success")
