@@ -40,7 +40,9 @@ def test_a_request_within_the_budget_is_submitted_and_its_estimate_pushed(
 ):
     task = KlingI2VOperator(task_id="submit", first_frame=png_bytes, duration=15, max_cost_usd=2.0)
     request_id = task.execute(context)
+    record = context["ti"].pushed.pop("kling_request")
     assert context["ti"].pushed == {"estimated_cost_usd": pytest.approx(1.68), "request_id": request_id}
+    assert record["estimated_cost_usd"] == pytest.approx(1.68)
 
 
 def test_a_model_without_a_price_is_refused_under_a_budget(kling_simulator, kling_connection_env, context):
