@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
-from sqlalchemy import Select, String, and_, cast, func, select
+from sqlalchemy import Select, and_, func, select
 
 from airflow_provider_kling.history import REQUEST_KEY, STATUS_KEY
 
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 MAX_PAGE = 200
 #: Statuses the totals count as failed; GMI's ``cancelled`` is counted apart.
 FAILED_STATUSES = frozenset({"failed", "error", "timeout"})
-# Task instance states that mean the request is still on its way.
+# Task instance states that say how a request without a recorded outcome stands.
+_FAILED_STATES = frozenset({"failed", "upstream_failed"})
 _ACTIVE_STATES = frozenset({"running", "deferred", "queued", "scheduled", "up_for_reschedule"})
 
 
@@ -69,9 +70,7 @@ class Filters:
             if value is not None:
                 query = query.where(column == value)
         if self.request_id:
-            # Ids are checked to be [A-Za-z0-9._:-] when pushed; matching the stored text keeps
-            # the lookup in the database whatever the backend's JSON functions.
-            query = query.where(cast(XComModel.value, String).contains(self.request_id, autoescape=True))
+            query = query.where(_field("request_id").as_string() == self.request_id)
         if self.states:
             query = query.where(TaskInstance.state.in_(self.states))
         if self.since is not None:
@@ -105,7 +104,7 @@ class Video:
         status = self.outcome.get("status")
         if isinstance(status, str) and status:
             return status
-        if self.ti_state in ("failed", "upstream_failed"):
+        if self.ti_state in _FAILED_STATES:
             return "failed"
         return "running" if self.ti_state in _ACTIVE_STATES else "submitted"
 
@@ -147,6 +146,11 @@ class Page:
     videos: list[Video]
 
 
+def _field(name: str) -> Any:
+    """One key of an XCom record, extracted by the database (XCom values are a JSON column)."""
+    return XComModel.value[name]
+
+
 def decode(value: Any) -> dict[str, Any]:
     """An XCom value as stored (JSON text, or already decoded), as a dict; ``{}`` if it is not one."""
     if isinstance(value, str | bytes):
@@ -180,25 +184,20 @@ def _records() -> Select[Any]:
     )
 
 
-def outcomes(
-    session: Session, dag_runs: Iterable[int] | Select[Any]
-) -> dict[tuple[int, str], dict[str, Any]]:
+def outcomes(session: Session, dag_runs: Iterable[int]) -> dict[tuple[int, str], dict[str, Any]]:
     """
     How each request of these DAG runs ended, by ``(dag_run_id, request_id)``.
 
     Several tasks may report on one request (the sensor its status, a download task its copies):
     the latest status wins and the copies add up.
-
-    :param dag_runs: DAG run ids, or a query selecting them (so a whole range needs no long list).
     """
     merged: dict[tuple[int, str], dict[str, Any]] = {}
-    if not isinstance(dag_runs, Select):
-        dag_runs = sorted(set(dag_runs))
-        if not dag_runs:
-            return merged
+    ids = sorted(set(dag_runs))
+    if not ids:
+        return merged
     rows = session.execute(
         select(XComModel.dag_run_id, XComModel.value)
-        .where(XComModel.key == STATUS_KEY, XComModel.dag_run_id.in_(dag_runs))
+        .where(XComModel.key == STATUS_KEY, XComModel.dag_run_id.in_(ids))
         .order_by(XComModel.timestamp)
     )
     for dag_run_id, value in rows:
@@ -215,9 +214,9 @@ def outcomes(
     return merged
 
 
-def _videos(session: Session, rows: Iterable[Any], runs: Select[Any] | None = None) -> list[Video]:
+def _videos(session: Session, rows: Iterable[Any]) -> list[Video]:
     rows = list(rows)
-    ended = outcomes(session, runs if runs is not None else (row.dag_run_id for row in rows))
+    ended = outcomes(session, (row.dag_run_id for row in rows))
     videos = []
     for row in rows:
         request = decode(row.value)
@@ -256,30 +255,47 @@ def totals(session: Session, filters: Filters) -> dict[str, Any]:
     """
     Spend and outcomes of every matching request: in all, per day (UTC) and per DAG.
 
-    Spend is the sum of the estimated costs the tasks recorded before submitting.
+    Spend is the sum of the estimated costs the tasks recorded before submitting. The database
+    extracts the few fields needed, so no record is decoded here.
     """
     result: dict[str, Any] = {"count": 0, "spend_usd": 0.0, "failed": 0, "cancelled": 0}
     per_day: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     per_dag: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-    videos: list[Video] = []
     if filters.readable:
-        query = filters.apply(_records())
-        runs = query.with_only_columns(XComModel.dag_run_id).distinct()
-        videos = _videos(session, session.execute(query), runs)
-    for video in videos:
-        day = _utc(video.recorded_at).date().isoformat()
-        for bucket in (per_day[day], per_dag[video.dag_id]):
-            bucket[0] += video.cost
-            bucket[1] += 1
-        result["count"] += 1
-        result["spend_usd"] += video.cost
-        status = video.status
-        result["failed"] += status in FAILED_STATUSES
-        result["cancelled"] += status == "cancelled"
+        query = filters.apply(_records()).with_only_columns(
+            XComModel.dag_run_id,
+            XComModel.dag_id,
+            XComModel.timestamp,
+            _field("estimated_cost_usd").as_float(),
+            _field("request_id").as_string(),
+            TaskInstance.state,
+        )
+        rows = session.execute(query).all()
+        ended = latest_statuses(session, query.with_only_columns(XComModel.dag_run_id).distinct())
+        for dag_run_id, dag_id, recorded_at, cost, request_id, state in rows:
+            cost = float(cost or 0.0)
+            for bucket in (per_day[_utc(recorded_at).date().isoformat()], per_dag[dag_id]):
+                bucket[0] += cost
+                bucket[1] += 1
+            result["count"] += 1
+            result["spend_usd"] += cost
+            status = ended.get((dag_run_id, request_id)) or ("failed" if state in _FAILED_STATES else "")
+            result["failed"] += status in FAILED_STATUSES
+            result["cancelled"] += status == "cancelled"
     result["spend_usd"] = round(result["spend_usd"], 4)
     result["per_day"] = [_bucket("day", k, v) for k, v in sorted(per_day.items())]
     result["per_dag"] = [_bucket("dag_id", k, v) for k, v in sorted(per_dag.items(), key=lambda i: -i[1][0])]
     return result
+
+
+def latest_statuses(session: Session, dag_runs: Select[Any]) -> dict[tuple[int, str], str]:
+    """The last status any task recorded for each request of these DAG runs."""
+    query = (
+        select(XComModel.dag_run_id, _field("request_id").as_string(), _field("status").as_string())
+        .where(XComModel.key == STATUS_KEY, XComModel.dag_run_id.in_(dag_runs))
+        .order_by(XComModel.timestamp)
+    )
+    return {(run, request_id): status for run, request_id, status in session.execute(query) if status}
 
 
 def dag_ids(session: Session, readable: Collection[str]) -> list[str]:

@@ -133,7 +133,7 @@ def insert(session: Session, requests: Iterable[FakeRequest]) -> list[FakeReques
                 "task_id": task_id,
                 "map_index": req.map_index,
                 "key": key,
-                "value": XComModel.serialize_value(value),
+                "value": value,  # a JSON column: stored as JSON, as the execution API stores it
                 "timestamp": at,
             }
 

@@ -106,7 +106,7 @@ function barChart(days) {
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", "Estimated spend per day");
   const top = Math.max(...days.map((d) => d.spend_usd), 0.01);
-  const step = (width - pad) / Math.max(days.length, 1);
+  const step = Math.min((width - pad) / Math.max(days.length, 1), 48);
   days.forEach((d, i) => {
     const h = ((height - 2 * pad) * d.spend_usd) / top;
     const bar = document.createElementNS(ns, "rect");
