@@ -1,6 +1,6 @@
 """What every Kling task records for the "Kling videos" view, under two XCom keys.
 
-The view (:mod:`airflow_provider_kling.plugins`) reads only these records from the metadata
+The view (:mod:`airflow_provider_kling.plugins.kling`) reads only these records from the metadata
 database: it never calls GMI, so a page load costs nothing and never needs the API key.
 
 * :data:`REQUEST_KEY`, pushed once by the task that submitted: what was asked for and its

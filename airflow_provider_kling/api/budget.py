@@ -1,6 +1,6 @@
 """The estimated price of a whole batch of requests, checked against a cap before any is submitted.
 
-Each request is priced by :func:`~airflow_provider_kling.api.validation.estimate_cost`, the same
+Each request is priced by :func:`~airflow_provider_kling.api.estimate_cost`, the same
 function the operators' per-task ``max_cost_usd`` uses, so a batch and its tasks agree.
 """
 

@@ -1,4 +1,4 @@
-"""The Kling videos view's FastAPI app, mounted by the api-server under :data:`URL_PREFIX`.
+"""The Kling videos view's FastAPI app, mounted by the api-server under ``/kling``.
 
 A plugin's app gets no authentication from Airflow, so every route here depends on Airflow's
 own :func:`~airflow.api_fastapi.core_api.security.get_user` (the UI's ``_token`` cookie or a
@@ -22,8 +22,6 @@ from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingRes
 
 from airflow_provider_kling.plugins import queries
 
-#: Where the api-server mounts the app.
-URL_PREFIX = "/kling"
 STATIC = Path(__file__).parent / "static"
 # Bytes 4-8 of an MP4/MOV ("ftyp") and the start of a WebM/Matroska file: the media route serves
 # videos only, whatever a task recorded as its copy.
@@ -156,4 +154,4 @@ def _check_video(head: bytes) -> None:
         raise HTTPException(415, "The stored copy is not a video")
 
 
-__all__ = ["URL_PREFIX", "create_app", "readable_dag_ids", "stored_video"]
+__all__ = ["create_app", "readable_dag_ids", "stored_video"]

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from airflow.plugins_manager import AirflowPlugin
 
-#: Where the api-server mounts the view's app (also :data:`.app.URL_PREFIX`).
+#: Where the api-server mounts the view's app.
 URL_PREFIX = "/kling"
 
 

@@ -94,6 +94,12 @@ def insert(session: Session, requests: Iterable[FakeRequest]) -> list[FakeReques
     from sqlalchemy import func, insert, select
 
     requests = list(requests)
+    # Airflow 3.3 keeps task instance ids as a UUID column, 3.1 as text.
+    as_uuid = getattr(TaskInstance.__table__.c.id.type, "as_uuid", False)
+
+    def ti_id() -> Any:
+        return uuid.uuid4() if as_uuid else str(uuid.uuid4())
+
     next_id = (session.scalar(select(func.max(DagRun.id))) or 0) + 1
     runs: dict[tuple[str, str], int] = {}
     run_rows, ti_rows, xcom_rows = [], [], []
@@ -114,7 +120,7 @@ def insert(session: Session, requests: Iterable[FakeRequest]) -> list[FakeReques
             next_id += 1
         ti_rows.append(
             {
-                "id": uuid.uuid4(),
+                "id": ti_id(),
                 "dag_id": req.dag_id,
                 "run_id": req.run_id,
                 "task_id": req.task_id,
@@ -149,7 +155,7 @@ def insert(session: Session, requests: Iterable[FakeRequest]) -> list[FakeReques
                 "status": "success",
                 "uris": [*req.uris],
             }
-            ti_rows.append({**ti_rows[-1], "id": uuid.uuid4(), "task_id": download})
+            ti_rows.append({**ti_rows[-1], "id": ti_id(), "task_id": download})
             xcom_rows.append(xcom(download, STATUS_KEY, stored, req.at + timedelta(seconds=60)))
     for model, rows in ((DagRun, run_rows), (TaskInstance, ti_rows), (XComModel, xcom_rows)):
         for start in range(0, len(rows), 500):

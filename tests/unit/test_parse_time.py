@@ -76,4 +76,7 @@ def test_the_ui_plugin_adds_nothing_to_dag_parsing():
     argv0 = "import sys; sys.argv = ['airflow', 'dag-processor']\n"
     out = subprocess.run([sys.executable, "-c", argv0 + code], capture_output=True, text=True, check=True)
     added = json.loads(out.stdout.strip().splitlines()[-1])
-    assert added == ["airflow_provider_kling.plugins", "airflow_provider_kling.plugins.kling"]
+    plugin = "airflow_provider_kling.plugins.kling"
+    assert plugin in added
+    # Not the app, its queries, FastAPI or an HTTP client: the package and the plugin module only.
+    assert set(added) <= {"airflow_provider_kling", "airflow_provider_kling.plugins", plugin}
