@@ -12,6 +12,7 @@ database: it never calls GMI, so a page load costs nothing and never needs the A
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,8 +50,14 @@ def success_record(result: Mapping[str, Any]) -> dict[str, Any]:
         "error": None,
         "media_urls": [str(u) for u in result.get("media_urls") or []],
         "thumbnail_url": thumbnail if isinstance(thumbnail, str) else None,
-        "uris": [str(f["uri"]) for f in result.get("files") or [] if isinstance(f, Mapping)],
+        "uris": [_absolute(str(f["uri"])) for f in result.get("files") or [] if isinstance(f, Mapping)],
     }
+
+
+def _absolute(uri: str) -> str:
+    # A relative local path means something only in this worker's folder; the api-server,
+    # which serves the copy, runs elsewhere.
+    return uri if "://" in uri else os.path.abspath(uri)
 
 
 def failure_record(request_id: str, status: str, error: str | None) -> dict[str, Any]:

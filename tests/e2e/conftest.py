@@ -50,8 +50,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, simulator: KlingSimulator) -
         dags_folder=ROOT / "example_dags",
         kling_base_url=simulator.base_url,
         kling_api_key=simulator.api_key,
-        extra_env=team_env(),
-        prepare=[["teams", "sync"]],
     )
     try:
         deployment.start(timeout=300)
@@ -62,34 +60,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, simulator: KlingSimulator) -
         for name, pgid in pgids.items():  # belt and braces: nothing of ours may survive
             stop_group(pgid, timeout=5)
             assert not _group_alive(pgid), f"{name} (process group {pgid}) is still running"
-
-
-#: A second user of the deployment, who may read every DAG but the ``studio`` team's.
-VIEWER = "viewer"
-PRIVATE_DAG = "kling_studio_private"
-
-
-def team_env() -> dict[str, str]:
-    """
-    Multi-team mode (Airflow 3.2+): the example DAGs belong to no team, so every user reads
-    them; the DAGs of ``tests/e2e/dags_studio`` belong to team ``studio``, which the viewer is
-    not in. This is how the simple auth manager restricts a user to some DAGs.
-    """
-    local = "airflow.dag_processing.bundles.local.LocalDagBundle"
-    bundles = [
-        {"name": "dags-folder", "classpath": local, "kwargs": {"path": str(ROOT / "example_dags")}},
-        {
-            "name": "studio",
-            "classpath": local,
-            "kwargs": {"path": str(ROOT / "tests" / "e2e" / "dags_studio")},
-            "team_name": "studio",
-        },
-    ]
-    return {
-        "AIRFLOW__CORE__MULTI_TEAM": "True",
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{VIEWER}:viewer",
-    }
 
 
 def _group_alive(pgid: int) -> bool:

@@ -1,23 +1,79 @@
-"""The Kling videos view in the real deployment: gallery, run tab, totals, login and DAG access.
+"""The Kling videos view in a real deployment: gallery, run tab, totals, login and DAG access.
 
-The admin may read every DAG; the viewer may read all but the ``studio`` team's
-(``kling_studio_private``), as :func:`.conftest.team_env` sets up. Headless Chromium as in
-``test_ui.py``; ``make screenshots`` refreshes the docs' copies of the page and the run tab.
+This module runs its own deployment in Airflow's multi-team mode (3.2+), the way the simple
+auth manager restricts a user to some DAGs: the example DAGs belong to no team, so every user
+reads them; ``tests/e2e/dags_studio`` is the ``studio`` team's bundle, and the ``viewer`` user
+is in no team, so may not read ``kling_studio_private``. (The shared deployment stays
+single-team: multi-team mode changes other pages, such as the connection form.) Headless
+Chromium as in ``test_ui.py``; ``make screenshots`` refreshes the docs' copies of the page
+and the run tab.
 """
 
 from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import PRIVATE_DAG, VIEWER, AirflowAPI
+from airflow_provider_kling.testing import KlingSimulator
+from airflow_provider_kling.testing.deployment import AirflowStack
+
+from .conftest import ROOT, AirflowAPI
 from .test_ui import EXAMPLE, STATIC, browser  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.timeout(900)
+
+VIEWER = "viewer"
+PRIVATE_DAG = "kling_studio_private"
+PIPELINE = "kling_product_pipeline"
+
+
+def team_env() -> dict[str, str]:
+    """Two bundles, the second owned by team ``studio``; an admin and a viewer in no team."""
+    local = "airflow.dag_processing.bundles.local.LocalDagBundle"
+    bundles = [
+        {"name": "dags-folder", "classpath": local, "kwargs": {"path": str(ROOT / "example_dags")}},
+        {
+            "name": "studio",
+            "classpath": local,
+            "kwargs": {"path": str(ROOT / "tests" / "e2e" / "dags_studio")},
+            "team_name": "studio",
+        },
+    ]
+    return {
+        "AIRFLOW__CORE__MULTI_TEAM": "True",
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{VIEWER}:viewer",
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, simulator: KlingSimulator) -> Iterator[AirflowStack]:
+    deployment = AirflowStack(
+        home=tmp_path_factory.mktemp("airflow_teams"),
+        dags_folder=ROOT / "example_dags",
+        kling_base_url=simulator.base_url,
+        kling_api_key=simulator.api_key,
+        extra_env=team_env(),
+        # The bundle config names team "studio": it must exist before the DAG processor starts.
+        prepare=[["teams", "sync"]],
+    )
+    try:
+        deployment.start(timeout=300)
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+@pytest.fixture(scope="module")
+def api(stack: AirflowStack) -> Iterator[AirflowAPI]:
+    client = AirflowAPI(stack)
+    yield client
+    client.client.close()
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +100,23 @@ def request_of(api: AirflowAPI, dag_id: str, run_id: str) -> str:
 def cost_of(api: AirflowAPI, dag_id: str, run_id: str) -> float:
     """What the submit task pushed as its estimate before paying."""
     return float(submit_xcom(api, dag_id, run_id, "estimated_cost_usd"))
+
+
+# Plays a <video> muted (autoplay rules) until it has data ahead and 0.3 s have played, or 20 s pass.
+PLAY = """async (v) => {
+    v.muted = true;
+    await v.play();
+    const start = performance.now();
+    while (performance.now() - start < 20000 && !(v.readyState >= 3 && v.currentTime > 0.3)) {
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    return {readyState: v.readyState, currentTime: v.currentTime, src: v.currentSrc};
+}"""
+
+
+def play(video: Any) -> dict[str, Any]:
+    """Play a video element in the page; its readyState, currentTime and the source it chose."""
+    return dict(video.evaluate(PLAY))
 
 
 def login(stack: Any, username: str) -> str:
@@ -86,18 +159,7 @@ def test_the_gallery_shows_the_example_runs_video_and_it_plays(browser, stack, a
         expect(card.locator(".prompt")).to_contain_text("Slow dolly-in on the mug")
         expect(card).to_contain_text("720p")
         video = card.locator("video")
-        played = video.evaluate(
-            """async (v) => {
-                v.muted = true;
-                await v.play();
-                const start = performance.now();
-                while (performance.now() - start < 20000) {
-                    if (v.readyState >= 3 && v.currentTime > 0.3) break;
-                    await new Promise((r) => setTimeout(r, 100));
-                }
-                return {readyState: v.readyState, currentTime: v.currentTime, src: v.currentSrc};
-            }"""
-        )
+        played = play(video)
         assert played["readyState"] >= 3, played
         assert played["currentTime"] > 0.3, played
         page.wait_for_timeout(500)
@@ -189,3 +251,29 @@ def test_the_request_link_opens_the_view_for_that_request(browser, stack, api, r
         assert stack.kling_api_key not in page.content()
     finally:
         context.close()
+
+
+def test_a_downloaded_video_plays_from_the_users_storage(browser, stack, api, runs):  # noqa: F811
+    """The pipeline's download task copies the video; the page plays that copy, not GMI's URL."""
+    from playwright.sync_api import expect
+
+    if httpx.get(f"{stack.base_url}/api/v2/pools/kling", headers=api.client.headers).status_code == 404:
+        api.post("/api/v2/pools", {"name": "kling", "slots": 4})
+    run_id = api.trigger(PIPELINE)
+    assert api.wait_for_run(PIPELINE, run_id)["state"] == "success"
+    stored = api.xcom(PIPELINE, run_id, "download", map_index=0)["uris"][0]
+    context, page = browse(browser, stack, api.client.headers["Authorization"].removeprefix("Bearer "))
+    try:
+        page.goto(f"{stack.base_url}/kling/?dag_id={PIPELINE}&run_id={urllib.parse.quote(run_id)}")
+        video = page.locator("article.video video")
+        expect(video).to_have_count(1)
+        played = play(video)
+        assert "/kling/media/" in played["src"], played  # the stored copy, served by the api-server
+        assert played["readyState"] >= 3, played
+        assert played["currentTime"] > 0.3, played
+    finally:
+        context.close()
+    media_path = urllib.parse.urlsplit(played["src"]).path
+    served = httpx.get(f"{stack.base_url}{media_path}", headers=api.client.headers)
+    # The task wrote it relative to its working folder, the deployment's home.
+    assert served.content == (stack.home / stored).read_bytes()
