@@ -16,7 +16,7 @@ from airflow.api_fastapi.app import get_auth_manager
 
 # FastAPI reads the dependencies out of the annotations at run time: these stay real imports.
 from airflow.api_fastapi.common.db.common import SessionDep  # noqa: TC002
-from airflow.api_fastapi.core_api.security import GetUserDep  # noqa: TC002
+from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 
@@ -44,6 +44,7 @@ def filters(
     map_index: int | None = None,
     request_id: str | None = None,
     state: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[str] | None, Query()] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> queries.Filters:
@@ -56,6 +57,7 @@ def filters(
         map_index=map_index,
         request_id=request_id or None,
         states=tuple(s for s in state or () if s),
+        statuses=tuple(s for s in status or () if s),
         since=since,
         until=until,
     )
@@ -66,15 +68,21 @@ FiltersDep = Annotated[queries.Filters, Depends(filters)]
 
 def create_app() -> FastAPI:
     """The app the plugin mounts; built only in the api-server."""
-    app = FastAPI(title="Kling videos", docs_url=None, redoc_url=None, openapi_url=None)
+    # Every route, and any added later, requires a login; the data routes also filter by DAG.
+    app = FastAPI(
+        title="Kling videos",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(get_user)],
+    )
 
     @app.get("/", response_class=HTMLResponse)
-    def index(readable: ReadableDep) -> HTMLResponse:
-        # The page holds no data; it is still behind login, like every other route here.
+    def index() -> HTMLResponse:
         return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 
     @app.get("/static/{name}")
-    def static(name: str, readable: ReadableDep) -> FileResponse:
+    def static(name: str) -> FileResponse:
         path = STATIC / name
         if name not in {"app.js", "style.css"} or not path.is_file():
             raise HTTPException(404, "No such file")

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy.orm import aliased
 
 from airflow_provider_kling.history import REQUEST_KEY, STATUS_KEY
 
@@ -44,7 +45,10 @@ class Filters:
     :param task_id: one task (with ``dag_id``).
     :param map_index: one mapped task instance.
     :param request_id: one request.
-    :param states: task instance states (``success``, ``failed``, ``running``, ...).
+    :param states: states of the submitting task instance (``success``, ``failed``, ...).
+    :param statuses: the request's status as the cards show it: GMI's (``success``,
+        ``failed``, ``cancelled``), ``timeout`` or ``error`` when a task recorded one, else
+        ``running`` or ``submitted`` (or ``failed``) from the submitting task instance.
     :param since: records made at or after this time.
     :param until: records made before this time.
     """
@@ -56,6 +60,7 @@ class Filters:
     map_index: int | None = None
     request_id: str | None = None
     states: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
 
@@ -73,6 +78,8 @@ class Filters:
             query = query.where(_field("request_id").as_string() == self.request_id)
         if self.states:
             query = query.where(TaskInstance.state.in_(self.states))
+        if self.statuses:
+            query = query.where(_status_is(self.statuses))
         if self.since is not None:
             query = query.where(XComModel.timestamp >= self.since)
         if self.until is not None:
@@ -144,6 +151,30 @@ class Page:
     offset: int
     limit: int
     videos: list[Video]
+
+
+def _status_is(statuses: Collection[str]) -> Any:
+    """Whether a request's status, as :attr:`Video.status` derives it, is one of ``statuses``."""
+    outcome = aliased(XComModel)
+    recorded = (
+        select(outcome.dag_run_id)
+        .where(
+            outcome.key == STATUS_KEY,
+            outcome.dag_run_id == XComModel.dag_run_id,
+            outcome.value["request_id"].as_string() == _field("request_id").as_string(),
+        )
+        .correlate(XComModel)
+    )
+    state = TaskInstance.state
+    by_state = {
+        "failed": state.in_(sorted(_FAILED_STATES)),
+        "running": state.in_(sorted(_ACTIVE_STATES)),
+        "submitted": or_(state.is_(None), state.not_in(sorted(_FAILED_STATES | _ACTIVE_STATES))),
+    }
+    unrecorded = and_(~recorded.exists(), or_(false(), *(by_state[s] for s in statuses if s in by_state)))
+    gmi = [status for status in statuses if status not in ("running", "submitted")]
+    said = recorded.where(outcome.value["status"].as_string().in_(gmi)).exists()
+    return or_(said, unrecorded)
 
 
 def _field(name: str) -> Any:

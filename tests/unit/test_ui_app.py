@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from airflow.api_fastapi.common.db.common import _get_session
+from airflow.api_fastapi.core_api.security import get_user
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
@@ -54,6 +55,8 @@ def client(tmp_path):
         )
         app = create_app()
         app.dependency_overrides[_get_session] = lambda: session
+        # A logged-in caller (the login itself is the e2e tests' business) who may read "public".
+        app.dependency_overrides[get_user] = lambda: object()
         app.dependency_overrides[readable_dag_ids] = lambda: {"public"}
         yield TestClient(app), reqs
     engine.dispose()

@@ -108,6 +108,33 @@ def test_filters_narrow_by_dag_run_task_state_date_and_request(session):
     assert ids(request_id=reqs[2].request_id) == {reqs[2].request_id}
 
 
+def test_the_status_filter_matches_the_status_each_card_shows(session):
+    reqs = insert(
+        session,
+        [
+            FakeRequest("d", "r1", task_id="ok"),
+            FakeRequest("d", "r1", task_id="gmi_failed", state="success", status="failed"),
+            FakeRequest("d", "r2", task_id="task_failed", state="failed", status=None),
+            FakeRequest("d", "r2", task_id="cancelled", status="cancelled"),
+            FakeRequest("d", "r3", task_id="deferred", state="deferred", status=None),
+            FakeRequest("d", "r3", task_id="handed_on", state="success", status=None),
+            FakeRequest("d", "r3", task_id="timed_out", state="failed", status="timeout"),
+        ],
+    )
+    shown = {v.task_id: v.status for v in queries.page(session, readable("d")).videos}
+
+    def tasks(*statuses: str) -> set[str]:
+        found = queries.page(session, Filters(readable={"d"}, statuses=statuses)).videos
+        return {v.task_id for v in found}
+
+    for status in ("success", "failed", "cancelled", "timeout", "running", "submitted"):
+        assert tasks(status) == {task for task, s in shown.items() if s == status}, status
+    assert tasks("failed") == {"gmi_failed", "task_failed"}
+    assert tasks("running", "submitted") == {"deferred", "handed_on"}
+    assert tasks("error") == set()
+    assert len(reqs) == 7
+
+
 def test_dags_the_caller_may_not_read_are_invisible_everywhere(session):
     public, secret = insert(
         session,

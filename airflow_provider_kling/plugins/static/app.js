@@ -28,7 +28,7 @@ function query(extra) {
     if (value && !value.startsWith("{") && !(name === "map_index" && !/^-?\d+$/.test(value))) q.set(name, value);
   }
   const form = document.getElementById("filters");
-  for (const name of ["dag_id", "state"]) {
+  for (const name of ["dag_id", "status"]) {
     const value = form.elements[name].value;
     if (value) q.set(name, value);
   }
