@@ -8,12 +8,11 @@ import pytest
 from airflow.api_fastapi.common.db.common import _get_session
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from airflow_provider_kling.plugins import kling as plugin
 from airflow_provider_kling.plugins.app import create_app, readable_dag_ids
-from airflow_provider_kling.testing.history import FakeRequest, create_metadata_tables, insert
+from airflow_provider_kling.testing.history import FakeRequest, insert
 
 SAMPLE = Path(__file__).parents[2] / "airflow_provider_kling" / "testing" / "data" / "sample.mp4"
 
@@ -35,10 +34,9 @@ def test_every_route_answers_401_without_a_login():
 
 
 @pytest.fixture
-def client(tmp_path):
+def client(tmp_path, metadata_engine):
     """The app with a database of records, and a caller who may read only the ``public`` DAG."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'airflow.db'}")
-    create_metadata_tables(engine)
+    engine = metadata_engine
     video = tmp_path / "stored.mp4"
     video.write_bytes(SAMPLE.read_bytes())
     text = tmp_path / "secrets.txt"
@@ -59,7 +57,6 @@ def client(tmp_path):
         app.dependency_overrides[get_user] = lambda: object()
         app.dependency_overrides[readable_dag_ids] = lambda: {"public"}
         yield TestClient(app), reqs
-    engine.dispose()
 
 
 def test_a_stored_copy_is_served_with_byte_ranges_so_the_player_can_seek(client):

@@ -5,23 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from airflow_provider_kling.plugins import queries
 from airflow_provider_kling.plugins.queries import Filters
-from airflow_provider_kling.testing.history import FakeRequest, create_metadata_tables, insert
+from airflow_provider_kling.testing.history import FakeRequest, insert
 
 DAY = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def session(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'airflow.db'}")
-    create_metadata_tables(engine)
-    with Session(engine) as session:
+def session(metadata_engine):
+    with Session(metadata_engine) as session:
         yield session
-    engine.dispose()
 
 
 def readable(*dag_ids: str) -> Filters:
