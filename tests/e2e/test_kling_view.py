@@ -12,6 +12,7 @@ and the run tab.
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -159,6 +160,7 @@ def test_the_gallery_shows_the_example_runs_video_and_it_plays(browser, stack, a
         expect(card.locator(".prompt")).to_contain_text("Slow dolly-in on the mug")
         expect(card).to_contain_text("720p")
         video = card.locator("video")
+        expect(video).to_have_attribute("poster", re.compile(r"/thumbnail\.\w+$"))  # GMI's thumbnail
         played = play(video)
         assert played["readyState"] >= 3, played
         assert played["currentTime"] > 0.3, played
