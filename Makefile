@@ -69,7 +69,7 @@ e2e: $(VENV)/.installed browser
 
 # Refresh the screenshots the docs show (docs/_static/) from a run of the UI tests.
 screenshots: $(VENV)/.installed browser
-	KLING_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_ui.py
+	KLING_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_ui.py tests/e2e/test_kling_view.py
 
 # The same deployment for a person: the UI address and login are printed; stop it with
 # `make airflow-down`. AIRFLOW_STACK_HOME is its AIRFLOW_HOME (default .airflow-stack/).

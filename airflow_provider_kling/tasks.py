@@ -7,7 +7,8 @@ each declares only its own arguments, and a wait ends the same way whichever tas
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_kling.api.events import STILL_BILLING, KlingResult
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, Decision, WaitState, begin, step
 from airflow_provider_kling.events import result_from_event
+from airflow_provider_kling.exceptions import AirflowSensorTimeout, KlingRequestFailedError, KlingWaitError
+from airflow_provider_kling.history import STATUS_KEY, failure_record, success_record
 from airflow_provider_kling.outputs import (
     DEFAULT_FILENAME,
     DEFAULT_MAX_BYTES,
@@ -146,9 +149,31 @@ class KlingTaskMixin(_TaskBase):
 
     def execute_complete(self, context: Context, event: Any = None) -> KlingResult:
         """Resume after the trigger fired: return the result, or raise what the event says."""
-        result = result_from_event(event)
+        request_id = event.get("request_id") if isinstance(event, dict) else None
+        with self.recording(context, request_id if isinstance(request_id, str) else None):
+            result = result_from_event(event)
         self.log.info("Kling request %s succeeded: %s", result["request_id"], ", ".join(result["media_urls"]))
         return self.finish(context, result)
+
+    @contextmanager
+    def recording(self, context: Context, request_id: str | None) -> Iterator[None]:
+        """Record, for the Kling videos view, a wait that ends without a video; then re-raise."""
+        try:
+            yield
+        except KlingRequestFailedError as err:
+            self.record_status(context, failure_record(err.request_id, err.status, err.error))
+            raise
+        except (AirflowSensorTimeout, KlingWaitError) as err:
+            if request_id is not None:
+                status = "timeout" if isinstance(err, AirflowSensorTimeout) else "error"
+                self.record_status(context, failure_record(request_id, status, str(err)))
+            raise
+
+    def record_status(self, context: Context, record: Mapping[str, Any]) -> None:
+        """Push how the request ended (:data:`~airflow_provider_kling.history.STATUS_KEY`)."""
+        ti = context.get("ti")
+        if ti is not None:  # None only when a test or a script calls the task outside Airflow
+            ti.xcom_push(key=STATUS_KEY, value=dict(record))
 
     # --- killing ---------------------------------------------------------------------------
 
@@ -204,4 +229,5 @@ class KlingTaskMixin(_TaskBase):
             uris = [f["uri"] for f in result.get("files", [])]
             extra = {**(describe or self.describe)(result), "media_urls": result["media_urls"], "uris": uris}
             set_asset_extras(self.outlets, context, extra)
+        self.record_status(context, success_record(result))
         return result

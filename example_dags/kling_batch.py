@@ -1,12 +1,13 @@
 """
 Animate a batch of images: one Kling request per image, mapped with ``.expand()``.
 
-make_images -> submit[20] -> wait[20] (deferrable) -> report
+make_images -> budget -> submit[20] -> wait[20] (deferrable) -> report
 
 ``make_images`` writes 20 variations of the bundled product shot into a work folder at run
 time (``KLING_BATCH_WORKDIR``, default the system temp folder); in real use it would list
 your images instead. Each mapped ``submit`` retries GMI's 429 answers on its own, and a
-retried task reuses its earlier request rather than paying twice.
+retried task reuses its earlier request rather than paying twice. ``budget`` prices the
+whole batch first and fails, with nothing submitted, if it would cost more than ``BUDGET_USD``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, get_current_context, task
 
+from airflow_provider_kling.operators.budget import KlingBudgetOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
 
 SOURCE = Path(__file__).parent / "assets" / "product.png"
 COUNT = 20
+# 20 clips of 5 s at 720p are estimated at $11.20; a batch over this cap is never submitted.
+BUDGET_USD = 15.0
 
 with DAG(
     dag_id="kling_batch",
@@ -62,6 +66,14 @@ with DAG(
             paths.append(str(path))
         return paths
 
+    # The submits map over the budget's output, so none starts unless the whole batch passed.
+    budget = KlingBudgetOperator(
+        task_id="budget",
+        requests=make_images(),
+        defaults={"resolution": "720p", "duration": 5},
+        max_total_usd=BUDGET_USD,
+    )
+
     # Retries are safe here: a sensor only reads, and a retried submit finds the request
     # its first try made (Airflow 3.3's task state store) instead of paying again. They
     # also absorb a scheduler hiccup: under load Airflow 3.3 can fail a task that finished
@@ -73,7 +85,7 @@ with DAG(
         prompt="A slow turntable spin of the product on a clean studio background.",
         resolution="720p",
         duration=5,
-    ).expand(first_frame=make_images())
+    ).expand(first_frame=budget.output)
 
     wait = KlingStatusSensor.partial(
         task_id="wait",

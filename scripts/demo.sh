@@ -45,5 +45,23 @@ if ! grep -q "Video saved to" "$work/dag.log"; then
     cat "$work/dag.log" >&2
     exit 1
 fi
+# What the submit task recorded (the Kling videos page in the UI shows the same).
+python - <<'PY'
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
+from sqlalchemy import select
+
+from airflow_provider_kling.history import REQUEST_KEY
+
+with create_session() as session:
+    record = session.scalars(
+        select(XComModel.value)
+        .where(XComModel.dag_id == "kling_image_to_video", XComModel.key == REQUEST_KEY)
+        .order_by(XComModel.timestamp.desc())
+    ).first()
+if not record:
+    raise SystemExit("The submit task recorded no Kling request.")
+print(f"Kling request {record['request_id']}: estimated cost ${record['estimated_cost_usd']:.2f}")
+PY
 video=$(grep -o "Video saved to [^ ]*" "$work/dag.log" | tail -n 1 | cut -d' ' -f4)
 echo "Done: $video"

@@ -35,12 +35,11 @@ class KlingVideoLink(BaseOperatorLink):
 
 class KlingRequestLink(BaseOperatorLink):
     """
-    "Kling request": the address of the request's JSON record on the connection's API.
+    "Kling request": the request in the Kling videos view (its video, status, error and cost).
 
-    GMI has no public page per request, and its record needs the API key, so a browser
-    shows 401 at this address; it is there to copy into ``curl -H "Authorization: Bearer
-    $GMI_API_KEY"`` (the key is never put in the link). Against the local simulator it is
-    the simulator's record. Empty until the task has pushed a request id.
+    The view is the provider's UI plugin, behind the same login as the rest of the UI; GMI's
+    own record of the request needs the API key, which a browser must never hold. Empty until
+    the task has pushed a request id.
     """
 
     name = "Kling request"
@@ -52,23 +51,9 @@ class KlingRequestLink(BaseOperatorLink):
             request_id = value.get("request_id") if isinstance(value, dict) else value
         if not isinstance(request_id, str) or not request_id:
             return ""
-        from urllib.parse import quote
+        from urllib.parse import urlencode
 
-        from airflow.sdk import BaseHook
+        from airflow_provider_kling.plugins.kling import view_href
 
-        from airflow_provider_kling.api import connection_settings
-
-        try:
-            conn = BaseHook.get_connection(getattr(operator, "kling_conn_id", "kling_default"))
-            settings = connection_settings(
-                conn_id=conn.conn_id,
-                password=conn.password or "-",
-                host=conn.host,
-                schema=conn.schema,
-                port=conn.port,
-                extra=conn.extra_dejson,
-            )
-        except Exception:
-            # A link must never fail the task; without the connection there is no address.
-            return ""
-        return f"{settings.api_url}/requests/{quote(request_id, safe='')}"
+        query = {"dag_id": ti_key.dag_id, "run_id": ti_key.run_id, "request_id": request_id}
+        return f"{view_href()}?{urlencode(query)}"

@@ -23,6 +23,7 @@ from airflow_provider_kling.api.polling import submitted_at
 from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.events import result_from_record
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
+from airflow_provider_kling.history import REQUEST_KEY, request_record
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
 from airflow_provider_kling.outputs import request_metadata, set_asset_extras
 from airflow_provider_kling.submission import STATE_KEY, Submitter
@@ -249,6 +250,9 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         record = self.submitter(context).request(prepared.model, prepared.payload, prepared.describe())
         self._request_id = record.request_id
         context["ti"].xcom_push(key="request_id", value=record.request_id)
+        accepted = submitted_at(record.created_at, time.time())
+        metadata = self.describe({"request_id": record.request_id})
+        context["ti"].xcom_push(key=REQUEST_KEY, value=request_record(metadata, accepted))
         if not self.wait_for_completion:
             if self.outlets:
                 set_asset_extras(self.outlets, context, self.describe({"request_id": record.request_id}))
@@ -270,7 +274,9 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
     def _wait(self, context: Context, record: KlingRequest) -> KlingResult:
         # A submit answered "success" may come without its outcome (GMI's synchronous models):
         # then the record is fetched like any running request.
-        result = result_from_record(record) if record.media_urls or record.verdict == "failed" else None
+        with self.recording(context, record.request_id):
+            done = record.media_urls or record.verdict == "failed"
+            result = result_from_record(record) if done else None
         if result is not None:
             return self.finish(context, result)
         now = time.time()
@@ -283,7 +289,9 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         )
         if self.deferrable:
             self.defer_wait(state, self.poll_interval)
-        return self.finish(context, self.wait_here(state))
+        with self.recording(context, record.request_id):
+            result = self.wait_here(state)
+        return self.finish(context, result)
 
     def finish(
         self,

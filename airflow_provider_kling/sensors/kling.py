@@ -175,9 +175,9 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
             if self.reschedule and (store := context.get("task_state_store")) is not None:
                 store.set(WAIT_STATE_KEY, decision.state.to_dict())
             return False
-        return PokeReturnValue(
-            is_done=True, xcom_value=self.finish(context, result_from_event(decision.event))
-        )
+        with self.recording(context, decision.state.request_id):
+            result = result_from_event(decision.event)
+        return PokeReturnValue(is_done=True, xcom_value=self.finish(context, result))
 
     def execute(self, context: Context) -> Any:
         if self.reschedule:
@@ -191,7 +191,9 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         if self.deferrable:
             self.defer_wait(self._wait, self.poke_interval if self.fixed_interval else None)
         try:
-            return self.finish(context, self.wait_here(self._wait))
+            with self.recording(context, self._wait.request_id):
+                result = self.wait_here(self._wait)
+            return self.finish(context, result)
         except AirflowSensorTimeout as timeout:
             if self.soft_fail or getattr(self, "never_fail", False):
                 raise AirflowSkipException(str(timeout)) from timeout

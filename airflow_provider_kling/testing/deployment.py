@@ -98,6 +98,9 @@ class AirflowStack:
     kling_base_url: str | None = None
     kling_api_key: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: ``airflow`` commands run once the database is migrated, before any component starts
+    #: (``["teams", "sync"]`` creates the teams a multi-team bundle config names).
+    prepare: list[list[str]] = field(default_factory=list)
     with_simulator: bool = False
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     api_port: int = 0
@@ -206,15 +209,16 @@ class AirflowStack:
                 self._start_simulator()
             self._airflow_env = self._environment()
             with open(self.log_dir / "db-migrate.log", "ab") as log:
-                subprocess.run(
-                    [AIRFLOW, "db", "migrate"],
-                    env=self._airflow_env,
-                    cwd=self.home,
-                    check=True,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=600,
-                )
+                for command in (["db", "migrate"], *self.prepare):
+                    subprocess.run(
+                        [AIRFLOW, *command],
+                        env=self._airflow_env,
+                        cwd=self.home,
+                        check=True,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        timeout=600,
+                    )
             for name in COMPONENTS:
                 self.start_component(name)
             self.wait_healthy(timeout)

@@ -165,7 +165,7 @@ def test_the_dag_run_shows_every_task_successful_and_the_sensor_links_to_the_vid
 
     # The sensor's "Kling video" extra link, on the task instance's Details tab.
     page.goto(f"{stack.base_url}{run_path}/tasks/wait/details")
-    link = page.get_by_role("link", name="Kling video")
+    link = page.get_by_role("link", name="Kling video", exact=True)  # not the "Kling videos" tab
     expect(link).to_have_attribute("href", video_url)
     link.click()
     deadline = time.monotonic() + 60

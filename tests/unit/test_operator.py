@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 import pytest
@@ -73,7 +74,18 @@ def test_local_file_is_sent_as_base64_and_id_is_pushed(
 ):
     task = op(first_frame=str(image), prompt="steam rises", resolution="1080p", duration="10")
     request_id = task.execute(context)
+    record = context["ti"].pushed.pop("kling_request")
     assert context["ti"].pushed == {"request_id": request_id, "estimated_cost_usd": 1.4}
+    # What the Kling videos view shows for this request: never the image.
+    assert record == {
+        "request_id": request_id,
+        "model": "kling-3.0-turbo-i2v",
+        "prompt": "steam rises",
+        "duration": "10",
+        "resolution": "1080p",
+        "estimated_cost_usd": 1.4,
+        "submitted_at": pytest.approx(time.time(), abs=120),
+    }
     assert kling_simulator.count("POST /requests") == 1
     sent = kling_simulator.requests[0]
     assert sent.payload["first_frame"] == base64.b64encode(image.read_bytes()).decode()

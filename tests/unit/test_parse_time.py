@@ -62,3 +62,21 @@ def test_api_module_knows_nothing_of_airflow():
     for path in (PACKAGE / "api").glob("*.py"):
         assert "airflow" not in top_level_imports(path), path
     assert "airflow" not in top_level_imports(PACKAGE / "transport" / "retries.py")
+
+
+def test_the_ui_plugin_adds_nothing_to_dag_parsing():
+    """Every process loads plugins, the DAG processor too: outside the api-server ours is two modules."""
+    code = (
+        "import sys, json, airflow.sdk, airflow.plugins_manager\n"
+        "before = set(sys.modules)\n"
+        "from airflow_provider_kling.plugins.kling import KlingVideosPlugin\n"
+        "assert KlingVideosPlugin.fastapi_apps == [] and KlingVideosPlugin.external_views == []\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    argv0 = "import sys; sys.argv = ['airflow', 'dag-processor']\n"
+    out = subprocess.run([sys.executable, "-c", argv0 + code], capture_output=True, text=True, check=True)
+    added = json.loads(out.stdout.strip().splitlines()[-1])
+    plugin = "airflow_provider_kling.plugins.kling"
+    assert plugin in added
+    # Not the app, its queries, FastAPI or an HTTP client: the package and the plugin module only.
+    assert set(added) <= {"airflow_provider_kling", "airflow_provider_kling.plugins", plugin}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -40,7 +41,9 @@ def test_a_request_within_the_budget_is_submitted_and_its_estimate_pushed(
 ):
     task = KlingI2VOperator(task_id="submit", first_frame=png_bytes, duration=15, max_cost_usd=2.0)
     request_id = task.execute(context)
+    record = context["ti"].pushed.pop("kling_request")
     assert context["ti"].pushed == {"estimated_cost_usd": pytest.approx(1.68), "request_id": request_id}
+    assert record["estimated_cost_usd"] == pytest.approx(1.68)
 
 
 def test_a_model_without_a_price_is_refused_under_a_budget(kling_simulator, kling_connection_env, context):
@@ -123,24 +126,31 @@ def test_status_transitions_are_logged_with_elapsed_time(
     assert "s since submit)" in logs
 
 
-def test_the_request_link_points_at_the_record(kling_simulator, kling_connection_env, monkeypatch):
+class _Key:
+    dag_id = "nightly"
+    run_id = "manual__2026-12-01T00:00:00+00:00"
+    task_id = "wait"
+    map_index = -1
+
+
+def test_the_request_link_opens_the_kling_videos_view_for_the_request(monkeypatch):
     xcoms = {"request_id": "abc/1", "return_value": {"media_urls": ["http://v/0.mp4"]}}
     monkeypatch.setattr(links, "_xcom", lambda ti_key, key: xcoms.get(key))
     task = KlingStatusSensor(task_id="wait", request_id="abc/1")
-    url = links.KlingRequestLink().get_link(task, ti_key=None)
-    assert url == f"{kling_simulator.base_url}/api/v1/ie/requestqueue/apikey/requests/abc%2F1"
-    assert kling_simulator.api_key not in url
-    assert links.KlingVideoLink().get_link(task, ti_key=None) == "http://v/0.mp4"
+    url = urlsplit(links.KlingRequestLink().get_link(task, ti_key=_Key()))
+    assert url.path == "/kling/"
+    assert parse_qs(url.query) == {"dag_id": ["nightly"], "run_id": [_Key.run_id], "request_id": ["abc/1"]}
+    assert links.KlingVideoLink().get_link(task, ti_key=_Key()) == "http://v/0.mp4"
 
 
-def test_the_request_link_reads_the_sensor_result_and_is_empty_without_one(kling_connection_env, monkeypatch):
+def test_the_request_link_reads_the_sensor_result_and_is_empty_without_one(monkeypatch):
     task = KlingStatusSensor(task_id="wait", request_id="r1")
     monkeypatch.setattr(
         links, "_xcom", lambda ti_key, key: {"request_id": "r1"} if key == "return_value" else None
     )
-    assert links.KlingRequestLink().get_link(task, ti_key=None).endswith("/requests/r1")
+    assert links.KlingRequestLink().get_link(task, ti_key=_Key()).endswith("&request_id=r1")
     monkeypatch.setattr(links, "_xcom", lambda ti_key, key: None)
-    assert links.KlingRequestLink().get_link(task, ti_key=None) == ""
+    assert links.KlingRequestLink().get_link(task, ti_key=_Key()) == ""
 
 
 def test_every_kling_task_shows_both_links():

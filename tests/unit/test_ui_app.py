@@ -1,0 +1,105 @@
+"""The Kling videos app: every route behind Airflow's login, and stored copies served safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from airflow.api_fastapi.common.db.common import _get_session
+from airflow.api_fastapi.core_api.security import get_user
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from airflow_provider_kling.plugins import kling as plugin
+from airflow_provider_kling.plugins.app import create_app, readable_dag_ids
+from airflow_provider_kling.testing.history import FakeRequest, insert
+
+SAMPLE = Path(__file__).parents[2] / "airflow_provider_kling" / "testing" / "data" / "sample.mp4"
+
+
+def test_every_route_answers_401_without_a_login():
+    app = create_app()
+    client = TestClient(app)
+    paths = {
+        "/": "/",
+        "/static/{name}": "/static/app.js",
+        "/media/{dag_id}/{run_id}/{request_id}/{index}": "/media/d/r/x/0",
+    }
+    routes = [r.path for r in app.routes if getattr(r, "methods", None)]
+    assert len(routes) == 6
+    for route in routes:
+        response = client.get(paths.get(route, route))
+        assert response.status_code == 401, route
+        assert response.json() == {"detail": "Not authenticated"}
+
+
+@pytest.fixture
+def client(tmp_path, metadata_engine):
+    """The app with a database of records, and a caller who may read only the ``public`` DAG."""
+    engine = metadata_engine
+    video = tmp_path / "stored.mp4"
+    video.write_bytes(SAMPLE.read_bytes())
+    text = tmp_path / "secrets.txt"
+    text.write_text("not a video")
+    with Session(engine) as session:
+        reqs = insert(
+            session,
+            [
+                FakeRequest("public", "r", request_id="vid", uris=[str(video)]),
+                FakeRequest("public", "r", task_id="t2", request_id="txt", uris=[str(text)]),
+                FakeRequest("public", "r", task_id="t3", request_id="rel", uris=["out/relative.mp4"]),
+                FakeRequest("secret", "r", request_id="hidden", uris=[str(video)]),
+            ],
+        )
+        app = create_app()
+        app.dependency_overrides[_get_session] = lambda: session
+        # A logged-in caller (the login itself is the e2e tests' business) who may read "public".
+        app.dependency_overrides[get_user] = lambda: object()
+        app.dependency_overrides[readable_dag_ids] = lambda: {"public"}
+        yield TestClient(app), reqs
+
+
+def test_a_stored_copy_is_served_with_byte_ranges_so_the_player_can_seek(client):
+    http, _ = client
+    whole = http.get("/media/public/r/vid/0")
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == "video/mp4"
+    assert whole.content == SAMPLE.read_bytes()
+    part = http.get("/media/public/r/vid/0", headers={"Range": "bytes=4-7"})
+    assert part.status_code == 206
+    assert part.content == b"ftyp"
+
+
+def test_only_recorded_videos_of_readable_dags_are_served(client):
+    http, _ = client
+    assert http.get("/media/secret/r/hidden/0").status_code == 404  # as if it did not exist
+    assert http.get("/media/public/r/vid/1").status_code == 404
+    assert http.get("/media/public/r/txt/0").status_code == 415  # a recorded file that is no video
+    assert http.get("/media/public/r/rel/0").status_code == 404  # relative to some worker's folder
+
+
+def test_the_json_routes_show_only_readable_dags(client):
+    http, _ = client
+    videos = http.get("/api/videos").json()
+    assert {v["dag_id"] for v in videos["videos"]} == {"public"}
+    assert videos["total"] == 3
+    assert http.get("/api/videos", params={"dag_id": "secret"}).json()["total"] == 0
+    assert http.get("/api/dags").json() == {"dag_ids": ["public"]}
+    assert http.get("/api/totals").json()["count"] == 3
+    assert http.get("/api/videos", params={"limit": 0}).status_code == 422
+    page = http.get("/").text
+    assert "Kling videos" in page
+    assert "api_key" not in page.lower()
+
+
+def test_the_plugin_mounts_its_app_only_in_the_api_server_and_shows_it_everywhere_in_the_ui():
+    assert plugin.running_in_api_server(["/usr/bin/airflow", "api-server", "--port", "8080"])
+    assert not plugin.running_in_api_server(["/usr/bin/airflow", "dag-processor"])
+    assert not plugin.running_in_api_server(["/usr/bin/airflow", "scheduler"])
+    assert plugin.KlingVideosPlugin.fastapi_apps == []  # pytest is not the api-server
+    views = {v["destination"]: v for v in plugin.views()}
+    assert set(views) == {"nav", "dag", "dag_run", "task", "task_instance"}
+    assert views["nav"]["href"] == "/kling/"
+    assert views["dag_run"]["href"] == "/kling/?dag_id={DAG_ID}&run_id={RUN_ID}"
+    assert views["task_instance"]["href"].endswith("&task_id={TASK_ID}&map_index={MAP_INDEX}")
+    assert len({v["url_route"] for v in views.values()}) == 5
