@@ -1,0 +1,358 @@
+"""The event trigger that announces new images in a folder or bucket, once each, to an ``AssetWatcher``."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+
+from airflow_provider_kling.api.errors import KlingValidationError
+from airflow_provider_kling.api.images import MAX_IMAGE_BYTES, check_image
+from airflow_provider_kling.triggers.folder_cursor import Entry, FolderCursor, FolderWatch
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+DEFAULT_PATTERNS = ("*.png", "*.jpg", "*.jpeg")
+#: Where a local folder is listed although its directory entry did not change: a file rewritten
+#: in place changes no directory, so it is found by this full listing at the latest.
+LOCAL_RESCAN_SECONDS = 60.0
+CURSOR_KEY = "kling_folder_cursor"
+
+
+class CursorStore(Protocol):
+    """Where a watch's cursor lives between triggerer processes."""
+
+    async def load(self) -> Any: ...
+
+    async def save(self, value: dict[str, Any]) -> None: ...
+
+
+class StateStoreCursor:
+    """The cursor in Airflow 3.3's asset state store, on the watched asset (one key per watch)."""
+
+    def __init__(self, accessors: Any, key: str) -> None:
+        self.accessors, self.key = accessors, key
+
+    async def load(self) -> Any:
+        return await self.accessors.aget(self.key)
+
+    async def save(self, value: dict[str, Any]) -> None:
+        await self.accessors.aset(self.key, value)
+
+
+class FileCursor:
+    """The cursor as a small JSON object in storage (Airflow 3.1 and 3.2 have no asset state store)."""
+
+    def __init__(self, path: ObjectStoragePath) -> None:
+        self.path = path
+
+    async def load(self) -> Any:
+        return await asyncio.to_thread(self._read)
+
+    def _read(self) -> str | None:
+        return self.path.read_text() if self.path.exists() else None
+
+    async def save(self, value: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._write, json.dumps(value, separators=(",", ":")))
+
+    def _write(self, text: str) -> None:
+        # A local file is replaced by a rename, so a crash mid-write leaves the old cursor whole;
+        # an object store's PUT is atomic already.
+        if self.path.protocol in ("file", "local"):
+            tmp = self.path.parent / f"{self.path.name}.tmp"
+            tmp.write_text(text)
+            os.replace(tmp.path, self.path.path)
+        else:
+            self.path.write_text(text)
+
+
+class FolderLister:
+    """
+    List a folder as :class:`Entry` objects, with what each store makes cheap.
+
+    Each listing is one recursive or one-level ``find`` with details, so no file costs a request
+    of its own. A local folder whose directory entry has not changed since the last listing is
+    not listed again (unless a file there is still settling, or ``LOCAL_RESCAN_SECONDS`` passed):
+    a poll of an idle folder of 100,000 images is one ``stat``.
+    """
+
+    def __init__(self, root: ObjectStoragePath, recursive: bool) -> None:
+        self.root, self.recursive = root, recursive
+        self.local = root.protocol in ("file", "local")
+        self._signature: tuple[int, int] | None = None
+        self._listed_at = 0.0
+        fs = root.fs
+        self._base = str(fs._strip_protocol(root.path)).rstrip("/")
+
+    def _changed(self, must_list: bool) -> bool:
+        if not self.local or self.recursive:
+            return True
+        try:
+            stat = os.stat(self._base)
+        except FileNotFoundError:  # not made yet: an empty folder
+            return True
+        signature = (stat.st_mtime_ns, stat.st_ino)
+        stale = time.monotonic() - self._listed_at >= LOCAL_RESCAN_SECONDS
+        changed = must_list or stale or signature != self._signature
+        self._signature = signature
+        return changed
+
+    def list(self, must_list: bool = False) -> list[Entry] | None:
+        """The folder's files, or ``None`` when it provably did not change since the last listing."""
+        if not self._changed(must_list):
+            return None
+        self._listed_at = time.monotonic()
+        if self.local and not os.path.isdir(self._base):
+            return []
+        found = self.root.fs.find(self._base, maxdepth=None if self.recursive else 1, detail=True)
+        prefix = self._base + "/"
+        entries = []
+        for name, info in found.items():
+            if info.get("type", "file") != "file" or not name.startswith(prefix):
+                continue
+            entries.append(
+                Entry(
+                    name=name[len(prefix) :],
+                    size=int(info.get("size") or 0),
+                    stamp=self._stamp(info),
+                    etag=_etag(info),
+                )
+            )
+        return entries
+
+    def _stamp(self, info: dict[str, Any]) -> float:
+        if self.local:
+            # `mv` keeps a file's mtime, but sets its ctime ("created" here) to now.
+            return max(float(info.get("mtime") or 0), float(info.get("created") or 0))
+        for key in ("LastModified", "last_modified", "mtime", "updated", "timeCreated", "created"):
+            if info.get(key) is not None:
+                return _seconds(info[key])
+        return 0.0
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return float(value)
+
+
+def _etag(info: dict[str, Any]) -> str | None:
+    for key in ("ETag", "etag", "md5Hash", "generation", "content_md5"):
+        if info.get(key):
+            return str(info[key]).strip('"')
+    return None
+
+
+class NewImagesTrigger(BaseEventTrigger):
+    """
+    Announce each new image in a folder or bucket prefix once, for an ``AssetWatcher``.
+
+    One event per image, whose payload is ``{"uri", "folder", "name", "size", "etag", "mtime",
+    "image"}`` (``image`` describes it: type, pixel size, bytes, sha256). An image is announced when
+    it is complete: it matches ``patterns``, has no temporary name (dotfiles, ``.part``, ``.tmp``,
+    ``~``, ...) and was listed unchanged on two polls. A file that GMI would refuse (not a JPEG or
+    PNG, too small, too large) is named in the triggerer's log and never announced, and is not
+    looked at again unless it is replaced.
+
+    Once each: the watch's cursor is saved before its images are announced, in the watched
+    asset's state store (Airflow 3.3), else in a small JSON object ``cursor_path`` (default
+    ``.kling-cursor-<hash>.json`` in the watched folder, which the watch itself skips). A restarted
+    or reassigned triggerer, or a reparsed DAG with the same arguments, resumes from it.
+
+    :param path: the folder or prefix to watch: a local path, or a URI Airflow's object storage
+        understands (``file://``, ``s3://``, ``gs://``, ...).
+    :param patterns: globs a file name must match one of. Default PNG and JPEG names.
+    :param conn_id: the Airflow connection of the object store, if it needs one.
+    :param poll_interval: seconds between listings.
+    :param settle_seconds: how long a file must stay unchanged before it is announced (at least
+        one poll interval in any case).
+    :param recursive: watch sub-folders too.
+    :param announce_existing: on the watch's very first listing, announce the images already
+        there. By default they are the starting point, and only later ones are announced.
+    :param cursor_path: where the cursor object goes when there is no asset state store.
+    :param check_images: refuse files GMI would refuse, before anything is paid for.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        patterns: Sequence[str] = DEFAULT_PATTERNS,
+        conn_id: str | None = None,
+        poll_interval: float = 10.0,
+        settle_seconds: float = 0.0,
+        recursive: bool = False,
+        announce_existing: bool = False,
+        cursor_path: str | None = None,
+        check_images: bool = True,
+    ) -> None:
+        super().__init__()
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not patterns:
+            raise KlingValidationError("patterns", "it is empty", "one glob or more, e.g. '*.png'")
+        if not float(poll_interval) > 0:
+            raise KlingValidationError("poll_interval", f"{poll_interval!r}", "a positive number of seconds")
+        self.path = str(path)
+        self.patterns = [str(p) for p in patterns]
+        self.conn_id = conn_id
+        self.poll_interval = float(poll_interval)
+        self.settle_seconds = float(settle_seconds)
+        self.recursive = bool(recursive)
+        self.announce_existing = bool(announce_existing)
+        self.cursor_path = cursor_path
+        self.check_images = bool(check_images)
+        self.asset_state_store: Any = getattr(self, "asset_state_store", None)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        # The kwargs identify the watch (BaseEventTrigger.hash): the same arguments after a reparse
+        # are the same trigger, and so the same cursor.
+        return (
+            "airflow_provider_kling.triggers.storage.NewImagesTrigger",
+            {
+                "path": self.path,
+                "patterns": list(self.patterns),
+                "conn_id": self.conn_id,
+                "poll_interval": self.poll_interval,
+                "settle_seconds": self.settle_seconds,
+                "recursive": self.recursive,
+                "announce_existing": self.announce_existing,
+                "cursor_path": self.cursor_path,
+                "check_images": self.check_images,
+            },
+        )
+
+    @property
+    def watch_id(self) -> str:
+        """A short digest of what is watched: the cursor's name, so two watches never share one."""
+        what = json.dumps([self.path, sorted(self.patterns), self.recursive])
+        return hashlib.sha256(what.encode()).hexdigest()[:16]
+
+    def root(self) -> ObjectStoragePath:
+        """The watched folder as an ``ObjectStoragePath`` (a local path becomes ``file://``)."""
+        from airflow.sdk import ObjectStoragePath
+
+        uri = self.path if "://" in self.path else f"file://{os.path.abspath(os.path.expanduser(self.path))}"
+        return ObjectStoragePath(uri, conn_id=self.conn_id)
+
+    def cursor_store(self, root: ObjectStoragePath) -> CursorStore:
+        """The asset state store where the triggerer gives one (3.3), else the cursor object."""
+        store = self.asset_state_store
+        if store is not None and self.cursor_path is None:
+            try:
+                store._single_accessor()
+            except (AttributeError, ValueError):
+                self.log.warning(
+                    "The asset state store holds several assets for this watch; its cursor stays in storage"
+                )
+            else:
+                return StateStoreCursor(store, f"{CURSOR_KEY}:{self.watch_id}")
+        if self.cursor_path:
+            from airflow.sdk import ObjectStoragePath
+
+            return FileCursor(ObjectStoragePath(self.cursor_path, conn_id=self.conn_id))
+        return FileCursor(root / f".kling-cursor-{self.watch_id}.json")
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        root = self.root()
+        store = self.cursor_store(root)
+        saved = await store.load()
+        cursor = FolderCursor.from_json(saved) or FolderCursor()
+        watch = FolderWatch(
+            cursor, tuple(self.patterns), self.settle_seconds, self.announce_existing and saved is None
+        )
+        lister = FolderLister(root, self.recursive)
+        self.log.info(
+            "Watching %s for %s every %.0f s (cursor: %s)",
+            root,
+            ", ".join(self.patterns),
+            self.poll_interval,
+            "new" if saved is None else f"{len(cursor.seen)} recent files remembered",
+        )
+        while True:
+            try:
+                listing = await asyncio.to_thread(lister.list, bool(watch.pending))
+            except Exception as err:  # a store that fails now may answer on the next poll
+                self.log.warning("Could not list %s: %s: %s", root, type(err).__name__, err)
+                listing = None
+            if listing is not None:
+                for event in await self._announce(root, watch, store, listing):
+                    yield event
+            await asyncio.sleep(self.poll_interval)
+
+    async def _announce(
+        self, root: ObjectStoragePath, watch: FolderWatch, store: CursorStore, listing: list[Entry]
+    ) -> list[TriggerEvent]:
+        """One poll's decisions: the ready images, checked, remembered, then announced."""
+        first = watch.cursor.since is None
+        before = watch.cursor.to_json()
+        ready = watch.observe(listing, time.monotonic())
+        if first and not ready:
+            self.log.info("%d existing files in %s are the starting point", len(listing), root)
+        events, done = [], []
+        for entry in ready:
+            try:
+                described = await asyncio.to_thread(self._check, root, entry)
+            except FileNotFoundError:
+                continue  # deleted since it was listed: nothing to announce
+            except OSError as err:  # a store that fails now may answer on the next poll
+                self.log.warning("Could not read %s: %s; trying again next poll", root / entry.name, err)
+                continue
+            done.append(entry)
+            if described is not None:
+                payload = {
+                    "uri": str(root / entry.name),
+                    "folder": str(root),
+                    "name": entry.name,
+                    "size": entry.size,
+                    "etag": entry.etag,
+                    "mtime": entry.stamp,
+                    "image": described,
+                }
+                events.append(TriggerEvent(payload))
+        watch.record(done)
+        after = watch.cursor.to_json()
+        if after != before:
+            try:
+                await store.save(after)
+            except Exception:
+                # Nothing is announced that the cursor does not hold: it is tried again next poll.
+                self.log.exception("Could not save the cursor of %s; announcing nothing this poll", root)
+                watch.cursor = FolderCursor.from_json(before) or FolderCursor()
+                return []
+        for event in events:
+            self.log.info("New image %s (%s)", event.payload["uri"], event.payload["image"])
+        return events
+
+    def _check(self, root: ObjectStoragePath, entry: Entry) -> str | None:
+        """A description of the image, or ``None`` (and a log line naming it) if GMI would refuse it."""
+        if not self.check_images:
+            return f"{entry.size:,} bytes"
+        path = root / entry.name
+        try:
+            if entry.size > MAX_IMAGE_BYTES:
+                raise KlingValidationError(
+                    "first_frame",
+                    f"{path} is {entry.size:,} bytes",
+                    f"at most {MAX_IMAGE_BYTES:,} bytes (10 MB)",
+                )
+            with path.open("rb") as handle:
+                data = handle.read(MAX_IMAGE_BYTES + 1)
+            return check_image(data, source=f"file {path}").describe()
+        except KlingValidationError as err:
+            self.log.warning(
+                "Refused %s: %s. It is not announced, and not looked at again unless replaced.", path, err
+            )
+            return None
+
+
+__all__ = ["DEFAULT_PATTERNS", "NewImagesTrigger"]
