@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, Section, table
 
 # In the order: triggers at scale, polling policy, DAG-parse cost, memory.
-BENCHMARKS = ("triggers", "polling", "imports", "memory")
+BENCHMARKS = ("triggers", "polling", "imports", "memory", "dropfolder")
 
 
 def machine() -> list[str]:

@@ -8,7 +8,6 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -16,14 +15,12 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_provider_kling.api.errors import KlingValidationError
 from airflow_provider_kling.api.images import MAX_IMAGE_BYTES, check_image
 from airflow_provider_kling.triggers.folder_cursor import Entry, FolderCursor, FolderWatch
+from airflow_provider_kling.triggers.folder_listing import FolderLister
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 DEFAULT_PATTERNS = ("*.png", "*.jpg", "*.jpeg")
-#: Where a local folder is listed although its directory entry did not change: a file rewritten
-#: in place changes no directory, so it is found by this full listing at the latest.
-LOCAL_RESCAN_SECONDS = 60.0
 CURSOR_KEY = "kling_folder_cursor"
 
 
@@ -74,91 +71,17 @@ class FileCursor:
             self.path.write_text(text)
 
 
-class FolderLister:
-    """
-    List a folder as :class:`Entry` objects, with what each store makes cheap.
-
-    Each listing is one recursive or one-level ``find`` with details, so no file costs a request
-    of its own. A local folder whose directory entry has not changed since the last listing is
-    not listed again (unless a file there is still settling, or ``LOCAL_RESCAN_SECONDS`` passed):
-    a poll of an idle folder of 100,000 images is one ``stat``.
-    """
-
-    def __init__(self, root: ObjectStoragePath, recursive: bool) -> None:
-        self.root, self.recursive = root, recursive
-        self.local = root.protocol in ("file", "local")
-        self._signature: tuple[int, int] | None = None
-        self._listed_at = 0.0
-        fs = root.fs
-        self._base = str(fs._strip_protocol(root.path)).rstrip("/")
-
-    def _changed(self, must_list: bool) -> bool:
-        if not self.local or self.recursive:
-            return True
-        try:
-            stat = os.stat(self._base)
-        except FileNotFoundError:  # not made yet: an empty folder
-            return True
-        signature = (stat.st_mtime_ns, stat.st_ino)
-        stale = time.monotonic() - self._listed_at >= LOCAL_RESCAN_SECONDS
-        changed = must_list or stale or signature != self._signature
-        self._signature = signature
-        return changed
-
-    def list(self, must_list: bool = False) -> list[Entry] | None:
-        """The folder's files, or ``None`` when it provably did not change since the last listing."""
-        if not self._changed(must_list):
-            return None
-        self._listed_at = time.monotonic()
-        if self.local and not os.path.isdir(self._base):
-            return []
-        found = self.root.fs.find(self._base, maxdepth=None if self.recursive else 1, detail=True)
-        prefix = self._base + "/"
-        entries = []
-        for name, info in found.items():
-            if info.get("type", "file") != "file" or not name.startswith(prefix):
-                continue
-            entries.append(
-                Entry(
-                    name=name[len(prefix) :],
-                    size=int(info.get("size") or 0),
-                    stamp=self._stamp(info),
-                    etag=_etag(info),
-                )
-            )
-        return entries
-
-    def _stamp(self, info: dict[str, Any]) -> float:
-        if self.local:
-            # `mv` keeps a file's mtime, but sets its ctime ("created" here) to now.
-            return max(float(info.get("mtime") or 0), float(info.get("created") or 0))
-        for key in ("LastModified", "last_modified", "mtime", "updated", "timeCreated", "created"):
-            if info.get(key) is not None:
-                return _seconds(info[key])
-        return 0.0
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    return float(value)
-
-
-def _etag(info: dict[str, Any]) -> str | None:
-    for key in ("ETag", "etag", "md5Hash", "generation", "content_md5"):
-        if info.get(key):
-            return str(info[key]).strip('"')
-    return None
-
-
 class NewImagesTrigger(BaseEventTrigger):
     """
     Announce each new image in a folder or bucket prefix once, for an ``AssetWatcher``.
 
-    One event per image, whose payload is ``{"uri", "folder", "name", "size", "etag", "mtime",
-    "image"}`` (``image`` describes it: type, pixel size, bytes, sha256). An image is announced when
+    Each event's payload is ``{"folder", "images": [...]}``, one entry per new image:
+    ``{"uri", "name", "size", "etag", "mtime", "image"}`` (``etag`` where the store has one,
+    ``mtime`` in seconds since the epoch, ``image`` a description: type, pixel size, bytes,
+    sha256). By default the images one poll finds share one event: Airflow up to 3.3 schedules a
+    burst of events on one asset as one run with the first event only, and leaves the others
+    waiting for the next event (apache/airflow#54659). With ``event_per_image=True`` each image
+    is an event of its own, with the same payload shape. An image is announced when
     it is complete: it matches ``patterns``, has no temporary name (dotfiles, ``.part``, ``.tmp``,
     ``~``, ...) and was listed unchanged on two polls. A file that GMI would refuse (not a JPEG or
     PNG, too small, too large) is named in the triggerer's log and never announced, and is not
@@ -181,6 +104,7 @@ class NewImagesTrigger(BaseEventTrigger):
         there. By default they are the starting point, and only later ones are announced.
     :param cursor_path: where the cursor object goes when there is no asset state store.
     :param check_images: refuse files GMI would refuse, before anything is paid for.
+    :param event_per_image: one event per image instead of one per poll (see above).
     """
 
     def __init__(
@@ -194,6 +118,7 @@ class NewImagesTrigger(BaseEventTrigger):
         announce_existing: bool = False,
         cursor_path: str | None = None,
         check_images: bool = True,
+        event_per_image: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(patterns, str):
@@ -211,6 +136,7 @@ class NewImagesTrigger(BaseEventTrigger):
         self.announce_existing = bool(announce_existing)
         self.cursor_path = cursor_path
         self.check_images = bool(check_images)
+        self.event_per_image = bool(event_per_image)
         self.asset_state_store: Any = getattr(self, "asset_state_store", None)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -228,6 +154,7 @@ class NewImagesTrigger(BaseEventTrigger):
                 "announce_existing": self.announce_existing,
                 "cursor_path": self.cursor_path,
                 "check_images": self.check_images,
+                "event_per_image": self.event_per_image,
             },
         )
 
@@ -280,7 +207,7 @@ class NewImagesTrigger(BaseEventTrigger):
         )
         while True:
             try:
-                listing = await asyncio.to_thread(lister.list, bool(watch.pending))
+                listing = await asyncio.to_thread(lister.poll, list(watch.pending))
             except Exception as err:  # a store that fails now may answer on the next poll
                 self.log.warning("Could not list %s: %s: %s", root, type(err).__name__, err)
                 listing = None
@@ -298,7 +225,8 @@ class NewImagesTrigger(BaseEventTrigger):
         ready = watch.observe(listing, time.monotonic())
         if first and not ready:
             self.log.info("%d existing files in %s are the starting point", len(listing), root)
-        events, done = [], []
+        images: list[dict[str, Any]] = []
+        done = []
         for entry in ready:
             try:
                 described = await asyncio.to_thread(self._check, root, entry)
@@ -309,16 +237,16 @@ class NewImagesTrigger(BaseEventTrigger):
                 continue
             done.append(entry)
             if described is not None:
-                payload = {
-                    "uri": str(root / entry.name),
-                    "folder": str(root),
-                    "name": entry.name,
-                    "size": entry.size,
-                    "etag": entry.etag,
-                    "mtime": entry.stamp,
-                    "image": described,
-                }
-                events.append(TriggerEvent(payload))
+                images.append(
+                    {
+                        "uri": str(root / entry.name),
+                        "name": entry.name,
+                        "size": entry.size,
+                        "etag": entry.etag,
+                        "mtime": entry.stamp,
+                        "image": described,
+                    }
+                )
         watch.record(done)
         after = watch.cursor.to_json()
         if after != before:
@@ -329,9 +257,10 @@ class NewImagesTrigger(BaseEventTrigger):
                 self.log.exception("Could not save the cursor of %s; announcing nothing this poll", root)
                 watch.cursor = FolderCursor.from_json(before) or FolderCursor()
                 return []
-        for event in events:
-            self.log.info("New image %s (%s)", event.payload["uri"], event.payload["image"])
-        return events
+        for image in images:
+            self.log.info("New image %s (%s)", image["uri"], image["image"])
+        groups = [[image] for image in images] if self.event_per_image else [images] if images else []
+        return [TriggerEvent({"folder": str(root), "images": group}) for group in groups]
 
     def _check(self, root: ObjectStoragePath, entry: Entry) -> str | None:
         """A description of the image, or ``None`` (and a log line naming it) if GMI would refuse it."""
@@ -355,4 +284,4 @@ class NewImagesTrigger(BaseEventTrigger):
             return None
 
 
-__all__ = ["DEFAULT_PATTERNS", "NewImagesTrigger"]
+__all__ = ["DEFAULT_PATTERNS", "FolderLister", "NewImagesTrigger"]

@@ -26,12 +26,19 @@ async def collect(
     seconds: float = 1.0,
     during: Callable[[], Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the trigger until ``until(events)`` or ``seconds`` pass, then stop it as a triggerer would."""
+    """
+    Run the trigger until ``until(images)`` or ``seconds`` pass, then stop it as a triggerer would.
+
+    Returns the images its events announced; the events themselves are in ``trigger.fired``.
+    """
     events: list[dict[str, Any]] = []
+    trigger.fired = []  # type: ignore[attr-defined]
 
     async def consume() -> None:
         async for event in trigger.run():
-            events.append(event.payload)
+            assert event.payload["folder"] == str(trigger.root())
+            trigger.fired.append(event.payload)  # type: ignore[attr-defined]
+            events.extend(event.payload["images"])
 
     task = asyncio.create_task(consume())
     deadline = time.monotonic() + seconds
@@ -69,17 +76,30 @@ async def test_new_images_are_announced_once_with_uri_size_and_mtime(tmp_path):
     await started(watcher(tmp_path))
     (tmp_path / "a.png").write_bytes(PNG)
     (tmp_path / "b.PNG").write_bytes(PNG)
-    events = await collect(watcher(tmp_path), until=lambda e: len(e) >= 2, seconds=5)
+    trigger = watcher(tmp_path)
+    events = await collect(trigger, until=lambda e: len(e) >= 2, seconds=5)
     assert names(events) == ["a.png", "b.PNG"]
+    assert len(trigger.fired) == 1  # found by one poll: one event, so one DAG run maps over both
     first = min(events, key=lambda e: e["name"])
     assert first["uri"] == f"file://{tmp_path}/a.png"
     assert first["size"] == len(PNG)
     assert first["mtime"] == pytest.approx(os.stat(tmp_path / "a.png").st_mtime, abs=1)
     assert "PNG image 300x300" in first["image"]
     json.dumps(events)  # what the triggerer stores must be JSON
+    assert set(first) == {"uri", "name", "size", "etag", "mtime", "image"}
 
     # The condition stays true (the files are still there): nothing fires again, in this run or the next.
     assert await collect(watcher(tmp_path), seconds=10 * POLL) == []
+
+
+async def test_event_per_image_gives_each_image_an_event_of_its_own(tmp_path):
+    await started(watcher(tmp_path, event_per_image=True))
+    for name in ("a.png", "b.png", "c.jpg"):
+        (tmp_path / name).write_bytes(PNG)
+    trigger = watcher(tmp_path, event_per_image=True)
+    images = await collect(trigger, until=lambda e: len(e) >= 3, seconds=5)
+    assert names(images) == ["a.png", "b.png", "c.jpg"]
+    assert [len(payload["images"]) for payload in trigger.fired] == [1, 1, 1]
 
 
 async def test_images_already_there_are_the_starting_point_unless_asked(tmp_path):
@@ -303,11 +323,31 @@ def test_bad_arguments_are_refused_when_the_dag_is_parsed(tmp_path, options, fie
         NewImagesTrigger(path=str(tmp_path), **options)
 
 
-def test_an_idle_local_folder_is_not_listed_again(tmp_path):
+def test_an_idle_local_folder_is_not_listed_again_and_only_new_files_are_stat_ed(tmp_path, monkeypatch):
+    import airflow_provider_kling.triggers.folder_listing as listing
+
     (tmp_path / "a.png").write_bytes(PNG)
-    lister = FolderLister(watcher(tmp_path).root(), recursive=False)
-    assert [e.name for e in lister.list() or []] == ["a.png"]
-    assert lister.list() is None  # nothing changed: one stat, no listing
-    assert lister.list(must_list=True) is not None  # a file is settling: listed all the same
     (tmp_path / "b.png").write_bytes(PNG)
-    assert sorted(e.name for e in lister.list() or []) == ["a.png", "b.png"]
+    lister = FolderLister(watcher(tmp_path).root(), recursive=False)
+    assert sorted(e.name for e in lister.poll() or []) == ["a.png", "b.png"]
+    assert lister.poll() is None  # nothing changed: one stat of the folder, no listing
+    assert lister.detailed == 0
+    assert [e.name for e in lister.poll(["a.png"]) or []] != []  # a file is settling: looked at
+    assert lister.detailed == 1
+    (tmp_path / "c.png").write_bytes(PNG)
+    assert sorted(e.name for e in lister.poll() or []) == ["a.png", "b.png", "c.png"]
+    assert lister.detailed == 1  # only the new file's details were read
+    (tmp_path / "b.png").unlink()
+    assert sorted(e.name for e in lister.poll() or []) == ["a.png", "c.png"]
+
+    # A file rewritten in place changes no directory entry: the periodic full pass finds it.
+    monkeypatch.setattr(listing, "LOCAL_RESCAN_SECONDS", 0.0)
+    (tmp_path / "a.png").write_bytes(PNG + b"more")
+    found = {e.name: e.size for e in lister.poll() or []}
+    assert found["a.png"] == len(PNG) + 4
+    assert lister.detailed == 2
+
+
+def test_a_missing_local_folder_is_an_empty_one(tmp_path):
+    lister = FolderLister(watcher(tmp_path / "not-yet").root(), recursive=False)
+    assert lister.poll() == []
