@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_kling.triggers.storage import FolderLister, NewImagesTrigger
+from airflow_provider_kling.triggers.storage import FileCursor, FolderLister, NewImagesTrigger
 from tests.conftest import make_png
 
 POLL = 0.05
@@ -67,9 +67,17 @@ def names(events: list[dict[str, Any]]) -> list[str]:
     return sorted(e["name"] for e in events)
 
 
+def has_cursor(trigger: NewImagesTrigger) -> bool:
+    store = trigger.cursor_store(trigger.root())
+    if isinstance(store, FileCursor):
+        return bool(store.path.exists())
+    return store.key in store.accessors.values  # type: ignore[attr-defined]
+
+
 async def started(trigger: NewImagesTrigger) -> None:
-    """Let the watch take its starting point (its first listing) and stop."""
-    await collect(trigger, seconds=3 * POLL)
+    """Let the watch take its starting point (its first listing, saved in its cursor) and stop."""
+    await collect(trigger, until=lambda _: has_cursor(trigger), seconds=10)
+    assert has_cursor(trigger)
 
 
 async def test_new_images_are_announced_once_with_uri_size_and_mtime(tmp_path):
