@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Section, Target, cli, ratio, table
 
 from airflow_provider_kling.triggers.folder_cursor import FolderCursor, FolderWatch
-from airflow_provider_kling.triggers.storage import DEFAULT_PATTERNS, FolderLister, NewImagesTrigger
+from airflow_provider_kling.triggers.folder_listing import FolderLister
+from airflow_provider_kling.triggers.storage import DEFAULT_PATTERNS, NewImagesTrigger
 
 FULL, SMOKE = 100_000, 2_000
 REPEATS = 5

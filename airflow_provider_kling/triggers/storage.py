@@ -284,4 +284,4 @@ class NewImagesTrigger(BaseEventTrigger):
             return None
 
 
-__all__ = ["DEFAULT_PATTERNS", "FolderLister", "NewImagesTrigger"]
+__all__ = ["DEFAULT_PATTERNS", "NewImagesTrigger"]

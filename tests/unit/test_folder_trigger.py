@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_kling.triggers.storage import FileCursor, FolderLister, NewImagesTrigger
+from airflow_provider_kling.triggers.folder_listing import FolderLister
+from airflow_provider_kling.triggers.storage import FileCursor, NewImagesTrigger
 from tests.conftest import make_png
 
 POLL = 0.05
