@@ -33,6 +33,7 @@ def fill(folder: Path, count: int, stamp: float) -> None:
         path = folder / f"product_{i:06d}.png"
         path.write_bytes(b"\x89PNG")
         os.utime(path, (stamp, stamp))
+    os.utime(folder, (stamp, stamp))  # a folder nothing was added to for an hour
 
 
 def median_seconds(step: Callable[[], object]) -> float:

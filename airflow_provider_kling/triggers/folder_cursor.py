@@ -145,16 +145,19 @@ class FolderWatch:
 
         :param now: a monotonic clock reading, for the settle time.
         """
-        files = sorted(self.candidates(listing), key=lambda e: e.name)
         cursor = self.cursor
         if cursor.since is None:
-            return self._first(files, now)
+            return self._first(sorted(self.candidates(listing), key=lambda e: e.name), now)
+        since = cursor.since
+        listing = list(listing)
+        newest = max((e.stamp for e in listing), default=since)
+        # Old files are dropped by their stamp first: a folder of 100,000 old images costs one
+        # comparison each, not a pattern match.
+        files = sorted(self.candidates(e for e in listing if e.stamp >= since), key=lambda e: e.name)
         listed = {e.name for e in files}
         self.pending = {name: p for name, p in self.pending.items() if name in listed}
         ready = []
         for entry in files:
-            if entry.stamp < cursor.since:
-                continue
             known = cursor.seen.get(entry.name)
             if known is not None and known[0] == entry.fingerprint:
                 continue
@@ -164,7 +167,7 @@ class FolderWatch:
                 continue
             if now - first[1] >= self.settle_seconds:
                 ready.append(entry)
-        self._advance(files)
+        self._advance(files, newest)
         return ready
 
     def _first(self, files: list[Entry], now: float) -> list[Entry]:
@@ -183,11 +186,11 @@ class FolderWatch:
             self.cursor.seen[entry.name] = [entry.fingerprint, entry.stamp]
             self.pending.pop(entry.name, None)
 
-    def _advance(self, files: list[Entry]) -> None:
+    def _advance(self, files: list[Entry], newest: float) -> None:
         """Move ``since`` up to the horizon and forget what fell behind it, so the cursor stays small."""
-        if not files or self.cursor.since is None:
+        if self.cursor.since is None:
             return
-        floor = max(e.stamp for e in files) - self.horizon
+        floor = newest - self.horizon
         if floor <= self.cursor.since:
             return
         # Never past a file still settling: it must not become "old" before it is announced.

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 #: How often a local folder is read in full although its directory entry did not change: a file
 #: rewritten in place changes no directory entry, so it is found by this listing at the latest.
 LOCAL_RESCAN_SECONDS = 60.0
+#: How close to a directory read a change of its timestamp must be to prove nothing.
+SAME_TICK_SECONDS = 2.0
 
 
 class FolderLister:
@@ -24,8 +26,9 @@ class FolderLister:
 
     An object store prefix is one ``find`` with details per poll (a paged listing: no file costs
     a request of its own). A local folder (one level) is cheaper: while its directory entry is
-    unchanged, a poll is one ``stat`` and lists nothing; when it changed, its names are read and
-    only the names not seen before (and files still settling) are ``stat``-ed. Every
+    unchanged, a poll is one ``stat`` and lists nothing (and ``stat``-s only the files still
+    settling); when it changed, its names are read and only the names not seen before are
+    ``stat``-ed. Every
     ``LOCAL_RESCAN_SECONDS`` every file is ``stat``-ed again, to find files rewritten in place.
 
     :attr:`detailed` counts the files whose details the last listing fetched.
@@ -38,6 +41,7 @@ class FolderLister:
         self._signature: tuple[int, int] | None = None
         self._full_at = float("-inf")
         self._known: dict[str, Entry] = {}
+        self._read_at = 0.0
         self.detailed = 0
 
     def poll(self, settling: Collection[str] = ()) -> list[Entry] | None:
@@ -55,13 +59,30 @@ class FolderLister:
             return []
         signature = (stat.st_mtime_ns, stat.st_ino)
         full = time.monotonic() - self._full_at >= LOCAL_RESCAN_SECONDS
-        if signature == self._signature and not full and not settling:
+        # A directory's timestamp ticks coarsely (a few ms, or 1-2 s on some file systems): one
+        # that changed just before the last read may hide a later change, so it proves nothing.
+        settled = self._read_at - stat.st_mtime > SAME_TICK_SECONDS
+        if signature == self._signature and settled and not full:
+            if settling:
+                return self._restat(settling)
             self.detailed = 0
             return None
-        self._signature = signature
+        self._signature, self._read_at = signature, time.time()
         if full:
             self._full_at = time.monotonic()
         return self._scan(full, set(settling))
+
+    def _restat(self, names: Collection[str]) -> list[Entry]:
+        """The known files, with only ``names`` looked at again (the folder's entries did not change)."""
+        for name in names:
+            try:
+                st = os.stat(os.path.join(self._base, name))
+            except FileNotFoundError:
+                self._known.pop(name, None)
+                continue
+            self._known[name] = Entry(name, st.st_size, max(st.st_mtime, st.st_ctime))
+        self.detailed = len(names)
+        return list(self._known.values())
 
     def _scan(self, full: bool, settling: set[str]) -> list[Entry]:
         known, fresh, detailed = self._known, {}, 0

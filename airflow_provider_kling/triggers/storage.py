@@ -64,6 +64,7 @@ class FileCursor:
         # A local file is replaced by a rename, so a crash mid-write leaves the old cursor whole;
         # an object store's PUT is atomic already.
         if self.path.protocol in ("file", "local"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # a drop folder not made yet
             tmp = self.path.parent / f"{self.path.name}.tmp"
             tmp.write_text(text)
             os.replace(tmp.path, self.path.path)
@@ -192,7 +193,7 @@ class NewImagesTrigger(BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         root = self.root()
         store = self.cursor_store(root)
-        saved = await store.load()
+        saved = await self._load(store)
         cursor = FolderCursor.from_json(saved) or FolderCursor()
         watch = FolderWatch(
             cursor, tuple(self.patterns), self.settle_seconds, self.announce_existing and saved is None
@@ -215,6 +216,18 @@ class NewImagesTrigger(BaseEventTrigger):
                 for event in await self._announce(root, watch, store, listing):
                     yield event
             await asyncio.sleep(self.poll_interval)
+
+    async def _load(self, store: CursorStore) -> Any:
+        """The saved cursor; a store that cannot be read yet is asked again, never taken as empty."""
+        delay = self.poll_interval
+        while True:
+            try:
+                return await store.load()
+            except Exception as err:
+                # Starting without the cursor would take every image that came meanwhile as old.
+                self.log.warning("Could not read the watch's cursor (%s); trying again", err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 300.0)
 
     async def _announce(
         self, root: ObjectStoragePath, watch: FolderWatch, store: CursorStore, listing: list[Entry]

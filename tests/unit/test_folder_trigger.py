@@ -266,6 +266,33 @@ async def test_nothing_is_announced_while_the_cursor_cannot_be_saved(tmp_path):
     assert names(await collect(trigger, until=lambda e: len(e) >= 1, seconds=5)) == ["a.png"]
 
 
+async def test_a_cursor_that_cannot_be_read_yet_is_asked_again_not_taken_as_empty(tmp_path):
+    store = FakeStateStore()
+    trigger = watcher(tmp_path)
+    trigger.asset_state_store = store
+    await started(trigger)
+    (tmp_path / "a.png").write_bytes(PNG)  # arrives while the state store does not answer
+    attempts = []
+    real_get = store.aget
+
+    async def aget(key: str, default: Any = None) -> Any:
+        attempts.append(key)
+        if len(attempts) < 3:
+            raise ConnectionError("the API server is restarting")
+        return await real_get(key, default)
+
+    store.aget = aget  # type: ignore[method-assign]
+    assert names(await collect(trigger, until=lambda e: len(e) >= 1, seconds=5)) == ["a.png"]
+    assert len(attempts) == 3
+
+
+async def test_a_local_drop_folder_that_does_not_exist_yet_is_watched_from_empty(tmp_path):
+    folder = tmp_path / "incoming"
+    await started(watcher(folder))
+    (folder / "a.png").write_bytes(PNG)
+    assert names(await collect(watcher(folder), until=lambda e: len(e) >= 1, seconds=5)) == ["a.png"]
+
+
 @pytest.fixture
 def memory_root():
     """A fresh ``memory://`` prefix, attached as Airflow's object store for that scheme."""
@@ -335,26 +362,37 @@ def test_bad_arguments_are_refused_when_the_dag_is_parsed(tmp_path, options, fie
 def test_an_idle_local_folder_is_not_listed_again_and_only_new_files_are_stat_ed(tmp_path, monkeypatch):
     import airflow_provider_kling.triggers.folder_listing as listing
 
+    def changed_seconds_ago(seconds: float) -> None:
+        # Directory timestamps tick coarsely: a change just now proves nothing, so date it back.
+        stamp = time.time() - seconds
+        os.utime(tmp_path, (stamp, stamp))
+
     (tmp_path / "a.png").write_bytes(PNG)
     (tmp_path / "b.png").write_bytes(PNG)
+    changed_seconds_ago(10)
     lister = FolderLister(watcher(tmp_path).root(), recursive=False)
     assert sorted(e.name for e in lister.poll() or []) == ["a.png", "b.png"]
     assert lister.poll() is None  # nothing changed: one stat of the folder, no listing
     assert lister.detailed == 0
-    assert [e.name for e in lister.poll(["a.png"]) or []] != []  # a file is settling: looked at
+    assert [e.name for e in lister.poll(["a.png"]) or []] != []  # a file is settling: only it
     assert lister.detailed == 1
     (tmp_path / "c.png").write_bytes(PNG)
+    changed_seconds_ago(5)
     assert sorted(e.name for e in lister.poll() or []) == ["a.png", "b.png", "c.png"]
     assert lister.detailed == 1  # only the new file's details were read
     (tmp_path / "b.png").unlink()
+    changed_seconds_ago(4)
     assert sorted(e.name for e in lister.poll() or []) == ["a.png", "c.png"]
+    (tmp_path / "d.png").write_bytes(PNG)  # changed just now: listed again until it is settled
+    assert sorted(e.name for e in lister.poll() or []) == ["a.png", "c.png", "d.png"]
+    assert lister.poll() is not None
 
     # A file rewritten in place changes no directory entry: the periodic full pass finds it.
     monkeypatch.setattr(listing, "LOCAL_RESCAN_SECONDS", 0.0)
     (tmp_path / "a.png").write_bytes(PNG + b"more")
     found = {e.name: e.size for e in lister.poll() or []}
     assert found["a.png"] == len(PNG) + 4
-    assert lister.detailed == 2
+    assert lister.detailed == 3
 
 
 def test_a_missing_local_folder_is_an_empty_one(tmp_path):
