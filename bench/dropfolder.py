@@ -99,7 +99,7 @@ def run(smoke: bool) -> Section:
         "",
         "An idle local folder costs one `stat` of its directory: its entry changes when a file is "
         "added, renamed or removed. A poll after new files reads the folder's names and `stat`s "
-        "only the new ones (every 60 s all files are `stat`-ed, to find one rewritten in place; "
+        "only the new ones (every 5 minutes all files are `stat`-ed, to find one rewritten in place; "
         "that pass costs what the first listing does). Object stores "
         "(`s3://`, `gs://`) have no such signal and fsspec's listings there take no start-after "
         "key, so each poll of a bucket prefix is one paged listing of it (1,000 keys a request); "

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 #: How often a local folder is read in full although its directory entry did not change: a file
 #: rewritten in place changes no directory entry, so it is found by this listing at the latest.
-LOCAL_RESCAN_SECONDS = 60.0
+LOCAL_RESCAN_SECONDS = 300.0
 #: How close to a directory read a change of its timestamp must be to prove nothing.
 SAME_TICK_SECONDS = 2.0
 
