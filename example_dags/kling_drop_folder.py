@@ -72,6 +72,10 @@ with DAG(
     schedule=[NEW_IMAGES],
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
+    # Retries are safe in every task: a sensor only reads, a retried submit finds the request its
+    # first try made, a download rewrites the same file. They also absorb a scheduler hiccup:
+    # under load Airflow 3.3 can fail a task that finished before it left "running".
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=5)},
     tags=["kling", "example"],
 ):
 
@@ -93,24 +97,17 @@ with DAG(
 
     images = new_images()
 
-    # Retries are safe: a retried submit finds the request its first try made (durable).
     submit = KlingI2VOperator.partial(
-        task_id="submit",
-        prompt=PROMPT,
-        resolution="720p",
-        duration=5,
-        max_cost_usd=1.0,
-        retries=2,
-        retry_delay=timedelta(seconds=5),
+        task_id="submit", prompt=PROMPT, resolution="720p", duration=5, max_cost_usd=1.0
     ).expand(first_frame=images.map(image_location))
 
-    wait = KlingStatusSensor.partial(
-        task_id="wait", deferrable=True, poke_interval=5, timeout=3600, retries=2
-    ).expand(request_id=submit.output)
+    wait = KlingStatusSensor.partial(task_id="wait", deferrable=True, poke_interval=5, timeout=3600).expand(
+        request_id=submit.output
+    )
 
-    download = KlingDownloadVideoOperator.partial(
-        task_id="download", destination=OUT, retries=3
-    ).expand_kwargs(wait.output.zip(images).map(download_arguments))
+    download = KlingDownloadVideoOperator.partial(task_id="download", destination=OUT).expand_kwargs(
+        wait.output.zip(images).map(download_arguments)
+    )
 
     @task(outlets=[DROP_VIDEOS])
     def link(pair: tuple[dict[str, Any], dict[str, Any]], outlet_events: Any = None) -> dict[str, Any]:
