@@ -68,7 +68,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Kling (GMI Cloud)",
-                "python-modules": ["airflow_provider_kling.triggers.kling"],
+                "python-modules": [
+                    "airflow_provider_kling.triggers.kling",
+                    "airflow_provider_kling.triggers.storage",
+                ],
             }
         ],
         "extra-links": [

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ROOT, Section, table
 
-# In the order: triggers at scale, polling policy, DAG-parse cost, memory; then the UI view.
-BENCHMARKS = ("triggers", "polling", "imports", "memory", "ui_paging")
+# Triggers at scale, polling policy, DAG-parse cost, memory; then the UI view and the drop folder.
+BENCHMARKS = ("triggers", "polling", "imports", "memory", "ui_paging", "dropfolder")
 
 
 def machine() -> list[str]:

@@ -71,6 +71,15 @@ def encode_image(data: bytes, *, source: str, field_name: str = "first_frame") -
     return replace(image, b64=base64.b64encode(data).decode("ascii"))
 
 
+def check_image(data: bytes, *, source: str, field_name: str = "first_frame") -> EncodedImage:
+    """
+    The checks of :func:`encode_image` without the base64: for a caller that only decides
+    whether a file would be accepted (the drop-folder trigger, before anything is paid for).
+    The result's ``b64`` is empty.
+    """
+    return _check_image(data, source=source, field_name=field_name)
+
+
 def _check_image(data: bytes, *, source: str, field_name: str) -> EncodedImage:
     """The checks of :func:`encode_image`; the result's base64 is left for the caller to fill."""
     if not data:

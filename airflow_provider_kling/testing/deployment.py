@@ -163,6 +163,9 @@ class AirflowStack:
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 "KLING_EXAMPLE_OUT": str(self.home / "out"),
                 "KLING_BATCH_WORKDIR": str(self.home / "batch"),
+                # The drop-folder example watches this folder (its videos go to out/drop).
+                "KLING_DROP_FOLDER": str(self.home / "incoming"),
+                "KLING_DROP_POLL_SECONDS": "2",
             }
         )
         if self.kling_base_url:

@@ -145,6 +145,18 @@ class AirflowAPI:
                 raise AssertionError(f"{dag_id} {run_id} still {run['state']} after {timeout}s: {states}")
             time.sleep(1)
 
+    def failure_report(self, dag_id: str, run_id: str) -> str:
+        """Each failed task of a run with the end of its last try's log: why a run failed."""
+        lines = []
+        for ti in self.task_instances(dag_id, run_id):
+            if ti["state"] not in ("failed", "upstream_failed"):
+                continue
+            lines.append(f"--- {ti['task_id']}[{ti['map_index']}] {ti['state']} (try {ti['try_number']})")
+            if ti["state"] == "failed" and ti["try_number"]:
+                log = self.log_text(dag_id, run_id, ti["task_id"], ti["try_number"], ti["map_index"])
+                lines.extend(log.splitlines()[-25:])
+        return "\n".join(lines)
+
     def wait_for_task_state(
         self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 300
     ) -> dict[str, Any]:

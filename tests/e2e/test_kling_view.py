@@ -84,7 +84,8 @@ def runs(api: AirflowAPI) -> dict[str, list[str]]:
     started = {dag: [api.trigger(dag) for _ in range(count)] for dag, count in wanted.items()}
     for dag, run_ids in started.items():
         for run_id in run_ids:
-            assert api.wait_for_run(dag, run_id)["state"] == "success"
+            state = api.wait_for_run(dag, run_id)["state"]
+            assert state == "success", api.failure_report(dag, run_id)
     return started
 
 
@@ -144,7 +145,7 @@ def test_without_a_login_every_route_answers_401(stack, runs):
     assert bad.status_code in (401, 403)
 
 
-def test_the_gallery_shows_the_example_runs_video_and_it_plays(browser, stack, api, runs):  # noqa: F811
+def test_the_gallery_shows_the_example_runs_video_and_it_plays(browser, stack, api, runs, simulator):  # noqa: F811
     from playwright.sync_api import expect
 
     run_id = runs[EXAMPLE][-1]
@@ -160,7 +161,9 @@ def test_the_gallery_shows_the_example_runs_video_and_it_plays(browser, stack, a
         expect(card.locator(".prompt")).to_contain_text("Slow dolly-in on the mug")
         expect(card).to_contain_text("720p")
         video = card.locator("video")
-        expect(video).to_have_attribute("poster", re.compile(r"/thumbnail\.\w+$"))  # GMI's thumbnail
+        # GMI's thumbnail is the poster, when the outcome has one (the simulator rotates the shapes).
+        if (simulator.record(request_id)["outcome"] or {}).get("thumbnail_image_url"):
+            expect(video).to_have_attribute("poster", re.compile(r"/thumbnail\.\w+$"))
         played = play(video)
         assert played["readyState"] >= 3, played
         assert played["currentTime"] > 0.3, played

@@ -103,7 +103,7 @@ def test_every_module_named_in_the_provider_info_imports(info):
         for entry in info[section]
         for module in entry["python-modules"]
     ]
-    assert len(modules) == 6  # three operator modules: kling, submit, download
+    assert len(modules) == 7  # three operator modules (kling, submit, download), two trigger modules
     for module in modules:
         importlib.import_module(module)
 

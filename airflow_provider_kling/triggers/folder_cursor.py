@@ -1,0 +1,210 @@
+"""
+What a drop-folder watch remembers and decides, with no Airflow and no storage in it.
+
+:class:`FolderWatch` is fed one listing per poll and answers which images are new and complete.
+Its :class:`FolderCursor` is the small JSON document that makes the answer survive a restart:
+it is saved before an image is announced, so no image is announced twice.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+CURSOR_VERSION = 1
+#: How far before the newest file's timestamp the cursor still remembers names. A file older
+#: than that when first listed is taken as old, not new: an upload that takes longer than this
+#: (its object's timestamp is when it started, on some stores) would be missed.
+DEFAULT_HORIZON = 24 * 3600.0
+#: Names that editors, browsers, rsync and upload tools give a file while it is being written.
+TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".swp", "~")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` (a path relative to the watched folder) is a file still being written."""
+    parts = name.split("/")
+    if any(part.startswith(".") for part in parts):  # dotfiles, and everything in a dot-folder
+        return True
+    return parts[-1].lower().endswith(TEMPORARY_SUFFIXES)
+
+
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """
+    Whether ``name`` matches one of the glob ``patterns`` (case-insensitive).
+
+    A pattern without ``/`` is matched against the file's own name, so ``*.png`` finds PNGs at
+    any depth of a recursive watch; one with ``/`` against the whole relative path.
+    """
+    base = name.rsplit("/", 1)[-1].lower()
+    return any(fnmatch.fnmatch(name.lower() if "/" in p else base, p.lower()) for p in patterns)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """
+    One file in a listing.
+
+    :param name: its path relative to the watched folder.
+    :param size: its size in bytes.
+    :param stamp: when it last changed (seconds since the epoch): the store's modification time,
+        or for a local file the later of its mtime and ctime (a ``mv`` keeps the mtime).
+    :param etag: the store's ETag or generation, where it has one.
+    """
+
+    name: str
+    size: int
+    stamp: float
+    etag: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """What changes when the file's content is replaced or still growing."""
+        return f"{self.size}:{self.etag or repr(self.stamp)}"
+
+
+@dataclass
+class FolderCursor:
+    """
+    The persisted part of a watch.
+
+    :param since: files stamped before this are old: never announced, not remembered.
+        ``None`` until the first listing.
+    :param seen: name -> ``[fingerprint, stamp]`` of every file announced or refused with a stamp
+        at or after ``since``; a name is announced again only if its fingerprint changes.
+    """
+
+    since: float | None = None
+    seen: dict[str, list[Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The cursor as a JSON-able dict (what the asset state store or the cursor file holds)."""
+        # A copy: a caller compares it with the cursor after a poll to know whether to save.
+        seen = {name: list(item) for name, item in self.seen.items()}
+        return {"version": CURSOR_VERSION, "since": self.since, "seen": seen}
+
+    @classmethod
+    def from_json(cls, value: Any) -> FolderCursor | None:
+        """A cursor from :meth:`to_json`'s output (a dict or its JSON text); ``None`` if unusable."""
+        if isinstance(value, str | bytes):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        if not isinstance(value, Mapping) or value.get("version") != CURSOR_VERSION:
+            return None
+        since, seen = value.get("since"), value.get("seen")
+        if not isinstance(seen, Mapping) or not (since is None or isinstance(since, int | float)):
+            return None
+        kept = {
+            str(name): [str(item[0]), float(item[1])]
+            for name, item in seen.items()
+            if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], int | float)
+        }
+        return cls(since=None if since is None else float(since), seen=kept)
+
+
+@dataclass
+class FolderWatch:
+    """
+    Decide, poll after poll, which files are new images ready to announce.
+
+    A file is ready when it matches one of ``patterns``, has no temporary name, is not in the cursor
+    with the same fingerprint, and was listed with the same fingerprint on two polls at least
+    ``settle_seconds`` apart (a file still being written changes size or timestamp in between).
+
+    :param cursor: what an earlier watch saved, or a new cursor.
+    :param patterns: the globs a file name must match one of.
+    :param settle_seconds: how long a file must stay unchanged before it is announced.
+    :param announce_existing: on the very first listing, announce what is already there instead
+        of taking it as the starting point.
+    :param horizon: see :data:`DEFAULT_HORIZON`.
+    """
+
+    cursor: FolderCursor
+    patterns: tuple[str, ...] = ("*",)
+    settle_seconds: float = 0.0
+    announce_existing: bool = False
+    horizon: float = DEFAULT_HORIZON
+    # name -> (fingerprint, when it was first listed with it); in memory only: after a restart a
+    # file is simply watched for one more interval.
+    pending: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def candidates(self, listing: Iterable[Entry]) -> list[Entry]:
+        """The files of a listing that this watch cares about at all."""
+        return [e for e in listing if not is_temporary(e.name) and matches(e.name, self.patterns)]
+
+    def observe(self, listing: Iterable[Entry], now: float) -> list[Entry]:
+        """
+        Take one listing (the whole folder) and return the files ready to announce, in name order.
+
+        The caller announces or refuses each and then calls :meth:`record` with them, and saves
+        the cursor, before it announces anything.
+
+        :param now: a monotonic clock reading, for the settle time.
+        """
+        cursor = self.cursor
+        if cursor.since is None:
+            return self._first(sorted(self.candidates(listing), key=lambda e: e.name), now)
+        since = cursor.since
+        listing = list(listing)
+        newest = max((e.stamp for e in listing), default=since)
+        # Old files are dropped by their stamp first: a folder of 100,000 old images costs one
+        # comparison each, not a pattern match.
+        files = sorted(self.candidates(e for e in listing if e.stamp >= since), key=lambda e: e.name)
+        listed = {e.name for e in files}
+        self.pending = {name: p for name, p in self.pending.items() if name in listed}
+        ready = []
+        for entry in files:
+            known = cursor.seen.get(entry.name)
+            if known is not None and known[0] == entry.fingerprint:
+                continue
+            first = self.pending.get(entry.name)
+            if first is None or first[0] != entry.fingerprint:
+                self.pending[entry.name] = (entry.fingerprint, now)
+                continue
+            if now - first[1] >= self.settle_seconds:
+                ready.append(entry)
+        self._advance(files, newest)
+        return ready
+
+    def _first(self, files: list[Entry], now: float) -> list[Entry]:
+        """The first listing ever: a starting point (or, if asked, everything is new)."""
+        if self.announce_existing or not files:
+            self.cursor.since = min((e.stamp for e in files), default=0.0)
+            return self.observe(files, now)
+        newest = max(e.stamp for e in files)
+        self.cursor.since = newest
+        self.cursor.seen = {e.name: [e.fingerprint, e.stamp] for e in files if e.stamp >= newest}
+        return []
+
+    def record(self, entries: Iterable[Entry]) -> None:
+        """Remember files as done (announced or refused): they are not ready again unless replaced."""
+        for entry in entries:
+            self.cursor.seen[entry.name] = [entry.fingerprint, entry.stamp]
+            self.pending.pop(entry.name, None)
+
+    def _advance(self, files: list[Entry], newest: float) -> None:
+        """Move ``since`` up to the horizon and forget what fell behind it, so the cursor stays small."""
+        if self.cursor.since is None:
+            return
+        floor = newest - self.horizon
+        if floor <= self.cursor.since:
+            return
+        # Never past a file still settling: it must not become "old" before it is announced.
+        floor = min([floor, *(e.stamp for e in files if e.name in self.pending)])
+        self.cursor.since = max(self.cursor.since, floor)
+        self.cursor.seen = {n: v for n, v in self.cursor.seen.items() if v[1] >= self.cursor.since}
+
+
+__all__ = [
+    "DEFAULT_HORIZON",
+    "TEMPORARY_SUFFIXES",
+    "Entry",
+    "FolderCursor",
+    "FolderWatch",
+    "is_temporary",
+    "matches",
+]
