@@ -329,8 +329,9 @@ def down(home: Path) -> None:
     for name, pid in state.get("pids", {}).items():
         print(f"Stopping {name} (process group {pid}) ...")
         stop_group(int(pid))
-    state["pids"] = {}
-    state_file.write_text(json.dumps(state, indent=2) + "\n")
+    # It holds the admin password and the simulator's key: nothing to keep once stopped.
+    state_file.unlink()
+    print(f"Removed {state_file}.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
