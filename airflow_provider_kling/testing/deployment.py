@@ -6,8 +6,9 @@ The end-to-end tests (``tests/e2e``) and ``make airflow-up`` / ``make airflow-do
     python -m airflow_provider_kling.testing.deployment down [--home DIR]
 
 ``up`` prints the UI address and the login; ``down`` stops everything ``up`` started.
-``--topology celery`` starts the production topology of :mod:`.topology` instead (Postgres,
-CeleryExecutor on Redis, two Celery workers, two triggerers, the simulator rate-limited).
+``--topology celery`` starts the production topology instead (Postgres, CeleryExecutor on
+Redis, two Celery workers, two triggerers, the simulator rate-limited; see
+:mod:`~airflow_provider_kling.testing.topology`).
 
 The stack is SQLite + LocalExecutor (parallelism 2) in a throw-away ``AIRFLOW_HOME``, with
 ``airflow api-server``, ``airflow scheduler``, ``airflow dag-processor`` and ``airflow triggerer``
@@ -74,7 +75,7 @@ class AirflowStack:
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     api_port: int = 0
     pids: dict[str, int] = field(default_factory=dict)
-    #: ``local`` (SQLite, LocalExecutor, one triggerer) or ``celery`` (see :mod:`.topology`).
+    #: ``local`` (SQLite, LocalExecutor, one triggerer) or ``celery`` (Postgres, Celery, two of each).
     topology: str = "local"
     #: Temporary folders outside ``home`` that ``stop()`` deletes (the Postgres cluster).
     cleanups: list[str] = field(default_factory=list)

@@ -3,7 +3,9 @@
 api-server, scheduler, dag-processor and triggerer run as separate processes (see
 ``airflow_provider_kling.testing.deployment``); DAG runs are triggered with
 ``POST /api/v2/dags/{id}/dagRuns`` and everything is read back through ``/api/v2``. The tests
-share one deployment and run in file order.
+share one deployment per topology and run in file order, on both topologies unless marked:
+the celery topology's own tests (``test_topology.py``) cover the batch and the triggerer
+kill at a larger scale.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def test_example_dag_defers_to_the_real_triggerer_and_downloads_the_video(api, s
     assert video.read_bytes()[4:8] == b"ftyp"
 
 
+@pytest.mark.topology("local")
 def test_a_triggerer_killed_mid_wait_is_replaced_and_the_run_still_succeeds(api, stack, simulator):
     # A longer render so the request is still running when the new triggerer takes over.
     simulator.configure(processing_seconds=30)
@@ -108,6 +111,7 @@ def test_a_failed_request_fails_the_task_with_the_api_message_in_its_log(api, si
     assert message in log
 
 
+@pytest.mark.topology("local")
 def test_twenty_mapped_images_all_succeed_through_rate_limits_with_one_submit_each(api, simulator):
     requests_before = len(simulator.requests)
     posts_before = simulator.count("POST /requests")
