@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ROOT, Section, table
 
-# In the issue's order: triggers at scale, polling policy, DAG-parse cost, memory.
-BENCHMARKS = ("triggers", "polling", "imports", "memory")
+# In the issues' order: triggers at scale, polling policy, DAG-parse cost, memory, and the
+# triggers in the production deployment (Postgres, Celery, two triggerers).
+BENCHMARKS = ("triggers", "polling", "imports", "memory", "deployment")
 
 
 def machine() -> list[str]:
