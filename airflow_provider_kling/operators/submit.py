@@ -247,7 +247,8 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
             )
         cost = self._check_cost(prepared)
         context["ti"].xcom_push(key="estimated_cost_usd", value=cost)
-        record = self.submitter(context).request(prepared.model, prepared.payload, prepared.describe())
+        submitter = self.submitter(context)
+        record = submitter.request(prepared.model, prepared.payload, prepared.describe())
         self._request_id = record.request_id
         context["ti"].xcom_push(key="request_id", value=record.request_id)
         accepted = submitted_at(record.created_at, time.time())
@@ -255,8 +256,8 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         context["ti"].xcom_push(key=REQUEST_KEY, value=request_record(metadata, accepted))
         if not self.wait_for_completion:
             if self.outlets:
-                set_asset_extras(self.outlets, context, self.describe({"request_id": record.request_id}))
-            self.submitter(context).completed()
+                set_asset_extras(self.outlets, context, metadata)
+            submitter.completed()
             return record.request_id
         return self._wait(context, record)
 
