@@ -6,6 +6,9 @@ so the API layer stays importable without Airflow; they are re-exported here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_kling.api.errors import (
@@ -19,6 +22,11 @@ try:
     from airflow.sdk.exceptions import AirflowFailException
 except ImportError:  # Airflow < 3.2 keeps it in core
     from airflow.exceptions import AirflowFailException  # type: ignore[attr-defined,no-redef,unused-ignore]
+
+try:
+    from airflow.sdk.exceptions import AirflowNotFoundException
+except ImportError:  # Airflow < 3.2 keeps it in core
+    from airflow.exceptions import AirflowNotFoundException  # type: ignore[attr-defined,no-redef,unused-ignore]
 
 try:
     from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
@@ -104,6 +112,36 @@ class KlingCostLimitExceeded(AirflowFailException):
     """
 
 
+class KlingConnectionNotFound(AirflowNotFoundException, AirflowFailException):
+    """
+    ``kling_conn_id`` names a connection that does not exist; nothing was sent.
+
+    Fails the task without Airflow retries: the connection will not appear by waiting. The
+    message names the parameter and the command that adds the connection.
+
+    :param conn_id: the connection id that was looked up.
+    """
+
+    def __init__(self, conn_id: str) -> None:
+        variable = "AIRFLOW_CONN_" + conn_id.upper()
+        super().__init__(
+            f"Invalid kling_conn_id: no connection {conn_id!r} is defined. Add it with "
+            f'`airflow connections add {conn_id} --conn-type kling --conn-password "$GMI_API_KEY"`, '
+            f"in the UI under Admin > Connections (type Kling (GMI Cloud)), or as the environment "
+            f"variable {variable}; or pass kling_conn_id= the id of an existing one."
+        )
+        self.conn_id = conn_id
+
+    @classmethod
+    @contextmanager
+    def on_lookup(cls, conn_id: str) -> Iterator[None]:
+        """Turn Airflow's generic "isn't defined" from the lookup inside into this error."""
+        try:
+            yield
+        except AirflowNotFoundException as err:
+            raise cls(conn_id) from err
+
+
 class KlingDownloadError(AirflowException):
     """A video download was refused: larger than its cap, or not a video by its Content-Type."""
 
@@ -126,6 +164,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "KlingAPIError",
+    "KlingConnectionNotFound",
     "KlingCostLimitExceeded",
     "KlingDownloadError",
     "KlingError",

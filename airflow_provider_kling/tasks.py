@@ -198,7 +198,7 @@ class KlingTaskMixin(_TaskBase):
 
     def download(self, context: Context, result: KlingResult, spec: DownloadSpec) -> list[dict[str, Any]]:
         """Stream every video of ``result`` to ``spec``; one ``{"url", "uri", "size", "sha256"}`` each."""
-        return download_videos(
+        files = download_videos(
             self.hook,
             request_id=result["request_id"],
             media_urls=result["media_urls"],
@@ -208,6 +208,11 @@ class KlingTaskMixin(_TaskBase):
             max_bytes=spec.max_bytes,
             content_types=spec.content_types,
         )
+        for file in files:
+            self.log.info(
+                "Saved Kling video to %s (%s bytes, sha256 %s)", file["uri"], file["size"], file["sha256"]
+            )
+        return files
 
     def finish(
         self,

@@ -52,7 +52,9 @@ class Section:
     targets: list[Target] = field(default_factory=list)
 
     def markdown(self) -> str:
-        lines = [f"## {self.title}", "", "Run alone with:", "", "```sh"]
+        # The docs tests run every command block they can; these take minutes at full size.
+        marker = "<!-- docs-test: skip takes minutes at full size; make bench-smoke runs it with --smoke -->"
+        lines = [f"## {self.title}", "", "Run alone with:", "", marker, "```sh"]
         lines += [*self.commands, "```", "", self.body.strip(), ""]
         if self.targets:
             lines += table(

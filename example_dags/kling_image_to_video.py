@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG
 
+from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
 
@@ -47,14 +47,10 @@ with DAG(
         timeout=1800,
     )
 
-    @task
-    def download(result: dict[str, Any]) -> str:
-        """Copy the first video out of GMI's storage: its URLs have no documented retention."""
-        from airflow_provider_kling.hooks.kling import KlingHook
-
-        destination = Path(OUT_DIR) / f"{result['request_id']}.mp4"
-        written = KlingHook().download(result["media_urls"][0], destination)
-        print(f"Video saved to {written.uri} ({written.size:,} bytes, sha256 {written.sha256})")
-        return written.uri
-
-    download(wait.output)
+    # GMI's video URLs have no documented retention: copy the video out as soon as it exists.
+    KlingDownloadVideoOperator(
+        task_id="download",
+        request_id=wait.output,
+        destination=OUT_DIR,
+        filename="{request_id}.mp4",
+    )

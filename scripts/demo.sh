@@ -31,7 +31,7 @@ PY
 export AIRFLOW_HOME="$work/airflow"
 export AIRFLOW__CORE__DAGS_FOLDER="$root/example_dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING
+export AIRFLOW__LOGGING__LOGGING_LEVEL=INFO
 export AIRFLOW_CONN_KLING_DEFAULT="{\"conn_type\": \"kling\", \"host\": \"http://127.0.0.1:$port\", \"password\": \"$key\"}"
 export KLING_EXAMPLE_OUT="$root/out"
 mkdir -p "$root/out"
@@ -39,8 +39,8 @@ mkdir -p "$root/out"
 echo "Preparing a throw-away Airflow home in $AIRFLOW_HOME ..."
 airflow db migrate >"$work/db.log" 2>&1 || { cat "$work/db.log"; exit 1; }
 echo "Running kling_image_to_video against the simulator at 127.0.0.1:$port ..."
-airflow dags test kling_image_to_video 2>&1 | tee "$work/dag.log" | grep -E "Kling request|Video saved|state=|ERROR|Traceback" || true
-if ! grep -q "Video saved to" "$work/dag.log"; then
+airflow dags test kling_image_to_video 2>&1 | tee "$work/dag.log" | grep -E "Kling request|Saved Kling video|DagRun Finished|\[error|Traceback" || true
+if ! grep -q "Saved Kling video to" "$work/dag.log"; then
     echo "The demo DAG did not save a video; its full output:" >&2
     cat "$work/dag.log" >&2
     exit 1
@@ -63,5 +63,5 @@ if not record:
     raise SystemExit("The submit task recorded no Kling request.")
 print(f"Kling request {record['request_id']}: estimated cost ${record['estimated_cost_usd']:.2f}")
 PY
-video=$(grep -o "Video saved to [^ ]*" "$work/dag.log" | tail -n 1 | cut -d' ' -f4)
+video=$(grep -o "Saved Kling video to [^ ]*" "$work/dag.log" | tail -n 1 | cut -d" " -f5)
 echo "Done: $video"

@@ -27,11 +27,13 @@ class KlingValidationError(KlingError, ValueError):
     argument so a message in the Airflow UI points straight at the DAG code to fix.
     """
 
-    def __init__(self, field: str, problem: str, allowed: str) -> None:
+    def __init__(self, field: str, problem: str, allowed: str, *, suggestion: str | None = None) -> None:
         self.field = field
         self.problem = problem
         self.allowed = allowed
-        super().__init__(f"Invalid {field}: {problem}. Allowed: {allowed}.")
+        self.suggestion = suggestion
+        hint = f" Did you mean {suggestion}?" if suggestion else ""
+        super().__init__(f"Invalid {field}: {problem}. Allowed: {allowed}.{hint}")
 
 
 class KlingAPIError(KlingError):

@@ -33,6 +33,18 @@ def sniff_image(data: bytes) -> ImageKind | None:
     return None
 
 
+def other_image_format(data: bytes) -> str | None:
+    """The name of an image format GMI does not take (WebP, GIF, ...), if the bytes are one."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1"):
+        return "HEIC"
+    if data[4:8] == b"ftyp" and data[8:12] == b"avif":
+        return "AVIF"
+    formats = {b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+    return next((name for magic, name in formats.items() if data.startswith(magic)), None)
+
+
 @dataclass(frozen=True)
 class EncodedImage:
     """
@@ -90,8 +102,12 @@ def _check_image(data: bytes, *, source: str, field_name: str) -> EncodedImage:
         )
     kind = sniff_image(data)
     if kind is None:
+        other = other_image_format(data)
+        problem = f"{source} is a {other} image (by content), whatever its name says" if other else None
         raise KlingValidationError(
-            field_name, f"{source} is not a JPEG or PNG image (by content)", "a JPEG or PNG image"
+            field_name,
+            problem or f"{source} is not a JPEG or PNG image (by content)",
+            "a JPEG or PNG image" + (f"; convert the {other} file to PNG or JPEG first" if other else ""),
         )
     width, height = check_image_size(data, source=source, field_name=field_name)
     return EncodedImage(

@@ -15,6 +15,7 @@ from airflow_provider_kling.api.images import prepare_first_frame
 from airflow_provider_kling.api.validation import (
     I2V_MODEL,
     MAX_PROMPT_CHARS,
+    closest,
     validate_duration,
     validate_model,
     validate_prompt,
@@ -53,7 +54,13 @@ def _duration(value: Any, name: str) -> tuple[Any, str | None]:
 
 def _aspect_ratio(value: Any, name: str) -> tuple[Any, str | None]:
     if value not in ASPECT_RATIOS:
-        raise KlingValidationError(name, f"{value!r} is not supported", " or ".join(map(repr, ASPECT_RATIOS)))
+        allowed = " or ".join(map(repr, ASPECT_RATIOS))
+        raise KlingValidationError(
+            name,
+            f"{value!r} is not supported",
+            allowed,
+            suggestion=closest(str(value).replace("x", ":").replace("/", ":"), ASPECT_RATIOS),
+        )
     return value, None
 
 
@@ -62,7 +69,10 @@ def _sound(value: Any, name: str) -> tuple[Any, str | None]:
         return ("on" if value else "off"), None
     if isinstance(value, str) and value.strip().lower() in SOUND_OPTIONS:
         return value.strip().lower(), None
-    raise KlingValidationError(name, f"{value!r} is not supported", "'on', 'off', True or False")
+    suggestion = closest(value, SOUND_OPTIONS)
+    raise KlingValidationError(
+        name, f"{value!r} is not supported", "'on', 'off', True or False", suggestion=suggestion
+    )
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_kling.api.errors import KlingValidationError
@@ -19,6 +20,16 @@ PRICES_PER_SECOND: dict[str, dict[str, float]] = {
     "kling-3.0-turbo-i2v": {"720p": 0.112, "1080p": 0.14},
     "kling-3.0-turbo-t2v": {"720p": 0.112, "1080p": 0.14},
 }
+
+
+def closest(value: Any, choices: Sequence[str]) -> str | None:
+    """The allowed value a near miss (``"1080"``, ``"16:10"``, ``"of"``) most likely meant, quoted."""
+    text = str(value).strip().lower()
+    if not text:
+        return None
+    prefixed = [c for c in choices if c.lower().startswith(text) or text.startswith(c.lower())]
+    matches = prefixed or difflib.get_close_matches(text, [c.lower() for c in choices], n=1, cutoff=0.8)
+    return repr(next(c for c in choices if c.lower() == matches[0].lower())) if matches else None
 
 
 def validate_prompt(prompt: Any) -> str | None:
@@ -41,7 +52,10 @@ def validate_resolution(resolution: Any) -> str:
         raise KlingValidationError("resolution", f"expected text, got {type(resolution).__name__}", allowed)
     normalized = resolution.strip().lower()
     if normalized not in RESOLUTIONS:
-        raise KlingValidationError("resolution", f"{resolution!r} is not supported", allowed)
+        suggestion = closest(normalized, RESOLUTIONS)
+        raise KlingValidationError(
+            "resolution", f"{resolution!r} is not supported", allowed, suggestion=suggestion
+        )
     return normalized
 
 
@@ -55,7 +69,11 @@ def validate_duration(duration: Any) -> str:
     if isinstance(duration, str):
         text = duration.strip()
         if not re.fullmatch(r"[+-]?\d+", text):
-            raise KlingValidationError("duration", f"{duration!r} is not a whole number", allowed)
+            unit = re.fullmatch(r"(\d+)\s*(s|secs?|seconds?)", text, re.IGNORECASE)
+            suggestion = unit.group(1) if unit else None
+            raise KlingValidationError(
+                "duration", f"{duration!r} is not a whole number", allowed, suggestion=suggestion
+            )
         duration = int(text)
     if not isinstance(duration, int):
         raise KlingValidationError(

@@ -148,9 +148,10 @@ def _after_record(state: WaitState, now: float, record: KlingRequest, rng: rando
                     f"Kling request {rid} has unknown status {record.status!r}; treating it as running",
                 )
             )
-        # One timeline line per change, with what it was and GMI's own age of the request.
-        was = state.last_status or "not seen yet"
-        seen = f"Kling request {rid} is {record.status} (was {was}, {now - origin:.0f} s since submit)"
+        # One timeline line per change, with what it was and how long ago the request was
+        # submitted, on one clock for every way of waiting (GMI's creation time when it gives one).
+        was = f"before: {state.last_status}" if state.last_status else "first check"
+        seen = f"Kling request {rid} is {record.status} ({was}); submitted {now - origin:.0f} s ago"
         notes.append((logging.INFO, seen))
     state = replace(state, submitted_at=origin, failures=0, last_status=record.status, polled=True)
     if record.is_terminal:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_kling import __version__
+from airflow_provider_kling import __version__, exceptions
 from airflow_provider_kling.api import ConnectionSettings, KlingRequest, connection_settings, validate_model
 from airflow_provider_kling.api.body import JsonBody
 from airflow_provider_kling.exceptions import KlingAPIError
@@ -136,7 +136,8 @@ class KlingHook(_KlingHookBase):
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's API key, base URL, organization and timeout, validated."""
-        conn = self.get_connection(self.kling_conn_id)
+        with exceptions.KlingConnectionNotFound.on_lookup(self.kling_conn_id):
+            conn = self.get_connection(self.kling_conn_id)
         settings = _settings(conn, conn.extra_dejson)
         if (key := _stripped_key(settings, conn)) is not None:
             from airflow.sdk.log import mask_secret
@@ -334,12 +335,11 @@ class KlingAsyncHook(_KlingHookBase):
     async def __aenter__(self) -> KlingAsyncHook:
         import httpx
 
-        try:
-            conn = await self.aget_connection(self.kling_conn_id)
-        except ImportError:
-            # Airflow 3.1 outside a triggerer or task (a test, a script) has no supervisor
-            # to ask, and its async lookup fails to import one; the sync lookup works there.
-            conn = await asyncio.to_thread(self.get_connection, self.kling_conn_id)
+        with exceptions.KlingConnectionNotFound.on_lookup(self.kling_conn_id):
+            try:
+                conn = await self.aget_connection(self.kling_conn_id)
+            except ImportError:  # Airflow 3.1 outside a task or triggerer has no supervisor to ask
+                conn = await asyncio.to_thread(self.get_connection, self.kling_conn_id)
         # aextra_dejson (Airflow 3.3+) masks secrets without blocking the event loop.
         aextra = getattr(conn, "aextra_dejson", None)
         extra = await aextra() if aextra is not None else conn.extra_dejson

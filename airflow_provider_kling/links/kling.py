@@ -14,7 +14,28 @@ if TYPE_CHECKING:
 def _xcom(ti_key: TaskInstanceKey, key: str) -> Any:
     from airflow.sdk.execution_time.xcom import XCom
 
+    # Airflow evaluates the links on the worker as every try ends (a deferral and a failure too),
+    # and its API client logs "XCom not found" at error level for a key never pushed, which
+    # buries the real error. So a running try's links read only what exists: the return value
+    # after a success, any other key once counted.
+    state = getattr(ti_key, "state", None)
+    if state is not None:
+        if key == XCom.XCOM_RETURN_KEY:
+            if state != "success":
+                return None
+        elif not _pushed(ti_key, key):
+            return None
     return XCom.get_value(ti_key=ti_key, key=key)
+
+
+def _pushed(ti_key: TaskInstanceKey, key: str) -> bool:
+    """Whether the task has an XCom under ``key`` (in any map index), asked without a 404."""
+    from airflow.sdk.execution_time.comms import GetXComCount, XComCountResponse
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    ask = GetXComCount(key=key, dag_id=ti_key.dag_id, run_id=ti_key.run_id, task_id=ti_key.task_id)
+    answer = SUPERVISOR_COMMS.send(ask)
+    return not isinstance(answer, XComCountResponse) or answer.len > 0
 
 
 class KlingVideoLink(BaseOperatorLink):
@@ -45,10 +66,10 @@ class KlingRequestLink(BaseOperatorLink):
     name = "Kling request"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        request_id: Any = _xcom(ti_key, "request_id")
+        value: Any = _xcom(ti_key, "return_value")
+        request_id = value.get("request_id") if isinstance(value, dict) else value
         if not request_id:
-            value: Any = _xcom(ti_key, "return_value")
-            request_id = value.get("request_id") if isinstance(value, dict) else value
+            request_id = _xcom(ti_key, "request_id")
         if not isinstance(request_id, str) or not request_id:
             return ""
         from urllib.parse import urlencode

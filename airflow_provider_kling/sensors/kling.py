@@ -190,6 +190,13 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         assert self._wait is not None
         if self.deferrable:
             self.defer_wait(self._wait, self.poke_interval if self.fixed_interval else None)
+        self.log.info(
+            "Waiting in this worker slot, which stays taken for up to %.0f s until Kling request %s "
+            "ends. To free it, pass deferrable=True (the wait runs in the triggerer) or "
+            "mode='reschedule', or set [operators] default_deferrable = True.",
+            max(0.0, self._wait.deadline - time.time()),
+            self._wait.request_id,
+        )
         try:
             with self.recording(context, self._wait.request_id):
                 result = self.wait_here(self._wait)

@@ -210,7 +210,7 @@ class _Endpoints:
         submitted = self.state.get(request.path_params["request_id"])
         if submitted is None:
             return _error(404, "media not found")
-        content = await self.state.media.video(image_source(submitted.payload))
+        content = await self.state.media.video(submitted.payload)
         headers = {"Cache-Control": "public, max-age=3600"}
         size = self.state.config.media_bytes
         if size is None:

@@ -168,9 +168,6 @@ class AirflowStack:
                 "KLING_DROP_POLL_SECONDS": "2",
             }
         )
-        if self.kling_base_url:
-            conn = {"conn_type": "kling", "host": self.kling_base_url, "password": self.kling_api_key}
-            env["AIRFLOW_CONN_KLING_DEFAULT"] = json.dumps(conn)
         env.update(self.extra_env)
         return env
 
@@ -222,6 +219,7 @@ class AirflowStack:
                         stderr=subprocess.STDOUT,
                         timeout=600,
                     )
+            self._add_kling_connection()
             for name in COMPONENTS:
                 self.start_component(name)
             self.wait_healthy(timeout)
@@ -230,6 +228,17 @@ class AirflowStack:
             self.print_log_tails()
             raise
         return self
+
+    def _add_kling_connection(self) -> None:
+        """``kling_default`` as a stored connection, so Admin -> Connections shows and edits it."""
+        if not self.kling_base_url:
+            return
+        argv = [AIRFLOW, "connections", "add", "kling_default", "--conn-type", "kling"]
+        argv += ["--conn-host", self.kling_base_url, "--conn-password", self.kling_api_key or ""]
+        with open(self.log_dir / "connections.log", "ab") as log:
+            subprocess.run(
+                argv, env=self._airflow_env, cwd=self.home, check=True, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def print_log_tails(self, lines: int = 40) -> None:
         """The end of each component's output, to stderr: what CI shows when the stack fails."""
@@ -336,8 +345,9 @@ def down(home: Path) -> None:
     for name, pid in state.get("pids", {}).items():
         print(f"Stopping {name} (process group {pid}) ...")
         stop_group(int(pid))
-    state["pids"] = {}
-    state_file.write_text(json.dumps(state, indent=2) + "\n")
+    # It holds the admin password and the simulator's key: nothing to keep once stopped.
+    state_file.unlink()
+    print(f"Removed {state_file}.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

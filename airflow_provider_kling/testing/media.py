@@ -23,7 +23,8 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cache
+from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 FPS = 12
 SECONDS = 2
 MAX_SIDE = 480
+# A clip made for a request: its duration, and its longer side by resolution, small enough to
+# encode in a moment yet telling 720p from 1080p.
+SIDE_BY_RESOLUTION = {"720p": 320, "1080p": 480}
+DEFAULT_DURATION = 5
 THUMBNAIL_SIDE = 320
 
 
@@ -75,23 +80,48 @@ def decode_image(source: str | None) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True)
+class ClipSpec:
+    """What a request asked for, as the simulator renders it: seconds and the longer side."""
+
+    seconds: int = SECONDS
+    max_side: int = MAX_SIDE
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> ClipSpec:
+        """The request's ``duration`` (3..15 s, default 5) and ``resolution`` (720p or 1080p)."""
+        try:
+            seconds = min(15, max(1, int(str(payload.get("duration", DEFAULT_DURATION)))))
+        except ValueError:
+            seconds = DEFAULT_DURATION
+        side = SIDE_BY_RESOLUTION.get(
+            str(payload.get("resolution", "720p")).lower(), SIDE_BY_RESOLUTION["720p"]
+        )
+        return cls(seconds, side)
+
+
 def _even(value: float) -> int:
     return max(16, int(value) // 2 * 2)
 
 
-def render_video(image: bytes) -> bytes:
-    """Encode a 2 s, 12 fps H.264 yuv420p MP4 zooming slowly into ``image`` (needs PyAV and Pillow)."""
+def render_video(image: bytes, spec: ClipSpec = ClipSpec()) -> bytes:
+    """
+    Encode a 12 fps H.264 yuv420p MP4 zooming slowly into ``image`` (needs PyAV and Pillow):
+    ``spec.seconds`` long, the image's aspect ratio, ``spec.max_side`` pixels on its longer side.
+    """
     from PIL import Image, ImageOps
 
+    side = spec.max_side
     with Image.open(io.BytesIO(image)) as opened:
-        opened.draft("RGB", (MAX_SIDE * 2, MAX_SIDE * 2))  # JPEG shortcut: decode big photos at lower scale
+        opened.draft("RGB", (side * 2, side * 2))  # JPEG shortcut: decode big photos at lower scale
         picture = ImageOps.exif_transpose(opened).convert("RGB")
     width, height = picture.size
-    scale = min(1.0, MAX_SIDE / max(width, height))
+    scale = side / max(width, height)
     size = (_even(width * scale), _even(height * scale))
     frames = []
-    for index in range(FPS * SECONDS):
-        progress = index / (FPS * SECONDS - 1)
+    count = FPS * spec.seconds
+    for index in range(count):
+        progress = index / (count - 1)
         zoom = 1.0 + 0.12 * progress
         crop_w, crop_h = width / zoom, height / zoom
         left = (width - crop_w) * (0.5 + 0.3 * (progress - 0.5))
@@ -210,12 +240,25 @@ class MediaStore:
         self._cache: OrderedDict[tuple[str, str], Future[Any]] = OrderedDict()
         self._executor: ThreadPoolExecutor | None = None
 
-    async def video(self, source: str | None) -> bytes:
-        """MP4 bytes for a first-frame source."""
-        image = decode_image(source)
+    async def video(self, payload: dict[str, Any]) -> bytes:
+        """MP4 bytes for a request's payload: its first frame, duration and resolution."""
+        image = decode_image(image_source(payload))
+        spec = ClipSpec.of(payload)
         if image is None or not video_support():
+            why = (
+                "the simulator-video extra (PyAV and Pillow) is not installed"
+                if not video_support()
+                else "the first frame is a URL, which the simulator never fetches"
+            )
+            log.info(
+                "Serving the bundled %d s sample clip instead of a %d s clip of the image: %s",
+                SECONDS,
+                spec.seconds,
+                why,
+            )
             return fallback_video()
-        result: bytes = await self._get("video", image, _video_or_fallback)
+        make = partial(_video_or_fallback, spec=spec)
+        result: bytes = await self._get(f"video-{spec.seconds}s-{spec.max_side}px", image, make)
         return result
 
     async def thumbnail(self, source: str | None) -> tuple[bytes, str]:
@@ -254,9 +297,9 @@ class MediaStore:
             executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _video_or_fallback(image: bytes) -> bytes:
+def _video_or_fallback(image: bytes, spec: ClipSpec = ClipSpec()) -> bytes:
     try:
-        return render_video(image)
+        return render_video(image, spec)
     except Exception as exc:  # a bad upload must still yield a playable answer
         log.warning("Could not encode a clip from the submitted image (%s); serving the sample clip", exc)
         return fallback_video()

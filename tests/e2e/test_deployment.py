@@ -140,6 +140,13 @@ def test_twenty_mapped_images_all_succeed_through_rate_limits_with_one_submit_ea
     assert simulator.count("POST /requests") - posts_before == 20 + rate_limited
 
 
+def test_the_local_stack_stores_kling_default_as_a_real_connection(api, simulator):
+    # Admin -> Connections lists what the API lists: an environment variable would not show.
+    conn = api.get("/api/v2/connections/kling_default")
+    assert conn["conn_type"] == "kling"
+    assert conn["host"] == simulator.base_url
+
+
 def test_the_provider_and_its_connection_form_are_served_by_the_api(api):
     providers = {p["package_name"]: p for p in api.get("/api/v2/providers", limit=1000)["providers"]}
     assert "airflow-provider-kling" in providers

@@ -46,3 +46,8 @@ def airflow_cli(airflow_env: dict[str, str], kling_simulator: Any) -> Callable[.
         return proc.returncode, proc.stdout + proc.stderr
 
     return run
+
+
+def error_lines(log: str) -> list[str]:
+    """The lines Airflow's structured log wrote at error level or above."""
+    return [line for line in log.splitlines() if "[error" in line or "[critical" in line]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT
+from tests.integration.conftest import ROOT, error_lines
 
 
 def ok(result: tuple[int, str]) -> str:
@@ -32,7 +32,7 @@ def test_pipeline_maps_over_a_folder_writes_videos_and_emits_asset_events(
     # The DAG's submits run in this pool; users create it once, the same way.
     ok(airflow_cli("pools", "set", "kling", "2", "Kling submits"))
 
-    ok(airflow_cli("dags", "test", "kling_product_pipeline", **env))
+    assert error_lines(ok(airflow_cli("dags", "test", "kling_product_pipeline", **env))) == []
 
     videos = sorted(out.rglob("*.mp4"))
     assert len(videos) == 3
@@ -55,3 +55,4 @@ def test_pipeline_maps_over_a_folder_writes_videos_and_emits_asset_events(
 
     log = ok(airflow_cli("dags", "test", "kling_on_new_video", **env))
     assert "Traceback" not in log
+    assert error_lines(log) == []

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import os
 import selectors
 import signal
@@ -796,7 +797,8 @@ def test_media_is_encoded_from_a_base64_first_frame(
 ) -> None:
     av = pytest.importorskip("av")
     sim.configure(instant_models=["*"], outcome_shape="media_strings")
-    outcome = Api(sim).submit({"first_frame": prefix + png_base64(*size)}).json()["outcome"]
+    payload = {"first_frame": prefix + png_base64(*size), "duration": "3", "resolution": "1080p"}
+    outcome = Api(sim).submit(payload).json()["outcome"]
     response = requests.get(video_url(outcome), timeout=30)
     assert response.status_code == 200
     assert response.content[4:8] == b"ftyp"
@@ -804,9 +806,34 @@ def test_media_is_encoded_from_a_base64_first_frame(
         stream = container.streams.video[0]
         assert stream.codec_context.name in ("h264", "mpeg4")
         frames = list(container.decode(video=0))
-    assert len(frames) == 24
+    assert len(frames) == 36  # 3 s at 12 fps
     assert (frames[0].width, frames[0].height) == expected
     assert frames[0].format.name == "yuv420p"
+
+
+def test_the_clip_follows_the_requests_duration_and_resolution(sim: KlingSimulator) -> None:
+    av = pytest.importorskip("av")
+    sim.configure(instant_models=["*"], outcome_shape="media_strings")
+    api = Api(sim)
+    for payload, frame_count, size in (
+        ({"duration": "10", "resolution": "720p"}, 120, (320, 200)),
+        ({}, 60, (320, 200)),  # GMI's defaults: 5 s at 720p
+    ):
+        outcome = api.submit({"first_frame": png_base64(640, 400), **payload}).json()["outcome"]
+        with av.open(io.BytesIO(requests.get(video_url(outcome), timeout=60).content)) as container:
+            frames = list(container.decode(video=0))
+        assert len(frames) == frame_count
+        assert (frames[0].width, frames[0].height) == size
+
+
+def test_the_sample_clip_is_served_with_a_line_saying_why(sim: KlingSimulator, caplog) -> None:
+    sim.configure(instant_models=["*"], outcome_shape="video_url")
+    outcome = (
+        Api(sim).submit({"first_frame": "https://example.com/a.jpg", "duration": "10"}).json()["outcome"]
+    )
+    with caplog.at_level(logging.INFO, logger="airflow_provider_kling.testing.media"):
+        assert requests.get(outcome["video_url"], timeout=30).content == fallback_video()
+    assert "instead of a 10 s clip of the image: the first frame is a URL" in caplog.text
 
 
 def test_url_first_frame_and_garbage_get_the_fallback_clip(sim: KlingSimulator) -> None:

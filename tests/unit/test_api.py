@@ -439,6 +439,46 @@ def test_a_file_that_is_not_an_image_is_refused(tmp_path):
         prepare_first_frame(path)
 
 
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        (b"RIFF\x24\x00\x00\x00WEBPVP8 ", "WebP"),
+        (b"GIF89a\x01\x00\x01\x00", "GIF"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", "HEIC"),
+    ],
+)
+def test_an_image_of_another_format_is_named_by_its_format_not_its_file_name(tmp_path, header, name):
+    path = tmp_path / "product.jpg"
+    path.write_bytes(header + bytes(64))
+    with pytest.raises(KlingValidationError) as caught:
+        prepare_first_frame(path)
+    assert f"product.jpg is a {name} image (by content), whatever its name says" in str(caught.value)
+    assert f"convert the {name} file to PNG or JPEG first" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("call", "value", "suggestion"),
+    [
+        (validate_resolution, "1080", "Did you mean '1080p'?"),
+        (validate_resolution, "720", "Did you mean '720p'?"),
+        (validate_resolution, "1080P0", "Did you mean '1080p'?"),
+        (validate_duration, "10s", "Did you mean 10?"),
+        (validate_duration, "5 seconds", "Did you mean 5?"),
+    ],
+)
+def test_a_near_miss_gets_a_suggestion(call, value, suggestion):
+    with pytest.raises(KlingValidationError) as caught:
+        call(value)
+    assert str(caught.value).endswith(suggestion)
+
+
+@pytest.mark.parametrize(("call", "value"), [(validate_resolution, "4k"), (validate_duration, "ten")])
+def test_a_value_far_from_every_allowed_one_gets_no_guess(call, value):
+    with pytest.raises(KlingValidationError) as caught:
+        call(value)
+    assert "Did you mean" not in str(caught.value)
+
+
 def test_an_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch, tiny_png):
     path = tmp_path / "huge.png"
     with path.open("wb") as out:  # sparse: 10 MB + 1 byte that take no disk space

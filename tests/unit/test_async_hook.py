@@ -7,9 +7,10 @@ import pytest
 
 from airflow_provider_kling import __version__
 from airflow_provider_kling.api import KlingAPIError, KlingValidationError
-from airflow_provider_kling.exceptions import KlingTransportError
+from airflow_provider_kling.exceptions import KlingConnectionNotFound, KlingTransportError
 from airflow_provider_kling.hooks.kling import KlingAsyncHook, KlingHook
 from tests.conftest import TEST_API_KEY, TEST_BASE_URL
+from tests.unit.test_hook import LOOKUP_SAYS_NOT_FOUND
 
 API = f"{TEST_BASE_URL}/api/v1/ie/requestqueue/apikey"
 QUEUED = {"request_id": "req-1", "model": "kling-3.0-turbo-i2v", "status": "queued"}
@@ -41,6 +42,13 @@ async def test_the_connection_is_fetched_asynchronously_from_the_environment(con
         assert hook.settings.api_key == TEST_API_KEY
         assert hook.settings.organization_id == "org-7"
         assert hook.settings.timeout == 20.0
+
+
+@LOOKUP_SAYS_NOT_FOUND
+async def test_a_missing_connection_names_kling_conn_id(kling_conn, clients):
+    with pytest.raises(KlingConnectionNotFound, match="Invalid kling_conn_id: no connection 'nope'"):
+        async with KlingAsyncHook("nope"):
+            pass
 
 
 async def test_a_connection_without_a_key_fails_clearly(kling_conn, clients):

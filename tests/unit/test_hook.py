@@ -9,12 +9,18 @@ import os
 import socket
 import stat
 
+import airflow
 import pytest
 import requests
 
 from airflow_provider_kling import __version__
 from airflow_provider_kling.api import KlingAPIError, KlingRequest, KlingValidationError
-from airflow_provider_kling.exceptions import KlingSubmitOutcomeUnknown, KlingTransportError
+from airflow_provider_kling.exceptions import (
+    AirflowFailException,
+    KlingConnectionNotFound,
+    KlingSubmitOutcomeUnknown,
+    KlingTransportError,
+)
 from airflow_provider_kling.hooks.kling import KlingHook
 from tests.conftest import TEST_API_KEY, TEST_BASE_URL
 
@@ -76,6 +82,25 @@ def test_the_connection_comes_from_an_environment_variable_outside_a_task(kling_
 def test_another_connection_id(kling_conn):
     kling_conn("my_kling", host="https://other.test")
     assert KlingHook("my_kling").settings.base_url == "https://other.test"
+
+
+# Airflow 3.1 asks the task supervisor for a connection its environment lacks, and outside a task
+# there is none (an ImportError); in a task, and on 3.2+ anywhere, the lookup says "not found".
+LOOKUP_SAYS_NOT_FOUND = pytest.mark.skipif(
+    airflow.__version__.startswith("3.1."), reason="Airflow 3.1 has no lookup outside a task"
+)
+
+
+@LOOKUP_SAYS_NOT_FOUND
+def test_a_missing_connection_names_kling_conn_id_and_how_to_add_it_and_is_not_retried(kling_conn):
+    with pytest.raises(KlingConnectionNotFound) as caught:
+        KlingHook("no_such_conn").settings  # noqa: B018
+    message = str(caught.value)
+    assert message.startswith("Invalid kling_conn_id: no connection 'no_such_conn' is defined.")
+    assert "airflow connections add no_such_conn --conn-type kling" in message
+    assert "AIRFLOW_CONN_NO_SUCH_CONN" in message
+    # Airflow fails the task at once instead of retrying a lookup that cannot succeed.
+    assert isinstance(caught.value, AirflowFailException)
 
 
 def test_a_connection_without_a_key_fails_clearly(kling_conn):
@@ -142,7 +167,7 @@ def test_submit_posts_model_and_payload_and_returns_the_record(hook, requests_mo
     requests_mock.post(f"{API}/requests", json=QUEUED)
     req = hook.submit(MODEL, PAYLOAD)
     assert isinstance(req, KlingRequest)
-    assert (req.request_id, req.status, req.outcome) == ("req-1", "queued", "running")
+    assert (req.request_id, req.status, req.verdict) == ("req-1", "queued", "running")
     assert requests_mock.call_count == 1
     sent = requests_mock.last_request
     assert sent.method == "POST"

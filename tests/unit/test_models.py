@@ -101,6 +101,19 @@ def test_t2v_needs_a_prompt_and_checks_the_aspect_ratio():
     assert prepared.payload == {"prompt": "a fox", "aspect_ratio": "9:16"}
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "suggestion"),
+    [("aspect_ratio", "16x9", "'16:9'"), ("aspect_ratio", "9/16", "'9:16'"), ("sound", "of", "'off'")],
+)
+def test_a_near_miss_option_gets_a_suggestion(field, value, suggestion):
+    if field == "aspect_ratio":
+        model, payload = "kling-3.0-turbo-t2v", {"prompt": "a fox", field: value}
+    else:
+        model, payload = "kling-v3-image-to-video", {"image": "https://example.com/a.png", field: value}
+    with pytest.raises(KlingValidationError, match=f"Invalid {field}: .* Did you mean {suggestion}\\?$"):
+        prepare_payload(model, payload)
+
+
 def test_v3_image_to_video_takes_a_tail_frame_negative_prompt_and_sound(png_bytes, tmp_path):
     tail = tmp_path / "tail.png"
     tail.write_bytes(png_bytes)

@@ -83,6 +83,15 @@ def test_poke_mode_returns_the_result(kling_simulator, kling_connection_env):
     assert result["media_urls"]
 
 
+def test_a_waiting_sensor_says_once_that_it_holds_its_slot(kling_simulator, kling_connection_env, capsys):
+    request_id = submit(kling_simulator)
+    sensor(request_id=request_id, deferrable=False, timeout=60).execute({})
+    logs = "".join(capsys.readouterr())
+    assert logs.count("Waiting in this worker slot") == 1
+    assert "deferrable=True" in logs
+    assert "default_deferrable" in logs
+
+
 def test_deferrable_pokes_once_then_defers_with_a_wall_clock_deadline(kling_simulator, kling_connection_env):
     request_id = submit(kling_simulator)
     task = sensor(request_id=request_id, deferrable=True, timeout=600)

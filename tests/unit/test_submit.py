@@ -123,7 +123,7 @@ def test_status_transitions_are_logged_with_elapsed_time(
     logs = "".join(capsys.readouterr())
     for status in ("queued", "processing", "success"):
         assert f"is {status} (" in logs
-    assert "s since submit)" in logs
+    assert "(first check); submitted" in logs
 
 
 class _Key:

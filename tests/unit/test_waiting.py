@@ -52,7 +52,7 @@ def record(status: str, **fields: Any) -> KlingRequest:
 def test_a_running_record_sleeps_one_interval_and_logs_the_change_once():
     first = step(state(), NOW + 5, record("queued"))
     assert (first.done, first.sleep) == (False, 10)
-    assert first.notes == ((logging.INFO, "Kling request r1 is queued (was not seen yet, 5 s since submit)"),)
+    assert first.notes == ((logging.INFO, "Kling request r1 is queued (first check); submitted 5 s ago"),)
     again = step(first.state, NOW + 15, record("queued"))
     assert again.notes == ()
 
