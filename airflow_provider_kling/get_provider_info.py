@@ -8,11 +8,14 @@ from airflow_provider_kling import __version__
 
 # One definition of the connection form, used both here (Airflow >= 3.2 reads it without
 # importing the hook) and by KlingHook's legacy form methods (Airflow 3.1), so they agree.
-HIDDEN_FIELDS = ["schema", "port", "login", "extra"]
+# Port stays visible: Airflow 3.3.2's Test button works only for a connection that stores
+# one (apache/airflow#73298); 443 changes nothing else.
+HIDDEN_FIELDS = ["schema", "login", "extra"]
 RELABELING = {"host": "Base URL", "password": "API key"}
 PLACEHOLDERS = {
     "host": "https://console.gmicloud.ai",
     "password": "GMI Cloud API key",
+    "port": "443",
     "organization_id": "only for multi-organization accounts",
     "timeout": "30",
 }

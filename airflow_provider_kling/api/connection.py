@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from airflow_provider_kling.api.errors import KlingValidationError
 
 DEFAULT_BASE_URL = "https://console.gmicloud.ai"
+DEFAULT_PORTS = {"https": 443, "http": 80}
 API_PREFIX = "/api/v1/ie/requestqueue/apikey"
 
 
@@ -188,6 +189,8 @@ def _media_hosts(where: str, value: Any) -> tuple[str, ...]:
 def _base_url(where: str, host: str | None, schema: str | None, port: int | None) -> str:
     host = (host or "").strip()
     if not host:
+        if port:
+            _check_port(where, port, DEFAULT_PORTS["https"])
         return DEFAULT_BASE_URL
     if "://" not in host:
         host = f"{schema or 'https'}://{host}"
@@ -207,13 +210,28 @@ def _base_url(where: str, host: str | None, schema: str | None, port: int | None
             f"{where} host", f"plain http to {parts.hostname} would send the API key unencrypted", allowed
         )
     netloc = parts.netloc
-    if port and parts.port is None:
-        netloc = f"{netloc}:{port}"
+    if port:
+        _check_port(where, port, parts.port)
+        # 443/80 in the Port field only lets Airflow 3.3.2's Test button work (see
+        # docs/troubleshooting.rst); the URL keeps its default port so origins compare equal.
+        if parts.port is None and port != DEFAULT_PORTS[parts.scheme]:
+            netloc = f"{netloc}:{port}"
     # A host pasted with the API path still works: the client adds the path itself.
     path = parts.path.rstrip("/")
     if path.endswith(API_PREFIX):
         path = path[: -len(API_PREFIX)]
     return f"{parts.scheme}://{netloc}{path}"
+
+
+def _check_port(where: str, port: int, in_host: int | None) -> None:
+    if not 0 < port < 65536:
+        raise KlingValidationError(f"{where} port", f"{port} is not a TCP port", "1 to 65535, or empty")
+    if in_host is not None and in_host != port:
+        raise KlingValidationError(
+            f"{where} port",
+            f"{port} differs from the port in the Base URL ({in_host})",
+            "the Base URL's own port, or empty",
+        )
 
 
 def _is_loopback(hostname: str) -> bool:

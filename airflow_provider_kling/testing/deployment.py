@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_kling.testing.readiness import wait_until
 
@@ -235,6 +236,8 @@ class AirflowStack:
             return
         argv = [AIRFLOW, "connections", "add", "kling_default", "--conn-type", "kling"]
         argv += ["--conn-host", self.kling_base_url, "--conn-password", self.kling_api_key or ""]
+        # A stored port is what makes Airflow 3.3.2's Test button work (docs/troubleshooting.rst).
+        argv += ["--conn-port", str(urlsplit(self.kling_base_url).port or 443)]
         with open(self.log_dir / "connections.log", "ab") as log:
             subprocess.run(
                 argv, env=self._airflow_env, cwd=self.home, check=True, stdout=log, stderr=subprocess.STDOUT

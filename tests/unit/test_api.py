@@ -610,7 +610,10 @@ def test_the_default_base_url_is_gmi_cloud():
         ("https://gmi.test", None, "https://gmi.test"),
         ("https://gmi.test/", None, "https://gmi.test"),
         ("gmi.test", 8443, "https://gmi.test:8443"),
-        ("https://gmi.test:9000", 8443, "https://gmi.test:9000"),
+        ("https://gmi.test:9000", 9000, "https://gmi.test:9000"),
+        ("https://gmi.test", 443, "https://gmi.test"),
+        (None, 443, "https://console.gmicloud.ai"),
+        ("http://127.0.0.1:8765", 8765, "http://127.0.0.1:8765"),
         ("https://gmi.test/api/v1/ie/requestqueue/apikey", None, "https://gmi.test"),
         ("https://gmi.test/api/v1/ie/requestqueue/apikey/", None, "https://gmi.test"),
         ("  https://gmi.test  ", None, "https://gmi.test"),
@@ -623,6 +626,23 @@ def test_host_forms(host, port, base_url):
     s = settings(host=host, port=port)
     assert s.base_url == base_url
     assert s.api_url == base_url + "/api/v1/ie/requestqueue/apikey"
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "problem"),
+    [
+        ("https://gmi.test:9000", 8443, "8443 differs from the port in the Base URL (9000)"),
+        (None, 8443, "8443 differs from the port in the Base URL (443)"),
+        ("gmi.test", 70000, "70000 is not a TCP port"),
+    ],
+)
+def test_a_port_that_contradicts_the_base_url_is_refused(host, port, problem):
+    # Port is on the form only so Airflow 3.3.2's Test button works; it must never
+    # silently point the key somewhere the Base URL does not say.
+    with pytest.raises(KlingValidationError) as info:
+        settings(host=host, port=port)
+    assert info.value.field == "connection 'kling_default' port"
+    assert problem in str(info.value)
 
 
 @pytest.mark.parametrize("host", ["http://gmi.test", "http://10.0.0.5:8765", "http://console.gmicloud.ai"])
