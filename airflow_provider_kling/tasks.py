@@ -7,8 +7,7 @@ each declares only its own arguments, and a wait ends the same way whichever tas
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -110,13 +109,13 @@ class KlingTaskMixin(_TaskBase):
 
     # --- waiting ---------------------------------------------------------------------------
 
-    def wait_here(self, state: WaitState) -> KlingResult:
+    def wait_here(self, context: Context, state: WaitState) -> KlingResult:
         """Wait in this worker: the same step as the trigger, with sleeps instead of awaits."""
         decision = begin(state, time.time())
         while decision.event is None:
             time.sleep(decision.sleep)
             decision = self.poll_once(decision.state)
-        return result_from_event(decision.event)
+        return self.result_of(context, decision.event)
 
     def poll_once(self, state: WaitState) -> Decision:
         """Fetch the record once and decide; the decision's notes are logged here."""
@@ -149,22 +148,23 @@ class KlingTaskMixin(_TaskBase):
 
     def execute_complete(self, context: Context, event: Any = None) -> KlingResult:
         """Resume after the trigger fired: return the result, or raise what the event says."""
-        request_id = event.get("request_id") if isinstance(event, dict) else None
-        with self.recording(context, request_id if isinstance(request_id, str) else None):
-            result = result_from_event(event)
+        result = self.result_of(context, event)
         self.log.info("Kling request %s succeeded: %s", result["request_id"], ", ".join(result["media_urls"]))
         return self.finish(context, result)
 
-    @contextmanager
-    def recording(self, context: Context, request_id: str | None) -> Iterator[None]:
-        """Record, for the Kling videos view, a wait that ends without a video; then re-raise."""
+    def result_of(self, context: Context, event: Any) -> KlingResult:
+        """
+        The task result of a wait's last event, from every way of waiting. A wait that ends
+        without a video raises, and is first recorded for the Kling videos view.
+        """
+        request_id = event.get("request_id") if isinstance(event, dict) else None
         try:
-            yield
+            return result_from_event(event)
         except KlingRequestFailedError as err:
             self.record_status(context, failure_record(err.request_id, err.status, err.error))
             raise
         except (AirflowSensorTimeout, KlingWaitError) as err:
-            if request_id is not None:
+            if isinstance(request_id, str):
                 status = "timeout" if isinstance(err, AirflowSensorTimeout) else "error"
                 self.record_status(context, failure_record(request_id, status, str(err)))
             raise

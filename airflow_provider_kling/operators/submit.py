@@ -19,9 +19,9 @@ from airflow_provider_kling.api import (
     prepare_payload,
     validate_model,
 )
+from airflow_provider_kling.api.events import event_from_record
 from airflow_provider_kling.api.polling import submitted_at
 from airflow_provider_kling.api.waiting import WaitState
-from airflow_provider_kling.events import result_from_record
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
 from airflow_provider_kling.history import REQUEST_KEY, request_record
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
@@ -275,11 +275,8 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
     def _wait(self, context: Context, record: KlingRequest) -> KlingResult:
         # A submit answered "success" may come without its outcome (GMI's synchronous models):
         # then the record is fetched like any running request.
-        with self.recording(context, record.request_id):
-            done = record.media_urls or record.verdict == "failed"
-            result = result_from_record(record) if done else None
-        if result is not None:
-            return self.finish(context, result)
+        if record.media_urls or record.verdict == "failed":
+            return self.finish(context, self.result_of(context, event_from_record(record)))
         now = time.time()
         state = WaitState(
             request_id=record.request_id,
@@ -290,9 +287,7 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         )
         if self.deferrable:
             self.defer_wait(state, self.poll_interval)
-        with self.recording(context, record.request_id):
-            result = self.wait_here(state)
-        return self.finish(context, result)
+        return self.finish(context, self.wait_here(context, state))
 
     def finish(
         self,

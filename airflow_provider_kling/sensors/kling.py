@@ -11,7 +11,6 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_kling.api import PollSchedule, validate_request_id
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, WaitState
-from airflow_provider_kling.events import result_from_event
 from airflow_provider_kling.exceptions import (
     AirflowSensorTimeout,
     AirflowSkipException,
@@ -175,8 +174,7 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
             if self.reschedule and (store := context.get("task_state_store")) is not None:
                 store.set(WAIT_STATE_KEY, decision.state.to_dict())
             return False
-        with self.recording(context, decision.state.request_id):
-            result = result_from_event(decision.event)
+        result = self.result_of(context, decision.event)
         return PokeReturnValue(is_done=True, xcom_value=self.finish(context, result))
 
     def execute(self, context: Context) -> Any:
@@ -198,9 +196,7 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
             self._wait.request_id,
         )
         try:
-            with self.recording(context, self._wait.request_id):
-                result = self.wait_here(self._wait)
-            return self.finish(context, result)
+            return self.finish(context, self.wait_here(context, self._wait))
         except AirflowSensorTimeout as timeout:
             if self.soft_fail or getattr(self, "never_fail", False):
                 raise AirflowSkipException(str(timeout)) from timeout
