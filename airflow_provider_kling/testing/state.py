@@ -122,6 +122,8 @@ class SimulatorState:
         self._fail_next: deque[str] = deque()
         self._rotation = itertools.count()
         self._random = random.Random(0)
+        self._admitted: deque[float] = deque()
+        self._refused_submits = 0
 
     @property
     def config(self) -> SimulatorConfig:
@@ -156,6 +158,24 @@ class SimulatorState:
             self._last_headers[route] = headers
             queue = self._faults.get(route)
             return queue.popleft() if queue else None
+
+    def admit_submit(self) -> float | None:
+        """Take a slot of the rate limit for one submit; ``None`` if taken, else seconds until one frees."""
+        limit, window = self._config.rate_limit, self._config.rate_limit_seconds
+        now = self.clock()
+        with self._lock:
+            while self._admitted and self._admitted[0] <= now - window:
+                self._admitted.popleft()
+            if limit is not None and len(self._admitted) >= limit:
+                self._refused_submits += 1
+                return self._admitted[0] + window - now
+            self._admitted.append(now)
+            return None
+
+    def refused_submits(self) -> int:
+        """Submits answered 429 by the configured ``rate_limit`` (scripted faults not included)."""
+        with self._lock:
+            return self._refused_submits
 
     def count(self, route: str | None = None) -> int:
         """Calls seen on a route key such as ``"POST /requests"`` (all routes when ``None``)."""
@@ -266,6 +286,7 @@ class SimulatorState:
         now = self.clock()
         return {
             "counts": self.counts(),
+            "refused_submits": self.refused_submits(),
             "pending_faults": self.pending_faults(),
             "config": self._config.to_dict(),
             "requests": [

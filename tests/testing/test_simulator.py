@@ -552,6 +552,34 @@ def test_rate_limit_fault(sim: KlingSimulator) -> None:
     assert len(sim.requests) == 1
 
 
+def test_rate_limit_refuses_submits_beyond_the_window_until_a_slot_frees(
+    manual: tuple[KlingSimulator, ManualClock],
+) -> None:
+    sim, clock = manual
+    sim.configure(rate_limit=2, rate_limit_seconds=10)
+    api = Api(sim)
+    assert api.submit().status_code == 200
+    clock.advance(4)
+    assert api.submit().status_code == 200
+    refused = api.submit()
+    assert refused.status_code == 429
+    # The oldest accepted submit leaves the window 6 s from now.
+    assert refused.json()["rate_limit"] == {
+        "limit_type": "RPM",
+        "limit": 2,
+        "interval_seconds": 10,
+        "retry_after_ms": 6000,
+    }
+    clock.advance(6)
+    assert api.submit().status_code == 200
+    assert api.submit().status_code == 429
+    assert len(sim.requests) == 3
+    assert sim.refused_submits == 2
+    assert sim.count("POST /requests") == 5
+    with pytest.raises(ValueError, match="rate_limit must be"):
+        sim.configure(rate_limit=0)
+
+
 def test_capacity_and_backend_error_faults(sim: KlingSimulator) -> None:
     sim.script(
         "GET /requests/{id}", [Fault.capacity_exhausted(), Fault.backend_error(), Fault.error(402, "pay")]
