@@ -186,7 +186,7 @@ class _Endpoints:
 
     async def get_request(self, request: Request) -> Response:
         request_id = request.path_params["request_id"]
-        submitted = self.state.get(request_id)
+        submitted = self.state.read(request_id)
         if submitted is None:
             return _error(404, f"request {request_id} not found")
         return JSONResponse(self._record(submitted, _base_url(request)))

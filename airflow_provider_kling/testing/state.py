@@ -65,6 +65,9 @@ class SubmittedRequest:
     cancelled_at: float | None = None
     #: Answer the submit with the short record and no outcome, although the request is already finished.
     sync: bool = False
+    #: When a client first read the request and first read it finished: how late waits notice.
+    first_read_at: float | None = None
+    finished_read_at: float | None = None
 
     @property
     def finishes_at(self) -> float | None:
@@ -259,6 +262,22 @@ class SimulatorState:
         """A submitted request by id."""
         return self._requests.get(request_id)
 
+    def read(self, request_id: str) -> SubmittedRequest | None:
+        """A submitted request by id, as a client polls it: the first reads are remembered."""
+        now = self.clock()
+        with self._lock:
+            request = self._requests.get(request_id)
+            if request is None:
+                return None
+            first = request.first_read_at or now
+            done = request.finished_read_at
+            if done is None and request.status_at(now)[0] in TERMINAL_STATUSES:
+                done = now
+            if (first, done) != (request.first_read_at, request.finished_read_at):
+                request = dataclasses.replace(request, first_read_at=first, finished_read_at=done)
+                self._requests[request_id] = request
+            return request
+
     def cancel(self, request_id: str) -> SubmittedRequest | None:
         """Cancel a request that has not finished; finished ones are returned unchanged."""
         with self._lock:
@@ -300,6 +319,8 @@ class SimulatorState:
                     "created_at": int(r.submitted_at),
                     "submitted_at": r.submitted_at,
                     "finishes_at": r.finishes_at,
+                    "first_read_at": r.first_read_at,
+                    "finished_read_at": r.finished_read_at,
                 }
                 for r in self.requests
             ],

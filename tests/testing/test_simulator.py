@@ -189,6 +189,24 @@ def test_lifecycle_follows_an_injected_clock(manual: tuple[KlingSimulator, Manua
     assert sim.record(request_id)["status"] == "success"
 
 
+def test_stats_say_when_a_request_was_first_polled_and_first_polled_finished(
+    manual: tuple[KlingSimulator, ManualClock],
+) -> None:
+    sim, clock = manual
+    api = Api(sim)
+    request_id = api.submit_id()
+    start = clock()
+    clock.advance(5)
+    api.record(request_id)
+    clock.advance(60)  # finished 30 s after the submit: this poll is 35 s late
+    api.record(request_id)
+    api.record(request_id)
+    (stats,) = httpx.get(f"{sim.base_url}/_simulator/stats").json()["requests"]
+    assert stats["first_read_at"] == pytest.approx(start + 5)
+    assert stats["finished_read_at"] == pytest.approx(start + 65)
+    assert stats["finished_read_at"] - stats["finishes_at"] == pytest.approx(35)
+
+
 @pytest.mark.parametrize(
     ("shape", "check"),
     [
