@@ -103,7 +103,7 @@ bench-deployment: $(VENV)/.installed services
 	$(BIN)/python bench/deployment.py
 
 # The same benchmarks at a tiny size, so they cannot rot; no figure is asserted or kept.
-bench-smoke: $(VENV)/.installed services
+bench-smoke: $(VENV)/.installed
 	mkdir -p docs/_build
 	$(BIN)/python bench/run_all.py --smoke --output docs/_build/performance-smoke.md
 

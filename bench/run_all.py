@@ -58,7 +58,9 @@ def render(sections: list[Section], seconds: float, smoke: bool) -> str:
         "large videos. Every figure comes from the scripts under `bench/` and is set against a "
         "baseline measured in the same run, because these machines are shared and noisy. "
         "`make bench` runs them all and rewrites this page; `make test` runs them at a tiny size "
-        "so they cannot rot, and asserts nothing about speed.",
+        "so they cannot rot, and asserts nothing about speed, except the deployment measurement "
+        "(its deployment alone takes minutes to start, and the end-to-end tests run that "
+        "topology): `make bench-deployment` runs only that one.",
         "",
         f"- Run: `make bench` ({'smoke size' if smoke else 'full size'}), {when}, {seconds / 60:.1f} min",
         *machine(),
