@@ -292,6 +292,14 @@ def run(smoke: bool) -> Section:
             "The deployment's CPU includes what the bench leaves out: the triggerer's supervisor "
             "process (heartbeats, reading trigger assignments from Postgres, writing each trigger's log "
             "lines to its file) and the trigger runner's messages to it.",
+            "",
+            "Where the completion → success delay goes: a poll sees the request finished and the "
+            "trigger yields its event at once; the event then travels from the trigger runner to the "
+            "triggerer's supervisor, whose single loop writes it to Postgres (that write sets the task "
+            "instance's end date) between assigning triggers, servicing the runner's messages (every "
+            "trigger's log lines) for up to a second, cleaning unused triggers and heartbeating. A "
+            "first part above the poll interval means the runner's event loop fell behind its "
+            "schedule; a second part above a second means the supervisor's loop did.",
         ]
     )
     targets = [
