@@ -1,10 +1,11 @@
 """Real Airflow deployments (:mod:`airflow_provider_kling.testing.deployment`) shared by the e2e tests.
 
-Every test runs on each topology (``local``: SQLite, LocalExecutor, one triggerer; ``celery``:
-Postgres, CeleryExecutor on Redis, two workers, two triggerers) unless it is marked
-``@pytest.mark.topology("...")``; pytest starts one topology, runs its tests, stops it, then
-starts the next. The GMI simulator runs in this process (so tests can script it through its
-Python API); the Airflow components reach it over loopback like any other HTTP server.
+A test runs on the topology its mark names (``@pytest.mark.topology("local")``: SQLite,
+LocalExecutor, one triggerer; ``"celery"``: Postgres, CeleryExecutor on Redis, two workers, two
+triggerers), or on both when unmarked; pytest starts one topology, runs its tests, stops it,
+then starts the next. Every module is marked, so each deployment starts once. The GMI
+simulator runs in this process (so tests can script it through its Python API); the Airflow
+components reach it over loopback like any other HTTP server.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from airflow_provider_kling.testing.deployment import AirflowStack
 from .conftest import ROOT, AirflowAPI
 from .test_ui import EXAMPLE, STATIC, browser  # noqa: F401 (a fixture)
 
-pytestmark = [pytest.mark.topology("local"), pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 VIEWER = "viewer"
 PRIVATE_DAG = "kling_studio_private"
