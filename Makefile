@@ -13,7 +13,7 @@ VENV := .venv
 FLOOR_VENV := .venv-floor
 BIN := $(VENV)/bin
 
-.PHONY: all venv demo test lint typecheck unit floor e2e browser screenshots airflow-up airflow-down docs simulator bench bench-smoke clean
+.PHONY: all venv demo test lint typecheck unit floor e2e browser services screenshots airflow-up airflow-down docs simulator bench bench-deployment bench-smoke clean
 .DEFAULT_GOAL := test
 
 $(UV):
@@ -63,9 +63,16 @@ floor: $(FLOOR_VENV)/.installed
 browser:
 	@test -x /usr/bin/chromium || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
-# A real deployment (api-server, scheduler, dag-processor, triggerer, simulator as separate
-# processes) started and stopped by the tests themselves; see docs/e2e.rst.
-e2e: $(VENV)/.installed browser
+# Debian's Postgres and Redis for the production topology (Postgres, CeleryExecutor on Redis):
+# each test run makes its own throw-away cluster and broker from these programs.
+services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null; } || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql redis-server; }
+
+# Real deployments (api-server, scheduler, dag-processor, triggerers, workers, simulator as
+# separate processes) started and stopped by the tests themselves, once on each topology
+# (SQLite + LocalExecutor, then Postgres + CeleryExecutor on Redis); see docs/e2e.rst.
+e2e: $(VENV)/.installed browser services
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
 
 # Refresh the screenshots the docs show (docs/_static/) from a run of the UI tests.
@@ -74,9 +81,12 @@ screenshots: $(VENV)/.installed browser
 
 # The same deployment for a person: the UI address and login are printed; stop it with
 # `make airflow-down`. AIRFLOW_STACK_HOME is its AIRFLOW_HOME (default .airflow-stack/).
+# TOPOLOGY=celery starts the production one: Postgres, CeleryExecutor on Redis, two Celery
+# workers, two triggerers and a rate-limited simulator.
 AIRFLOW_STACK_HOME ?= .airflow-stack
-airflow-up: $(VENV)/.installed
-	$(BIN)/python -m airflow_provider_kling.testing.deployment up --home $(AIRFLOW_STACK_HOME)
+TOPOLOGY ?= local
+airflow-up: $(VENV)/.installed $(if $(filter celery,$(TOPOLOGY)),services)
+	$(BIN)/python -m airflow_provider_kling.testing.deployment up --home $(AIRFLOW_STACK_HOME) --topology $(TOPOLOGY)
 
 airflow-down:
 	$(BIN)/python -m airflow_provider_kling.testing.deployment down --home $(AIRFLOW_STACK_HOME)
@@ -84,9 +94,14 @@ airflow-down:
 docs: $(VENV)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
-# Every benchmark under bench/ at full size (~7.5 min on 2 cores); rewrites docs/performance.md.
-bench: $(VENV)/.installed
+# Every benchmark under bench/ at full size (~20 min on 2 cores); rewrites docs/performance.md.
+# It includes the deployment measurement: 2,000 waiting requests across the two triggerers of
+# the production topology (bench/deployment.py; `make bench-deployment` runs only that one).
+bench: $(VENV)/.installed services
 	$(BIN)/python bench/run_all.py --output docs/performance.md
+
+bench-deployment: $(VENV)/.installed services
+	$(BIN)/python bench/deployment.py
 
 # The same benchmarks at a tiny size, so they cannot rot; no figure is asserted or kept.
 bench-smoke: $(VENV)/.installed

@@ -24,6 +24,7 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_kling.api import KlingRequest
 from airflow_provider_kling.hooks.kling import KlingAsyncHook, KlingHook
+from airflow_provider_kling.transport.clients import CONNECTIONS_PER_SHARD
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 
 PAYLOAD = {"first_frame": "https://example.com/product.png", "prompt": "bench", "duration": "5"}
@@ -90,6 +91,19 @@ async def one_request(client: httpx.AsyncClient, ids: list[str]) -> None:
 
 
 Stall = tuple[float, float, int, float]
+
+#: Statuses after which a request never changes (what a bare loop needs to know to stop).
+BARE_TERMINAL = frozenset({"success", "failed", "cancelled"})
+
+
+async def bare_wait(client: httpx.AsyncClient, request_id: str, poll_interval: float, end_time: float) -> str:
+    """Baseline (c), the physical limit: a keep-alive GET and a JSON parse per poll, nothing else."""
+    while time.time() < end_time:
+        status = (await client.get(f"/requests/{request_id}")).json()["status"]
+        if status in BARE_TERMINAL:
+            return str(status)
+        await asyncio.sleep(poll_interval)
+    return "timeout"
 
 
 async def watch_stalls(
@@ -183,8 +197,17 @@ async def main(
     sim = SimulatorProcess.from_connection_env()
     warmup, *ids = await submit_all(sim, n, processing)
     # Warm up imports and code paths on a finished request, so the figures are of N triggers, not the first.
-    async for _ in make_trigger(variant, warmup, 0.05, time.time() + 60).run():
+    async for _ in make_trigger(
+        "provider" if variant == "bare-httpx" else variant, warmup, 0.05, time.time() + 60
+    ).run():
         pass
+    # The bare loop shares one keep-alive client with as many connections as one of the provider's;
+    # made before the measurement, as the provider's is made by the warm-up.
+    limits = httpx.Limits(
+        max_connections=CONNECTIONS_PER_SHARD, max_keepalive_connections=CONNECTIONS_PER_SHARD
+    )
+    headers = {"Authorization": f"Bearer {sim.api_key}"}
+    bare = httpx.AsyncClient(base_url=sim.api_url, headers=headers, timeout=30, limits=limits)
     polls_before = (await asyncio.to_thread(sim.control, "stats"))["counts"].get(POLL_ROUTE, 0)
     gc.collect()
     if frozen:
@@ -207,14 +230,24 @@ async def main(
         async for event in trigger.run():
             events[trigger.request_id] = (time.time(), event.payload["status"])
 
-    with callbacks:
-        tasks = []
-        for rid in ids:
-            # As Airflow's TriggerRunner.create_triggers does: yield to the loop between two triggers.
-            await asyncio.sleep(0)
-            trigger = make_trigger(variant, rid, poll_interval, started + deadline)
-            tasks.append(asyncio.create_task(wait(trigger)))
-        await asyncio.gather(*tasks)
+    async def wait_bare(client: httpx.AsyncClient, rid: str) -> None:
+        status = await bare_wait(client, rid, poll_interval, started + deadline)
+        events[rid] = (time.time(), status)
+
+    try:
+        with callbacks:
+            tasks = []
+            for rid in ids:
+                # As Airflow's TriggerRunner.create_triggers does: yield to the loop between two triggers.
+                await asyncio.sleep(0)
+                if variant == "bare-httpx":
+                    tasks.append(asyncio.create_task(wait_bare(bare, rid)))
+                    continue
+                trigger = make_trigger(variant, rid, poll_interval, started + deadline)
+                tasks.append(asyncio.create_task(wait(trigger)))
+            await asyncio.gather(*tasks)
+    finally:
+        await bare.aclose()
     cpu = time.process_time() - cpu_before
     gc.callbacks.remove(gc_timer)
     stop.set()

@@ -19,8 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ROOT, Section, table
 
-# Triggers at scale, polling policy, DAG-parse cost, memory; then the UI view and the drop folder.
-BENCHMARKS = ("triggers", "polling", "imports", "memory", "ui_paging", "dropfolder")
+# Triggers at scale, polling policy, DAG-parse cost, memory, the UI view, the drop folder, and
+# the triggers in the production deployment (Postgres, Celery, two triggerers).
+BENCHMARKS = ("triggers", "polling", "imports", "memory", "ui_paging", "dropfolder", "deployment")
+# The deployment takes minutes to start even at a tiny size, and the e2e suite already runs that
+# topology: the smoke run (in `make test`) leaves it out; `make bench-deployment` runs it alone.
+NOT_IN_SMOKE = ("deployment",)
 
 
 def machine() -> list[str]:
@@ -54,7 +58,9 @@ def render(sections: list[Section], seconds: float, smoke: bool) -> str:
         "large videos. Every figure comes from the scripts under `bench/` and is set against a "
         "baseline measured in the same run, because these machines are shared and noisy. "
         "`make bench` runs them all and rewrites this page; `make test` runs them at a tiny size "
-        "so they cannot rot, and asserts nothing about speed.",
+        "so they cannot rot, and asserts nothing about speed, except the deployment measurement "
+        "(its deployment alone takes minutes to start, and the end-to-end tests run that "
+        "topology): `make bench-deployment` runs only that one.",
         "",
         f"- Run: `make bench` ({'smoke size' if smoke else 'full size'}), {when}, {seconds / 60:.1f} min",
         *machine(),
@@ -85,7 +91,8 @@ def main() -> int:
     os.chdir(ROOT)
     started = time.monotonic()
     sections = []
-    for name in args.only or BENCHMARKS:
+    names = args.only or [n for n in BENCHMARKS if not (args.smoke and n in NOT_IN_SMOKE)]
+    for name in names:
         print(f"bench: {name}{' (smoke)' if args.smoke else ''}...", file=sys.stderr, flush=True)
         step = time.monotonic()
         sections.append(importlib.import_module(name).run(args.smoke))

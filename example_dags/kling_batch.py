@@ -1,13 +1,15 @@
 """
 Animate a batch of images: one Kling request per image, mapped with ``.expand()``.
 
-make_images -> budget -> submit[20] -> wait[20] (deferrable) -> report
+make_images -> budget -> submit[count] -> wait[count] (deferrable) -> report
 
-``make_images`` writes 20 variations of the bundled product shot into a work folder at run
-time (``KLING_BATCH_WORKDIR``, default the system temp folder); in real use it would list
-your images instead. Each mapped ``submit`` retries GMI's 429 answers on its own, and a
+``make_images`` writes ``count`` distinct variations of the bundled product shot (the run
+parameter ``count``: 20 unless the run's config says otherwise, up to 800) into a work folder
+at run time (``KLING_BATCH_WORKDIR``, default the system temp folder); in real use it would
+list your images instead. Each mapped ``submit`` retries GMI's 429 answers on its own, and a
 retried task reuses its earlier request rather than paying twice. ``budget`` prices the
-whole batch first and fails, with nothing submitted, if it would cost more than ``BUDGET_USD``.
+whole batch first and fails, with nothing submitted, if it would cost more than the run
+parameter ``max_total_usd`` (``BUDGET_USD`` unless the run's config says otherwise).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, get_current_context, task
+from airflow.sdk import DAG, Param, get_current_context, task
 
 from airflow_provider_kling.operators.budget import KlingBudgetOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator
@@ -39,17 +41,22 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["kling", "example"],
+    params={
+        "count": Param(COUNT, type="integer", minimum=1, maximum=800, description="How many images"),
+        "max_total_usd": Param(BUDGET_USD, type="number", minimum=0, description="Cap on the batch's cost"),
+    },
 ):
 
     @task
     def make_images() -> list[str]:
-        """Write COUNT distinct images (cropped and mirrored variations) into a per-run folder."""
-        run_id = get_current_context()["run_id"]
+        """Write ``count`` distinct images (cropped and mirrored variations) into a per-run folder."""
+        context = get_current_context()
+        run_id, count = context["run_id"], int(context["params"]["count"])
         safe_run = "".join(c if c.isalnum() else "_" for c in run_id)
         folder = Path(os.environ.get("KLING_BATCH_WORKDIR", tempfile.gettempdir())) / safe_run
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
-        for i in range(COUNT):
+        for i in range(count):
             path = folder / f"product_{i:02d}.png"
             try:
                 from PIL import Image, ImageOps
@@ -58,9 +65,10 @@ with DAG(
             else:
                 with Image.open(SOURCE) as image:
                     width, height = image.size
-                    inset = i % 5
-                    variant = image.crop((inset, inset, width - inset, height - inset))
-                    if i >= COUNT // 2:
+                    # A crop window shifted by a pixel or a row per image: 800 distinct frames.
+                    left, top = i % 20, i // 20 % 20
+                    variant = image.crop((left, top, width - 20 + left, height - 20 + top))
+                    if i >= count // 2:
                         variant = ImageOps.mirror(variant)
                     variant.save(path)
             paths.append(str(path))
@@ -71,7 +79,7 @@ with DAG(
         task_id="budget",
         requests=make_images(),
         defaults={"resolution": "720p", "duration": 5},
-        max_total_usd=BUDGET_USD,
+        max_total_usd="{{ params.max_total_usd }}",
     )
 
     # Retries are safe here: a sensor only reads, and a retried submit finds the request

@@ -42,7 +42,8 @@ class KlingBudgetOperator(BaseOperator):
         of that request's arguments (``resolution``, ``duration``, optionally ``model``, or a
         ``payload`` dict as :class:`~airflow_provider_kling.operators.submit.KlingSubmitOperator`
         takes), or anything else, such as an image path, for a request of ``defaults`` only.
-    :param max_total_usd: the most the batch may cost, in USD.
+    :param max_total_usd: the most the batch may cost, in USD (templated: a template such as
+        ``"{{ params.max_total_usd }}"`` is checked once rendered, when the task runs).
     :param defaults: arguments every request shares, as given to the mapped task's ``partial()``.
     :param model: the model of requests that do not name one. Default ``kling-3.0-turbo-i2v``.
     :return: ``requests`` as given, for the submits to map over. The price is pushed to XCom under
@@ -51,25 +52,21 @@ class KlingBudgetOperator(BaseOperator):
         the message names the total, the cap and the count.
     """
 
-    template_fields: Sequence[str] = ("requests", "defaults", "model")
+    template_fields: Sequence[str] = ("requests", "defaults", "model", "max_total_usd")
     ui_color = "#fbd3b7"
 
     def __init__(
         self,
         *,
         requests: Any,
-        max_total_usd: float,
+        max_total_usd: float | str,
         defaults: Mapping[str, Any] | None = None,
         model: str = I2V_MODEL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(max_total_usd, bool) or not isinstance(max_total_usd, int | float) or max_total_usd < 0:
-            raise ValueError(
-                f"Invalid max_total_usd: {max_total_usd!r}. Allowed: a number of USD, 0 or more."
-            )
         self.requests = requests
-        self.max_total_usd = float(max_total_usd)
+        self.max_total_usd: Any = max_total_usd if is_template(max_total_usd) else _cap(max_total_usd)
         self.defaults = dict(defaults or {})
         self.model = model
         if not is_template(model):
@@ -83,19 +80,30 @@ class KlingBudgetOperator(BaseOperator):
             )
         # An upstream mapped task's output is a lazy sequence: read it once, return it as a list.
         requests = list(self.requests)
+        cap = _cap(self.max_total_usd, rendered=True)
         price = price_batch(requests, self.model, self.defaults)
         self.log.info(
-            "Kling batch of %d requests: estimated total $%.3f (cap $%.3f)",
-            price.count,
-            price.total_usd,
-            self.max_total_usd,
+            "Kling batch of %d requests: estimated total $%.3f (cap $%.3f)", price.count, price.total_usd, cap
         )
-        summary = {"count": price.count, "total_usd": price.total_usd, "max_total_usd": self.max_total_usd}
+        summary = {"count": price.count, "total_usd": price.total_usd, "max_total_usd": cap}
         context["ti"].xcom_push(key="batch_cost", value=summary)
-        refusal = price.over(self.max_total_usd)
+        refusal = price.over(cap)
         if refusal is not None:
             raise KlingCostLimitExceeded(refusal)
         return requests
+
+
+def _cap(value: Any, rendered: bool = False) -> float:
+    """The cap in USD; a rendered template is text, and counts when it reads as a number."""
+    number = value
+    if rendered and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
+        raise ValueError(f"Invalid max_total_usd: {value!r}. Allowed: a number of USD, 0 or more.")
+    return float(number)
 
 
 __all__ = ["KlingBudgetOperator"]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -168,13 +169,24 @@ class _Endpoints:
         if problem is not None:
             return _error(*problem)
         assert isinstance(payload, dict)  # validate_payload rejects anything else
+        wait = self.state.admit_submit()
+        if wait is not None:
+            config = self.state.config
+            assert config.rate_limit is not None  # admit_submit only refuses under a limit
+            refusal = Fault.rate_limited(
+                retry_after_ms=max(1, math.ceil(wait * 1000)),
+                model=model,
+                limit=config.rate_limit,
+                interval_seconds=max(1, round(config.rate_limit_seconds)),
+            )
+            return _fault_response(refusal)
         submitted = self.state.submit(model, payload, request.headers)
         answer = wire.submit_answer(submitted, self.state.config, self.state.clock(), _base_url(request))
         return JSONResponse(answer)
 
     async def get_request(self, request: Request) -> Response:
         request_id = request.path_params["request_id"]
-        submitted = self.state.get(request_id)
+        submitted = self.state.read(request_id)
         if submitted is None:
             return _error(404, f"request {request_id} not found")
         return JSONResponse(self._record(submitted, _base_url(request)))
@@ -216,7 +228,8 @@ class _Endpoints:
         if size is None:
             return Response(content, media_type="video/mp4", headers=headers)
         headers["Content-Length"] = str(size)
-        return StreamingResponse(_padded(content, size), media_type="video/mp4", headers=headers)
+        stream = _padded(content, size, rate=self.state.config.media_bytes_per_second)
+        return StreamingResponse(stream, media_type="video/mp4", headers=headers)
 
     async def thumbnail(self, request: Request) -> Response:
         submitted = self.state.get(request.path_params["request_id"])
@@ -276,13 +289,20 @@ class _Endpoints:
         return JSONResponse({"ok": True})
 
 
-async def _padded(content: bytes, size: int, chunk: int = 1 << 20) -> AsyncIterator[bytes]:
-    """``content`` then zeros, ``size`` bytes in all, a chunk at a time so the server never holds it."""
+async def _padded(
+    content: bytes, size: int, chunk: int = 1 << 20, rate: float | None = None
+) -> AsyncIterator[bytes]:
+    """``content`` then zeros, ``size`` bytes in all, a chunk at a time so the server never holds it;
+    at most ``rate`` bytes per second when given."""
     head = content[:size]
     yield head
+    if rate is not None:
+        chunk = max(1, min(chunk, int(rate / 10)))  # ten chunks a second: a steady trickle
     zeros = bytes(chunk)
     left = size - len(head)
     while left > 0:
+        if rate is not None:
+            await asyncio.sleep(chunk / rate)
         yield zeros[: min(chunk, left)]
         left -= chunk
 

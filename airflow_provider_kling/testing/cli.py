@@ -67,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--media-base-url", default=None, help="base of media URLs (default: the request's)")
     parser.add_argument("--media-bytes", type=int, default=None, help="serve every video as this many bytes")
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        help="accept at most this many submits per --rate-limit-seconds",
+    )
+    parser.add_argument("--rate-limit-seconds", type=float, default=60.0)
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
     parser.add_argument("--access-log", action="store_true", help="log one line per request (no headers)")
     args = parser.parse_args(argv)
@@ -97,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload_echo=args.payload_echo,
         media_base_url=args.media_base_url,
         media_bytes=args.media_bytes,
+        rate_limit=args.rate_limit,
+        rate_limit_seconds=args.rate_limit_seconds,
         log_level=args.log_level,
         access_log=args.access_log,
     )

@@ -47,6 +47,12 @@ class SimulatorConfig:
     :param media_base_url: base of media URLs in outcomes; default is the base URL the poll came in on.
     :param media_bytes: when set, every video is served as exactly this many bytes (the clip, then zero
         padding), streamed, so large downloads can be tested without storing them.
+    :param media_bytes_per_second: with ``media_bytes``, stream videos no faster than this, so a test
+        can act while a download is under way.
+    :param rate_limit: when set, GMI's per-organization rate limit: at most this many submits are accepted
+        in any ``rate_limit_seconds``; the next one is answered 429 with GMI's rate-limit body and the
+        milliseconds until a slot frees up.
+    :param rate_limit_seconds: the window of ``rate_limit`` (GMI's is 60 seconds).
     """
 
     queued_seconds: float = 1.0
@@ -61,6 +67,9 @@ class SimulatorConfig:
     payload_echo: str = "verbatim"
     media_base_url: str | None = None
     media_bytes: int | None = None
+    media_bytes_per_second: float | None = None
+    rate_limit: int | None = None
+    rate_limit_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         for models in ("instant_models", "sync_models"):
@@ -76,6 +85,12 @@ class SimulatorConfig:
             raise ValueError("processing_seconds_max must be >= processing_seconds")
         if self.media_bytes is not None and not (isinstance(self.media_bytes, int) and self.media_bytes >= 0):
             raise ValueError("media_bytes must be a whole number of bytes >= 0")
+        if self.media_bytes_per_second is not None and not self.media_bytes_per_second > 0:
+            raise ValueError("media_bytes_per_second must be > 0")
+        if self.rate_limit is not None and not (isinstance(self.rate_limit, int) and self.rate_limit >= 1):
+            raise ValueError("rate_limit must be a whole number of submits >= 1")
+        if not self.rate_limit_seconds > 0:
+            raise ValueError("rate_limit_seconds must be > 0")
         if not isinstance(self.outcome_shape, str) or not set(self.outcome_rotation()) <= set(OUTCOME_SHAPES):
             raise ValueError(
                 "outcome_shape must be rotate or one or more (comma-separated) of "

@@ -6,6 +6,9 @@ The end-to-end tests (``tests/e2e``) and ``make airflow-up`` / ``make airflow-do
     python -m airflow_provider_kling.testing.deployment down [--home DIR]
 
 ``up`` prints the UI address and the login; ``down`` stops everything ``up`` started.
+``--topology celery`` starts the production topology instead (Postgres, CeleryExecutor on
+Redis, two Celery workers, two triggerers, the simulator rate-limited; see
+:mod:`~airflow_provider_kling.testing.topology`).
 
 The stack is SQLite + LocalExecutor (parallelism 2) in a throw-away ``AIRFLOW_HOME``, with
 ``airflow api-server``, ``airflow scheduler``, ``airflow dag-processor`` and ``airflow triggerer``
@@ -21,16 +24,13 @@ Nothing imports this module but its users: not the package, not the pytest plugi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -39,55 +39,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_kling.testing.processes import alive, free_port, stop_all, stop_group
 from airflow_provider_kling.testing.readiness import wait_until
+from airflow_provider_kling.testing.topology import (
+    CELERY_WORKERS,
+    TOPOLOGIES,
+    TRIGGERERS,
+    Services,
+    component_argv,
+    component_env,
+    workers_ready,
+)
 
 BIN = Path(sys.executable).parent
 AIRFLOW = str(BIN / "airflow")
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: The simulator's rate limit in the celery topology: submits accepted per 10 seconds.
+CELERY_RATE_LIMIT = 15
 ADMIN_USER = "admin"
 STATE_FILE = "stack.json"
 # Relative to the working directory, which for ``make airflow-up`` is the checkout.
 DEFAULT_HOME = Path(".airflow-stack")
 DEFAULT_DAGS_FOLDER = Path("example_dags")
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def alive(pgid: int) -> bool:
-    """Whether any process of the process group ``pgid`` is still running."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - not ours any more
-        return False
-    return True
-
-
-def stop_group(pgid: int, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
-    """Signal a whole process group, wait for it to go, and SIGKILL whatever is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-    _reap_until_gone(pgid, timeout)
-    if alive(pgid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        _reap_until_gone(pgid, 10)
-
-
-def _reap_until_gone(pgid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while alive(pgid) and time.monotonic() < deadline:
-        # Reap our own children so they do not linger as zombies (which still count as members).
-        with contextlib.suppress(ChildProcessError):
-            while os.waitpid(-pgid, os.WNOHANG)[0]:
-                pass
-        time.sleep(0.1)
 
 
 @dataclass
@@ -106,6 +79,11 @@ class AirflowStack:
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     api_port: int = 0
     pids: dict[str, int] = field(default_factory=dict)
+    #: ``local`` (SQLite, LocalExecutor, one triggerer) or ``celery`` (Postgres, Celery, two of each).
+    topology: str = "local"
+    #: Temporary folders outside ``home`` that ``stop()`` deletes (the Postgres cluster).
+    cleanups: list[str] = field(default_factory=list)
+    services: Services | None = field(default=None, init=False, repr=False)
     # Made once by start(): every component must share its Fernet key, secrets and ports.
     _airflow_env: dict[str, str] | None = field(default=None, init=False, repr=False)
 
@@ -113,6 +91,13 @@ class AirflowStack:
     def base_url(self) -> str:
         """The API server's (and UI's) address."""
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The Airflow processes of this topology."""
+        if self.topology == "celery":
+            return ("api-server", "scheduler", "dag-processor", *TRIGGERERS, *CELERY_WORKERS)
+        return COMPONENTS
 
     @property
     def log_dir(self) -> Path:
@@ -169,16 +154,18 @@ class AirflowStack:
                 "KLING_DROP_POLL_SECONDS": "2",
             }
         )
+        if self.services is not None:
+            env.update(self.services.airflow_env())
         env.update(self.extra_env)
         return env
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> int:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
                 argv,
                 env=env,
-                cwd=self.home,
+                cwd=cwd or self.home,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -188,6 +175,15 @@ class AirflowStack:
         self._save()
         return proc.pid
 
+    def spawn_service(self, name: str, argv: list[str], cwd: Path | None = None) -> int:
+        """Start a non-Airflow process (Postgres, Redis) that ``stop()`` stops with the rest."""
+        return self._spawn(name, argv, dict(os.environ), cwd)
+
+    def record_cleanup(self, path: str) -> None:
+        """A temporary folder for ``stop()`` (or ``down``) to delete."""
+        self.cleanups.append(path)
+        self._save()
+
     def _save(self) -> None:
         state = {
             "base_url": self.base_url,
@@ -196,6 +192,8 @@ class AirflowStack:
             "pids": self.pids,
             "kling_base_url": self.kling_base_url,
             "kling_api_key": self.kling_api_key,
+            "topology": self.topology,
+            "cleanups": self.cleanups,
         }
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
@@ -205,7 +203,12 @@ class AirflowStack:
         self.api_port = self.api_port or free_port()
         # The simple auth manager keeps this file's password for a configured user.
         (self.home / "passwords.json").write_text(json.dumps({ADMIN_USER: self.password}) + "\n")
+        if self.topology not in TOPOLOGIES:
+            raise ValueError(f"Invalid topology: {self.topology!r}. Allowed: {', '.join(TOPOLOGIES)}.")
         try:
+            if self.topology == "celery":
+                self.services = Services(self)
+                self.services.start(free_port(), free_port())
             if self.with_simulator and not self.kling_base_url:
                 self._start_simulator()
             self._airflow_env = self._environment()
@@ -221,7 +224,7 @@ class AirflowStack:
                         timeout=600,
                     )
             self._add_kling_connection()
-            for name in COMPONENTS:
+            for name in self.components:
                 self.start_component(name)
             self.wait_healthy(timeout)
         except BaseException:
@@ -266,6 +269,11 @@ class AirflowStack:
                 "3",
                 "--processing-seconds",
                 "6",
+                *(
+                    ["--rate-limit", str(CELERY_RATE_LIMIT), "--rate-limit-seconds", "10"]
+                    if self.services
+                    else []
+                ),
             ],
             dict(os.environ),
         )
@@ -277,7 +285,8 @@ class AirflowStack:
         """Start one Airflow component (``scheduler``, ``triggerer``, ...) in its own process group."""
         if self._airflow_env is None:
             raise RuntimeError("start() the stack before starting a component of it")
-        return self._spawn(name, [AIRFLOW, name], self._airflow_env)
+        env = component_env(name, self._airflow_env, free_port())
+        return self._spawn(name, component_argv(AIRFLOW, name), env)
 
     def restart_component(self, name: str, sig: int = signal.SIGKILL) -> int:
         """Kill one component (by default without a chance to clean up) and start a new one."""
@@ -300,18 +309,17 @@ class AirflowStack:
             status = self.health()
             if not status:
                 return False
-            return all((status.get(c) or {}).get("status") == "healthy" for c in wanted)
+            workers = tuple(name for name in self.pids if name in CELERY_WORKERS)
+            healthy = all((status.get(c) or {}).get("status") == "healthy" for c in wanted)
+            return healthy and workers_ready(self.log_dir, workers)
 
         wait_until(healthy, timeout, "Airflow's components to report healthy")
 
     # Teardown
 
     def stop(self) -> None:
-        """Stop every component this object started, by process group."""
-        for name in ("scheduler", "triggerer", "dag-processor", "api-server", "simulator"):
-            pid = self.pids.pop(name, None)
-            if pid is not None:
-                stop_group(pid)
+        """Stop every process this object started, by process group, and delete its temporary folders."""
+        stop_all(self.pids, self.cleanups)
         if (self.home / STATE_FILE).exists():
             self._save()
 
@@ -345,9 +353,9 @@ def down(home: Path) -> None:
         print(f"No stack recorded in {state_file}.")
         return
     state = json.loads(state_file.read_text())
-    for name, pid in state.get("pids", {}).items():
-        print(f"Stopping {name} (process group {pid}) ...")
-        stop_group(int(pid))
+    state.setdefault("pids", {})
+    state.setdefault("cleanups", [])
+    stop_all(state["pids"], state["cleanups"])
     # It holds the admin password and the simulator's key: nothing to keep once stopped.
     state_file.unlink()
     print(f"Removed {state_file}.")
@@ -370,6 +378,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_DAGS_FOLDER,
         help=f"the DAGs folder for up (default {DEFAULT_DAGS_FOLDER})",
     )
+    parser.add_argument(
+        "--topology",
+        choices=TOPOLOGIES,
+        default="local",
+        help="local: SQLite, LocalExecutor, one triggerer (default); "
+        "celery: Postgres, CeleryExecutor on Redis, two workers, two triggerers",
+    )
     args = parser.parse_args(argv)
     home: Path = args.home.resolve()
     dags_folder: Path = args.dags_folder.resolve()
@@ -382,11 +397,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (home / STATE_FILE).exists():
         down(home)  # a stack left running from an earlier `up`
         shutil.rmtree(home)
-    stack = AirflowStack(home=home, dags_folder=dags_folder, with_simulator=True)
+    stack = AirflowStack(home=home, dags_folder=dags_folder, with_simulator=True, topology=args.topology)
     print(f"Starting Airflow in {home} (logs in {stack.log_dir}) ...")
     stack.start()
     print(
         f"Airflow is up at {stack.base_url}  (user {ADMIN_USER}, password {stack.password})\n"
+        f"Topology: {stack.topology} ({', '.join(stack.components)})\n"
         f"GMI simulator: {stack.kling_base_url} (connection kling_default)\n"
         f"Stop it with: make airflow-down"
     )

@@ -105,6 +105,9 @@ class KlingSimulator:
         payload_echo: str = "verbatim",
         media_base_url: str | None = None,
         media_bytes: int | None = None,
+        media_bytes_per_second: float | None = None,
+        rate_limit: int | None = None,
+        rate_limit_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
         log_level: str = "warning",
         access_log: bool = False,
@@ -123,6 +126,9 @@ class KlingSimulator:
             payload_echo=payload_echo,
             media_base_url=media_base_url,
             media_bytes=media_bytes,
+            media_bytes_per_second=media_bytes_per_second,
+            rate_limit=rate_limit,
+            rate_limit_seconds=rate_limit_seconds,
         )
         self.state = SimulatorState(api_key, config, clock)
         self.app = create_app(self.state)
@@ -275,6 +281,11 @@ class KlingSimulator:
     def counts(self) -> dict[str, int]:
         """Calls per route key."""
         return self.state.counts()
+
+    @property
+    def refused_submits(self) -> int:
+        """Submits answered 429 because the configured ``rate_limit`` was reached."""
+        return self.state.refused_submits()
 
     @property
     def requests(self) -> list[SubmittedRequest]:

@@ -65,6 +65,9 @@ class SubmittedRequest:
     cancelled_at: float | None = None
     #: Answer the submit with the short record and no outcome, although the request is already finished.
     sync: bool = False
+    #: When a client first read the request and first read it finished: how late waits notice.
+    first_read_at: float | None = None
+    finished_read_at: float | None = None
 
     @property
     def finishes_at(self) -> float | None:
@@ -122,6 +125,8 @@ class SimulatorState:
         self._fail_next: deque[str] = deque()
         self._rotation = itertools.count()
         self._random = random.Random(0)
+        self._admitted: deque[float] = deque()
+        self._refused_submits = 0
 
     @property
     def config(self) -> SimulatorConfig:
@@ -156,6 +161,24 @@ class SimulatorState:
             self._last_headers[route] = headers
             queue = self._faults.get(route)
             return queue.popleft() if queue else None
+
+    def admit_submit(self) -> float | None:
+        """Take a slot of the rate limit for one submit; ``None`` if taken, else seconds until one frees."""
+        limit, window = self._config.rate_limit, self._config.rate_limit_seconds
+        now = self.clock()
+        with self._lock:
+            while self._admitted and self._admitted[0] <= now - window:
+                self._admitted.popleft()
+            if limit is not None and len(self._admitted) >= limit:
+                self._refused_submits += 1
+                return self._admitted[0] + window - now
+            self._admitted.append(now)
+            return None
+
+    def refused_submits(self) -> int:
+        """Submits answered 429 by the configured ``rate_limit`` (scripted faults not included)."""
+        with self._lock:
+            return self._refused_submits
 
     def count(self, route: str | None = None) -> int:
         """Calls seen on a route key such as ``"POST /requests"`` (all routes when ``None``)."""
@@ -239,6 +262,22 @@ class SimulatorState:
         """A submitted request by id."""
         return self._requests.get(request_id)
 
+    def read(self, request_id: str) -> SubmittedRequest | None:
+        """A submitted request by id, as a client polls it: the first reads are remembered."""
+        now = self.clock()
+        with self._lock:
+            request = self._requests.get(request_id)
+            if request is None:
+                return None
+            first = request.first_read_at or now
+            done = request.finished_read_at
+            if done is None and request.status_at(now)[0] in TERMINAL_STATUSES:
+                done = now
+            if (first, done) != (request.first_read_at, request.finished_read_at):
+                request = dataclasses.replace(request, first_read_at=first, finished_read_at=done)
+                self._requests[request_id] = request
+            return request
+
     def cancel(self, request_id: str) -> SubmittedRequest | None:
         """Cancel a request that has not finished; finished ones are returned unchanged."""
         with self._lock:
@@ -266,6 +305,7 @@ class SimulatorState:
         now = self.clock()
         return {
             "counts": self.counts(),
+            "refused_submits": self.refused_submits(),
             "pending_faults": self.pending_faults(),
             "config": self._config.to_dict(),
             "requests": [
@@ -279,6 +319,8 @@ class SimulatorState:
                     "created_at": int(r.submitted_at),
                     "submitted_at": r.submitted_at,
                     "finishes_at": r.finishes_at,
+                    "first_read_at": r.first_read_at,
+                    "finished_read_at": r.finished_read_at,
                 }
                 for r in self.requests
             ],

@@ -141,14 +141,45 @@ class KlingStatusTrigger(BaseTrigger):
         return decision
 
     async def on_kill(self) -> None:
-        """Called by Airflow 3.3+ when a user kills the deferred task; never on a triggerer restart."""
+        """
+        Called by Airflow 3.3+ when a user kills the deferred task; never on a triggerer restart.
+
+        Airflow 3.3.2 also calls it on a triggerer whose triggers were handed to another one
+        after its heartbeat lapsed (apache/airflow#73454): the task is then still deferred and
+        another triggerer waits for the request, so it is cancelled only once the task
+        instance has left the deferred state.
+        """
         from airflow_provider_kling.hooks.kling import KlingAsyncHook
 
         if not self.cancel_on_kill:
             self.log.warning(STILL_BILLING, self.request_id)
+            return
+        if await self._still_deferred():
+            self.log.warning(
+                "Not cancelling Kling request %s: its task is still deferred, so another triggerer "
+                "waits for it (this trigger was reassigned, not killed by a user).",
+                self.request_id,
+            )
             return
         try:
             async with KlingAsyncHook(self.kling_conn_id, retry_limit=1) as hook:
                 await hook.cancel_request(self.request_id)
         except Exception as err:  # on_kill must not raise: log and let the kill proceed
             self.log.warning("Could not cancel Kling request %s: %s", self.request_id, err)
+
+    async def _still_deferred(self) -> bool:
+        """Whether the task instance still waits on a trigger; unknown counts as yes (cancel nothing)."""
+        ti = getattr(self, "task_instance", None)
+        if ti is None:  # not run by a triggerer: no other trigger can wait for the request
+            return False
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+            from asgiref.sync import sync_to_async
+
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+            )
+        except Exception as err:
+            self.log.warning("Could not read the state of the task waiting for %s: %s", self.request_id, err)
+            return True
+        return "deferred" in dict(states.get(ti.run_id) or {}).values()

@@ -1,13 +1,18 @@
-"""One real Airflow deployment (:mod:`airflow_provider_kling.testing.deployment`) shared by the e2e tests.
+"""Real Airflow deployments (:mod:`airflow_provider_kling.testing.deployment`) shared by the e2e tests.
 
-The GMI simulator runs in this process (so tests can script it through its Python API);
-the Airflow components reach it over loopback like any other HTTP server.
+A test runs on the topology its mark names (``@pytest.mark.topology("local")``: SQLite,
+LocalExecutor, one triggerer; ``"celery"``: Postgres, CeleryExecutor on Redis, two workers, two
+triggerers), or on both when unmarked; pytest starts one topology, runs its tests, stops it,
+then starts the next. Every module is marked, so each deployment starts once. The GMI
+simulator runs in this process (so tests can script it through its Python API); the Airflow
+components reach it over loopback like any other HTTP server.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -19,6 +24,7 @@ import pytest
 
 from airflow_provider_kling.testing import KlingSimulator
 from airflow_provider_kling.testing.deployment import AirflowStack, stop_group
+from airflow_provider_kling.testing.topology import TOPOLOGIES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,12 +32,31 @@ ROOT = Path(__file__).resolve().parents[2]
 # when the worker starts slowly on a busy machine; short enough to keep the suite quick.
 QUEUED_SECONDS = 4.0
 PROCESSING_SECONDS = 8.0
+# GMI's per-organization limit, scaled down: on the celery topology the simulator accepts at
+# most this many submits in any RATE_LIMIT_SECONDS, as GMI does per minute.
+RATE_LIMIT = 15
+RATE_LIMIT_SECONDS = 10.0
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "topology(name): run this e2e test on that topology only")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    selected, deselected = [], []
     for item in items:
         if "tests/e2e" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+        marker = item.get_closest_marker("topology")
+        callspec = getattr(item, "callspec", None)
+        topology = callspec.params.get("stack") if callspec is not None else None
+        if marker is not None and topology is not None and topology not in marker.args:
+            deselected.append(item)
+        else:
+            selected.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
 
 
 @pytest.fixture(scope="session")
@@ -42,24 +67,39 @@ def simulator() -> Iterator[KlingSimulator]:
         yield sim
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, simulator: KlingSimulator) -> Iterator[AirflowStack]:
-    home = tmp_path_factory.mktemp("airflow_home")
+@pytest.fixture(scope="session", params=TOPOLOGIES)
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, simulator: KlingSimulator
+) -> Iterator[AirflowStack]:
+    topology = str(request.param)
+    home = tmp_path_factory.mktemp(f"airflow_home_{topology}")
+    # The example DAGs as shipped, and beside them the DAGs only these tests run.
+    dags = home / "dags"
+    shutil.copytree(ROOT / "example_dags", dags)
+    for dag_file in (Path(__file__).parent / "dags").glob("*.py"):
+        shutil.copy(dag_file, dags)
     deployment = AirflowStack(
         home=home,
-        dags_folder=ROOT / "example_dags",
+        dags_folder=dags,
         kling_base_url=simulator.base_url,
         kling_api_key=simulator.api_key,
+        topology=topology,
     )
+    if topology == "celery":
+        simulator.configure(rate_limit=RATE_LIMIT, rate_limit_seconds=RATE_LIMIT_SECONDS)
     try:
-        deployment.start(timeout=300)
+        deployment.start(timeout=600)
         yield deployment
     finally:
         pgids = dict(deployment.pids)
+        cleanups = list(deployment.cleanups)
         deployment.stop()
+        simulator.configure(rate_limit=None)
         for name, pgid in pgids.items():  # belt and braces: nothing of ours may survive
             stop_group(pgid, timeout=5)
             assert not _group_alive(pgid), f"{name} (process group {pgid}) is still running"
+        for folder in cleanups:
+            assert not Path(folder).exists(), f"{folder} was not removed"
 
 
 def _group_alive(pgid: int) -> bool:
@@ -111,8 +151,14 @@ class AirflowAPI:
         return dict(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{self.q(run_id)}"))
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        data = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances", limit=100)
-        return list(data["task_instances"])
+        """Every task instance of the run, a page of 100 at a time (a big batch has hundreds)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            path = f"/api/v2/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances"
+            data = self.get(path, limit=100, offset=len(found), order_by="id")
+            found += data["task_instances"]
+            if not data["task_instances"] or len(found) >= data["total_entries"]:
+                return found
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances/{task_id}"

@@ -3,24 +3,22 @@
 api-server, scheduler, dag-processor and triggerer run as separate processes (see
 ``airflow_provider_kling.testing.deployment``); DAG runs are triggered with
 ``POST /api/v2/dags/{id}/dagRuns`` and everything is read back through ``/api/v2``. The tests
-share one deployment and run in file order.
+run on the production topology, sharing its deployment with ``test_topology.py`` (which
+covers a batch and triggerer kills), in file order.
 """
 
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from airflow_provider_kling.testing import Fault
-
-from .conftest import PROCESSING_SECONDS, AirflowAPI, trigger_log_job_ids
+from .conftest import AirflowAPI, trigger_log_job_ids
 
 # A whole deployment on two cores: far above pyproject's 300 s default, bounded all the same.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.topology("celery"), pytest.mark.timeout(900)]
 
 EXAMPLE = "kling_image_to_video"
 BATCH = "kling_batch"
@@ -67,33 +65,6 @@ def test_example_dag_defers_to_the_real_triggerer_and_downloads_the_video(api, s
     assert video.read_bytes()[4:8] == b"ftyp"
 
 
-def test_a_triggerer_killed_mid_wait_is_replaced_and_the_run_still_succeeds(api, stack, simulator):
-    # A longer render so the request is still running when the new triggerer takes over.
-    simulator.configure(processing_seconds=30)
-    try:
-        posts_before = simulator.count("POST /requests")
-        run_id = api.trigger(EXAMPLE)
-        api.wait_for_task_state(EXAMPLE, run_id, "wait", "deferred")
-        old_jobs = api.triggerer_job_ids()
-        # Let the old triggerer pick the trigger up (its log shows in the task's) before it dies.
-        deadline = time.monotonic() + 120
-        while not trigger_log_job_ids(api.log_text(EXAMPLE, run_id, "wait", 1)):
-            assert time.monotonic() < deadline, "no triggerer picked the trigger up"
-            time.sleep(0.5)
-
-        stack.restart_component("triggerer")  # SIGKILL: no chance to hand the trigger back
-        # The new triggerer adopts the orphaned trigger once the old one's heartbeat is stale.
-        run = api.wait_for_run(EXAMPLE, run_id)
-    finally:
-        simulator.configure(processing_seconds=PROCESSING_SECONDS)
-
-    assert run["state"] == "success", states(api, EXAMPLE, run_id)
-    new_jobs = trigger_log_job_ids(api.log_text(EXAMPLE, run_id, "wait", 1)) - old_jobs
-    assert new_jobs, "the new triggerer never ran the deferred sensor's trigger"
-    assert api.task_instance(EXAMPLE, run_id, "wait")["try_number"] == 1
-    assert simulator.count("POST /requests") - posts_before == 1
-
-
 def test_a_failed_request_fails_the_task_with_the_api_message_in_its_log(api, simulator):
     message = f"E2E {uuid.uuid4().hex[:8]}: the first frame was rejected by content moderation"
     simulator.fail_next(message)
@@ -108,38 +79,6 @@ def test_a_failed_request_fails_the_task_with_the_api_message_in_its_log(api, si
     ti = api.task_instance(EXAMPLE, run_id, "wait")
     log = api.log_text(EXAMPLE, run_id, "wait", ti["try_number"])
     assert message in log
-
-
-def test_twenty_mapped_images_all_succeed_through_rate_limits_with_one_submit_each(api, simulator):
-    requests_before = len(simulator.requests)
-    posts_before = simulator.count("POST /requests")
-    # Every other submit, eight times, is refused with GMI's 429 and a short retry hint.
-    rate_limited = 8
-    script = []
-    for _ in range(rate_limited):
-        script += [Fault.rate_limited(retry_after_ms=300), Fault(status=None)]
-    simulator.script("POST /requests", script)
-    try:
-        run_id = api.trigger(BATCH)
-        run = api.wait_for_run(BATCH, run_id, timeout=900)
-    finally:
-        simulator.clear_faults("POST /requests")
-
-    task_states = states(api, BATCH, run_id)
-    not_ok = {key: state for key, state in task_states.items() if state != "success"}
-    assert run["state"] == "success", {key: failure_log(api, BATCH, run_id, key) for key in not_ok}
-    for task_id in ("submit", "wait"):
-        mapped = {index: state for (tid, index), state in task_states.items() if tid == task_id}
-        assert sorted(mapped) == list(range(20)), mapped
-        assert set(mapped.values()) == {"success"}, mapped
-    assert api.xcom(BATCH, run_id, "report") == 20
-
-    new_requests = simulator.requests[requests_before:]
-    assert len(new_requests) == 20  # one paid request per image: no duplicate submits
-    submitted_ids = {api.xcom(BATCH, run_id, "submit", map_index=i) for i in range(20)}
-    assert submitted_ids == {r.request_id for r in new_requests}
-    # 20 accepted submits plus the refused ones, each answered 429 and then retried.
-    assert simulator.count("POST /requests") - posts_before == 20 + rate_limited
 
 
 def test_the_local_stack_stores_kling_default_as_a_real_connection(api, simulator):

@@ -19,7 +19,7 @@ from tests.conftest import make_png
 
 from .conftest import AirflowAPI
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.topology("local"), pytest.mark.timeout(900)]
 
 DAG_ID = "kling_drop_folder"
 VIDEOS_URI = "kling://videos/drop"

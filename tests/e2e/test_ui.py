@@ -21,7 +21,7 @@ import pytest
 from .conftest import ROOT, AirflowAPI
 
 # A whole deployment on two cores: far above pyproject's 300 s default, bounded all the same.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.topology("celery"), pytest.mark.timeout(900)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -41,11 +43,26 @@ def test_stats_give_each_request_its_exact_submit_and_finish_times():
     assert by_id[stuck]["finishes_at"] is None
 
 
+def test_a_throttled_video_streams_no_faster_than_the_rate():
+    with KlingSimulator(queued_seconds=0, processing_seconds=0, media_bytes=300_000) as sim:
+        sim.configure(media_bytes_per_second=200_000)
+        request_id = submit(sim)
+        started = time.monotonic()
+        body = requests.get(f"{sim.base_url}/media/{request_id}/sample_0.mp4", timeout=30).content
+        elapsed = time.monotonic() - started
+    assert len(body) == 300_000
+    assert body[4:8] == b"ftyp"
+    assert elapsed >= 1.0  # the padding after the clip: at least ~1.2 s at 200 kB/s
+
+
 @pytest.mark.parametrize(
     ("changes", "text"),
     [
         ({"processing_seconds": 5, "processing_seconds_max": 1}, "processing_seconds_max"),
         ({"media_bytes": -1}, "media_bytes"),
+        ({"media_bytes_per_second": 0}, "media_bytes_per_second"),
+        ({"rate_limit": 0}, "rate_limit"),
+        ({"rate_limit_seconds": 0}, "rate_limit_seconds"),
     ],
 )
 def test_bad_load_settings_are_refused(changes, text):

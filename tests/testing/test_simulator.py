@@ -190,6 +190,24 @@ def test_lifecycle_follows_an_injected_clock(manual: tuple[KlingSimulator, Manua
     assert sim.record(request_id)["status"] == "success"
 
 
+def test_stats_say_when_a_request_was_first_polled_and_first_polled_finished(
+    manual: tuple[KlingSimulator, ManualClock],
+) -> None:
+    sim, clock = manual
+    api = Api(sim)
+    request_id = api.submit_id()
+    start = clock()
+    clock.advance(5)
+    api.record(request_id)
+    clock.advance(60)  # finished 30 s after the submit: this poll is 35 s late
+    api.record(request_id)
+    api.record(request_id)
+    (stats,) = httpx.get(f"{sim.base_url}/_simulator/stats").json()["requests"]
+    assert stats["first_read_at"] == pytest.approx(start + 5)
+    assert stats["finished_read_at"] == pytest.approx(start + 65)
+    assert stats["finished_read_at"] - stats["finishes_at"] == pytest.approx(35)
+
+
 @pytest.mark.parametrize(
     ("shape", "check"),
     [
@@ -551,6 +569,34 @@ def test_rate_limit_fault(sim: KlingSimulator) -> None:
     assert second.headers["Retry-After"] == "2"
     assert api.submit().status_code == 200
     assert len(sim.requests) == 1
+
+
+def test_rate_limit_refuses_submits_beyond_the_window_until_a_slot_frees(
+    manual: tuple[KlingSimulator, ManualClock],
+) -> None:
+    sim, clock = manual
+    sim.configure(rate_limit=2, rate_limit_seconds=10)
+    api = Api(sim)
+    assert api.submit().status_code == 200
+    clock.advance(4)
+    assert api.submit().status_code == 200
+    refused = api.submit()
+    assert refused.status_code == 429
+    # The oldest accepted submit leaves the window 6 s from now.
+    assert refused.json()["rate_limit"] == {
+        "limit_type": "RPM",
+        "limit": 2,
+        "interval_seconds": 10,
+        "retry_after_ms": 6000,
+    }
+    clock.advance(6)
+    assert api.submit().status_code == 200
+    assert api.submit().status_code == 429
+    assert len(sim.requests) == 3
+    assert sim.refused_submits == 2
+    assert sim.count("POST /requests") == 5
+    with pytest.raises(ValueError, match="rate_limit must be"):
+        sim.configure(rate_limit=0)
 
 
 def test_capacity_and_backend_error_faults(sim: KlingSimulator) -> None:

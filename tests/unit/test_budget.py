@@ -84,6 +84,19 @@ def test_a_cap_that_is_not_a_number_of_usd_fails_when_the_dag_is_parsed(cap):
         KlingBudgetOperator(task_id="budget", requests=[], max_total_usd=cap)
 
 
+def test_a_templated_cap_is_checked_once_rendered():
+    images = [f"/data/img_{i}.png" for i in range(100)]
+    task = KlingBudgetOperator(task_id="budget", requests=images, max_total_usd="{{ params.cap }}")
+    task.max_total_usd = "56.0"  # what Airflow renders from params={"cap": 56.0}
+    assert run(task)[1]["batch_cost"]["max_total_usd"] == 56.0
+    task.max_total_usd = "55.9"
+    with pytest.raises(KlingCostLimitExceeded, match=r"\$55\.900"):
+        run(task)
+    task.max_total_usd = "lots"
+    with pytest.raises(ValueError, match="Invalid max_total_usd: 'lots'"):
+        run(task)
+
+
 def test_requests_that_are_not_a_list_are_refused():
     with pytest.raises(ValueError, match="Invalid requests: a str is not a list"):
         run(KlingBudgetOperator(task_id="budget", requests="a.png", max_total_usd=1))
