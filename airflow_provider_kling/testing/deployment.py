@@ -212,18 +212,7 @@ class AirflowStack:
             if self.with_simulator and not self.kling_base_url:
                 self._start_simulator()
             self._airflow_env = self._environment()
-            with open(self.log_dir / "db-migrate.log", "ab") as log:
-                for command in (["db", "migrate"], *self.prepare):
-                    subprocess.run(
-                        [AIRFLOW, *command],
-                        env=self._airflow_env,
-                        cwd=self.home,
-                        check=True,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        timeout=600,
-                    )
-            self._add_kling_connection()
+            self._run_airflow(["db", "migrate"], *self.prepare, *self._kling_connection())
             for name in self.components:
                 self.start_component(name)
             self.wait_healthy(timeout)
@@ -233,18 +222,27 @@ class AirflowStack:
             raise
         return self
 
-    def _add_kling_connection(self) -> None:
+    def _run_airflow(self, *commands: list[str]) -> None:
+        with open(self.log_dir / "airflow-commands.log", "ab") as log:
+            for command in commands:
+                subprocess.run(
+                    [AIRFLOW, *command],
+                    env=self._airflow_env,
+                    cwd=self.home,
+                    check=True,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=600,
+                )
+
+    def _kling_connection(self) -> list[list[str]]:
         """``kling_default`` as a stored connection, so Admin -> Connections shows and edits it."""
         if not self.kling_base_url:
-            return
-        argv = [AIRFLOW, "connections", "add", "kling_default", "--conn-type", "kling"]
-        argv += ["--conn-host", self.kling_base_url, "--conn-password", self.kling_api_key or ""]
+            return []
+        command = ["connections", "add", "kling_default", "--conn-type", "kling"]
+        command += ["--conn-host", self.kling_base_url, "--conn-password", self.kling_api_key or ""]
         # A stored port is what makes Airflow 3.3.2's Test button work (docs/troubleshooting.rst).
-        argv += ["--conn-port", str(urlsplit(self.kling_base_url).port or 443)]
-        with open(self.log_dir / "connections.log", "ab") as log:
-            subprocess.run(
-                argv, env=self._airflow_env, cwd=self.home, check=True, stdout=log, stderr=subprocess.STDOUT
-            )
+        return [[*command, "--conn-port", str(urlsplit(self.kling_base_url).port or 443)]]
 
     def print_log_tails(self, lines: int = 40) -> None:
         """The end of each component's output, to stderr: what CI shows when the stack fails."""
@@ -255,28 +253,11 @@ class AirflowStack:
     def _start_simulator(self) -> None:
         port = free_port()
         self.kling_api_key = self.kling_api_key or f"sim-{secrets.token_hex(8)}"
-        self._spawn(
-            "simulator",
-            [
-                sys.executable,
-                "-m",
-                "airflow_provider_kling.testing.simulator",
-                "--port",
-                str(port),
-                "--api-key",
-                self.kling_api_key,
-                "--queued-seconds",
-                "3",
-                "--processing-seconds",
-                "6",
-                *(
-                    ["--rate-limit", str(CELERY_RATE_LIMIT), "--rate-limit-seconds", "10"]
-                    if self.services
-                    else []
-                ),
-            ],
-            dict(os.environ),
-        )
+        argv = [sys.executable, "-m", "airflow_provider_kling.testing.simulator", "--port", str(port)]
+        argv += ["--api-key", self.kling_api_key, "--queued-seconds", "3", "--processing-seconds", "6"]
+        if self.services:
+            argv += ["--rate-limit", str(CELERY_RATE_LIMIT), "--rate-limit-seconds", "10"]
+        self._spawn("simulator", argv, dict(os.environ))
         self.kling_base_url = f"http://127.0.0.1:{port}"
         stats = f"{self.kling_base_url}/_simulator/stats"
         wait_until(lambda: _get(stats) is not None, 30, "the simulator")
