@@ -70,8 +70,8 @@ services:
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql redis-server; }
 
 # Real deployments (api-server, scheduler, dag-processor, triggerers, workers, simulator as
-# separate processes) started and stopped by the tests themselves, once on each topology
-# (SQLite + LocalExecutor, then Postgres + CeleryExecutor on Redis); see docs/e2e.rst.
+# separate processes) started and stopped by the tests themselves, each module on the topology
+# it names (SQLite + LocalExecutor, or Postgres + CeleryExecutor on Redis); see docs/e2e.rst.
 e2e: $(VENV)/.installed browser services
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
 

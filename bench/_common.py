@@ -50,10 +50,11 @@ class Section:
     commands: list[str]
     body: str
     targets: list[Target] = field(default_factory=list)
+    #: Why the docs tests do not run the commands (they run every command block they can).
+    skip_reason: str = "takes minutes at full size; make bench-smoke runs it with --smoke"
 
     def markdown(self) -> str:
-        # The docs tests run every command block they can; these take minutes at full size.
-        marker = "<!-- docs-test: skip takes minutes at full size; make bench-smoke runs it with --smoke -->"
+        marker = f"<!-- docs-test: skip {self.skip_reason} -->"
         lines = [f"## {self.title}", "", "Run alone with:", "", marker, "```sh"]
         lines += [*self.commands, "```", "", self.body.strip(), ""]
         if self.targets:

@@ -318,6 +318,10 @@ def run(smoke: bool) -> Section:
         ],
         body,
         targets,
+        skip_reason=(
+            "starts a Postgres and Celery deployment (minutes); "
+            "tests/e2e/test_topology.py starts the same one"
+        ),
     )
 
 
