@@ -35,7 +35,8 @@ def test_every_block_is_classified():
     problems = []
     for block in all_blocks():
         where = f"{block.id} ({block.language or 'no language'})"
-        if block.language not in CODE_LANGUAGES | SHOWN_LANGUAGES:
+        # Code in another language (a Dockerfile) cannot run here: it must say so with a skip.
+        if block.language not in CODE_LANGUAGES | SHOWN_LANGUAGES and block.kind != "skip":
             problems.append(f"{where}: unknown language; mark it or use one of {sorted(CODE_LANGUAGES)}")
         elif block.kind not in KINDS:
             problems.append(f"{where}: unknown docs-test kind {block.kind!r}")
