@@ -8,9 +8,11 @@ and renamed when complete, so no reader ever sees half a video under its final n
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +147,7 @@ def _check_headers(
 
 def _write_local(target: Path, chunks: Iterator[bytes]) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -158,7 +161,19 @@ def _write_local(target: Path, chunks: Iterator[bytes]) -> str:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sweep_parts(target, before=started)
     return str(target)
+
+
+def _sweep_parts(target: Path, before: float) -> None:
+    """
+    Delete what a killed try left of ``target``: its part files untouched since before this
+    write began. A writer still streaming touches its part file all the time, so it is kept.
+    """
+    for part in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+        with contextlib.suppress(OSError):
+            if part.stat().st_mtime < before:
+                part.unlink()
 
 
 def _write_object(target: ObjectStoragePath, chunks: Iterator[bytes]) -> str:

@@ -238,10 +238,12 @@ def test_a_worker_killed_mid_submit_and_mid_download_costs_no_second_request(api
     assert f"Adopting request {result['request_id']}" in second
     third = api.log_text(WORKER_KILL, run_id, "render", 3)
     assert f"Reusing Kling request {result['request_id']}" in third
-    # The finished video under its name; the killed try's temporary file is all it left behind.
+    # The finished video under its name, and nothing else: the third try's write removed the
+    # part file the killed try left.
     videos = list(out.rglob("*.mp4"))
     assert [v.stat().st_size for v in videos] == [3_000_000]
     assert videos[0].read_bytes()[4:8] == b"ftyp"
+    assert not list(out.rglob(".*.part"))
 
 
 def component_running(stack: AirflowStack, ti_id: str) -> str | None:

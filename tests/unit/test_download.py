@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,27 @@ def test_videos_stream_to_a_local_folder_under_the_default_name(finished, contex
     ]
     assert [p.name for p in expected.parent.iterdir()] == [expected.name]  # no temporary file left
     assert context["ti"].pushed["request_id"] == finished["request_id"]
+
+
+def test_a_retry_deletes_what_a_killed_try_left_of_the_same_video(finished, context, tmp_path):
+    # A worker SIGKILLed mid-download leaves its hidden part file (nothing under the final name);
+    # the retry's successful write removes it, but never a part file another writer still fills.
+    folder = tmp_path / "manual__2026-01-01T00_00_00_00_00"
+    folder.mkdir()
+    name = f"{finished['request_id']}_0.mp4"
+    killed = folder / f".{name}.k1ll3d.part"
+    killed.write_bytes(b"\x00\x00\x00\x18ftyp half a video")
+    os.utime(killed, (time.time() - 3600, time.time() - 3600))
+    live = folder / f".{name}.w0rk1n.part"
+    live.write_bytes(b"being written")
+    os.utime(live, (time.time() + 60, time.time() + 60))  # touched after this write began
+    other = folder / ".other.mp4.k1ll3d.part"
+    other.write_bytes(b"another video's leftover")
+    os.utime(other, (time.time() - 3600, time.time() - 3600))
+
+    download(destination=str(tmp_path), request_id=finished["request_id"]).execute(context)
+
+    assert sorted(p.name for p in folder.iterdir()) == sorted([name, live.name, other.name])
 
 
 def test_videos_stream_to_an_fsspec_memory_store(finished, context):
