@@ -8,13 +8,13 @@ triggers a run but the files.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_kling.testing.deployment import AirflowStack
+from airflow_provider_kling.testing.readiness import wait_until
 from tests.conftest import make_png
 
 from .conftest import AirflowAPI
@@ -23,16 +23,6 @@ pytestmark = [pytest.mark.topology("local"), pytest.mark.timeout(900)]
 
 DAG_ID = "kling_drop_folder"
 VIDEOS_URI = "kling://videos/drop"
-
-
-def eventually(what: str, check: Callable[[], Any], timeout: float = 300, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"gave up after {timeout:.0f} s waiting for {what}"
-        time.sleep(every)
 
 
 def drop(folder: Path, name: str, width: int) -> None:
@@ -65,7 +55,7 @@ def wait_for_all(api: AirflowAPI, out: Path, count: int) -> None:
         assert not failed, failed
         return len(videos(out)) >= count and all(s == "success" for s in states)
 
-    eventually(f"{count} videos from {DAG_ID}", done, timeout=420, every=2)
+    wait_until(done, 420, f"{count} videos from {DAG_ID}", interval=2)
 
 
 def test_images_dropped_in_a_folder_become_videos_once_each_across_a_killed_triggerer(
@@ -77,12 +67,16 @@ def test_images_dropped_in_a_folder_become_videos_once_each_across_a_killed_trig
     triggerer_log = stack.log_dir / "triggerer.log"
     posts_before = simulator.count("POST /requests")
 
-    eventually(f"{DAG_ID} to be parsed", lambda: api.client.get(f"/api/v2/dags/{DAG_ID}").status_code == 200)
+    wait_until(
+        lambda: api.client.get(f"/api/v2/dags/{DAG_ID}").status_code == 200, 300, f"{DAG_ID} to be parsed"
+    )
     assert api.client.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
     try:
         # The watch starts once the unpaused DAG is parsed again; it takes the empty folder as its start.
         marker = f"existing files in file://{incoming} are the starting point"
-        eventually("the folder watch to start", lambda: marker in triggerer_log.read_text(errors="replace"))
+        wait_until(
+            lambda: marker in triggerer_log.read_text(errors="replace"), 300, "the folder watch to start"
+        )
 
         for i, name in enumerate(("mug.png", "lamp.png", "chair.png")):
             drop(incoming, name, 300 + i)

@@ -20,6 +20,7 @@ import pytest
 from airflow_provider_kling.testing import Fault
 from airflow_provider_kling.testing.deployment import AirflowStack, stop_group
 from airflow_provider_kling.testing.processes import runs_task
+from airflow_provider_kling.testing.readiness import wait_until as wait_for
 from airflow_provider_kling.testing.topology import TRIGGERERS
 
 from .conftest import PROCESSING_SECONDS, RATE_LIMIT, RATE_LIMIT_SECONDS, AirflowAPI, trigger_log_job_ids
@@ -49,16 +50,6 @@ def assert_all_succeeded(api: AirflowAPI, dag_id: str, run_id: str, run: dict[st
     why = {key: failure_log(api, dag_id, run_id, key) for key in list(not_ok)[:5]}
     assert not not_ok, why
     assert run["state"] == "success", why
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(interval)
 
 
 # 1. The batch example at scale, and 4. the scheduler restarted in the middle of it
