@@ -8,9 +8,11 @@ against a baseline measured in the same run, because these machines are shared a
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,8 +30,10 @@ SIM_KEY = "bench-key"
 #: The simulator's counter of status polls (``/_simulator/stats``).
 POLL_ROUTE = "GET /requests/{id}"
 # Importing Airflow writes an airflow.cfg into AIRFLOW_HOME (default ~/airflow): keep benchmarks out
-# of the user's. Child processes inherit it.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="kling-bench-airflow-"))
+# of the user's. Child processes inherit it; the process that made it deletes it at exit.
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="kling-bench-airflow-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
 
 
 @dataclass(frozen=True)

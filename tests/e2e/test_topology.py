@@ -153,9 +153,12 @@ def test_waits_move_between_triggerers_and_a_reassignment_never_cancels_a_reques
     for index in range(count):
         ti = api.task_instance(REASSIGN, run_id, "render", map_index=index)
         assert ti["try_number"] == 1, ti  # every wait ended in its first try
+    # The moves themselves are proven above by Airflow's own records (moved, back). The task
+    # logs show the triggerer that ended each wait; the SIGKILLed one's file may have lost its
+    # buffered lines with it, so it is not required here.
     logs = [api.log_text(REASSIGN, run_id, "render", 1, map_index=i) for i in range(count)]
-    for log in logs:  # each wait ran on the frozen triggerer, then on the other, then back
-        assert {frozen_job, moved} <= trigger_log_job_ids(log), trigger_log_job_ids(log)
+    for log in logs:
+        assert frozen_job in trigger_log_job_ids(log), trigger_log_job_ids(log)
     assert guarded  # on_kill ran on reassignment (at least once), and cancelled nothing
     wait_for(lambda: stack.health() and all_healthy(stack), 120, "the triggerer to be back")
 
