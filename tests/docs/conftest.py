@@ -32,3 +32,15 @@ def airflow_home(migrated_home: Path, tmp_path: Path) -> Path:
     config = home / "airflow.cfg"
     config.write_text(config.read_text().replace(str(migrated_home), str(home)))
     return home
+
+
+def run_bash(script: str, cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """A block's commands as a shell runs them: stop at the first failure, end its background jobs."""
+    return subprocess.run(
+        ["bash", "-c", "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.docs.blocks import CODE_LANGUAGES, KINDS, ROOT, Block, all_blocks, code_blocks
-from tests.docs.conftest import BIN
+from tests.docs.conftest import BIN, run_bash
 
 # Blocks in these languages show text, not code to run.
 SHOWN_LANGUAGES = frozenset({"text", "json", "ini", "yaml", "toml", "http", "none"})
@@ -113,14 +113,7 @@ def test_command_block_runs(block, airflow_home, tmp_path):
             from airflow_provider_kling.testing import KlingSimulator
 
             stack.enter_context(KlingSimulator(port=int(port)))
-        proc = subprocess.run(
-            ["bash", "-c", "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        proc = run_bash(script, ROOT, env, timeout=600)
     assert proc.returncode == 0, f"{block.id}:\n{script}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
 
 

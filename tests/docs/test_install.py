@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tests.docs.blocks import ROOT, code_blocks
+from tests.docs.conftest import run_bash
 
 UV = ROOT / ".venv-tools" / "bin" / "uv"
 LOCK = ROOT / "requirements" / "airflow-3.3.txt"
@@ -37,14 +38,7 @@ def test_install_commands_work_in_a_fresh_environment(tmp_path):
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"
     env["AIRFLOW_HOME"] = str(tmp_path / "airflow_home")
     for script in scripts:
-        proc = subprocess.run(
-            ["bash", "-c", "set -euo pipefail\n" + script],
-            cwd=checkout,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        proc = run_bash(script, checkout, env, timeout=900)
         assert proc.returncode == 0, f"{script}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     # The provider came from the install, not from this checkout's editable .venv.
     check = subprocess.run(
