@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_provider_kling.exceptions import KlingDownloadError, KlingTransportError
-from airflow_provider_kling.transport.bounds import bounded_session, call_deadline, download_seconds
+from airflow_provider_kling.transport.bounds import call_deadline, download_seconds
 from airflow_provider_kling.transport.errors import error_for_status, requests_errors
 from airflow_provider_kling.transport.fetch import MAX_REDIRECTS, FetchPolicy
+from airflow_provider_kling.transport.pinning import Pins, pinned_session
 
 if TYPE_CHECKING:
     import requests
@@ -59,7 +60,8 @@ def stream_download(
 
     Output URLs are public, so only ``user_agent`` is sent with the request, never the API key.
     The URL and every redirect hop pass the :class:`~airflow_provider_kling.transport.fetch.FetchPolicy`
-    before they are requested. Each read may wait the connection's timeout; the whole download
+    before they are requested, and each connects only to the addresses the policy checked.
+    Each read may wait the connection's timeout; the whole download
     may take that timeout plus its size at ``MIN_DOWNLOAD_RATE`` (see ``transport.bounds``).
     """
     import requests
@@ -79,9 +81,10 @@ def stream_download(
 
     what = f"download {url}"
     idle = settings.timeout
-    with bounded_session() as session, call_deadline(idle, idle=idle, what=what) as deadline:
+    pins = Pins()
+    with pinned_session(pins) as session, call_deadline(idle, idle=idle, what=what) as deadline:
         with requests_errors(what, settings):
-            resp = _follow(session, url, policy, (connect_timeout, idle), user_agent)
+            resp = _follow(session, pins, url, policy, (connect_timeout, idle), user_agent)
         with resp:
             if resp.status_code >= 400:
                 raise error_for_status(
@@ -106,28 +109,40 @@ def stream_download(
 
 def _follow(
     session: requests.Session,
+    pins: Pins,
     url: str,
     policy: FetchPolicy,
     timeout: tuple[float, float],
     user_agent: str,
 ) -> requests.Response:
     """The answer at the end of ``url``'s redirects, each hop checked before it is requested."""
-    from urllib.parse import urljoin
-
+    checked = policy.check(url)
     for _ in range(MAX_REDIRECTS + 1):
-        policy.check(url)
+        pins.add(checked)
+        # The parsed URL, not the text given: the one the policy checked is the one requested.
         resp = session.get(
-            url, stream=True, timeout=timeout, headers={"User-Agent": user_agent}, allow_redirects=False
+            checked.url.url,
+            stream=True,
+            timeout=timeout,
+            headers={"User-Agent": user_agent},
+            allow_redirects=False,
         )
         if not 300 <= resp.status_code < 400:
             return resp
         location = resp.headers.get("Location")
         resp.close()
+        here = checked.url.url
         if not location:
-            raise KlingDownloadError(f"{url} answered HTTP {resp.status_code} without a Location to follow")
-        url = urljoin(url, location)
+            raise KlingDownloadError(f"{here} answered HTTP {resp.status_code} without a Location to follow")
+        try:
+            hop = checked.url.join(location)
+        except ValueError as err:
+            raise KlingDownloadError(
+                f"Refused to follow the redirect from {here} to {location[:200]!r}: {err}"
+            ) from None
+        checked = policy.check(hop, source=here)
     raise KlingDownloadError(
-        f"{url}: more than {MAX_REDIRECTS} redirects; the download was not followed further"
+        f"{checked.url.url}: more than {MAX_REDIRECTS} redirects; the download was not followed further"
     )
 
 

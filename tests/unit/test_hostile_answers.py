@@ -79,7 +79,6 @@ def video_url(kling_simulator: Any, kling_connection_env: Any) -> str:
         ("https://[::ffff:127.0.0.1]/v.mp4", "not a public address"),
         ("https://224.0.0.1/v.mp4", "not a public address"),
         ("https://localhost/v.mp4", "not a public address"),
-        ("file:///etc/passwd", "not an http(s) URL"),
     ],
 )
 def test_the_download_operator_refuses_urls_off_the_public_internet(video_url, tmp_path, url, reason):
