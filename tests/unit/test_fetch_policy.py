@@ -390,3 +390,94 @@ def test_a_connection_to_a_host_no_check_pinned_is_refused(internal):
     with pinned_session(Pins()) as session, pytest.raises(KlingDownloadError, match="did not check"):
         session.get(f"http://127.0.0.1:{port}/v.mp4", timeout=2)
     assert connections == []
+
+
+def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+@contextlib.contextmanager
+def tls_server(cert: Path, key: Path) -> Iterator[tuple[int, list[str], list[bytes]]]:
+    """An https server on 127.0.0.1: its port, the SNI names it was sent and the requests' heads."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list[str] = []
+
+    def record_sni(_sock: Any, name: str | None, _context: Any) -> None:
+        names.append(name or "")
+
+    context.sni_callback = record_sni
+    heads: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with contextlib.suppress(OSError), context.wrap_socket(raw, server_side=True) as conn:
+                conn.settimeout(5)
+                heads.append(conn.recv(65536))
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], names, heads
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_pinned_https_connection_keeps_the_host_name_for_sni_the_certificate_and_host(tmp_path):
+    from airflow_provider_kling.transport.fetch import CheckedURL
+
+    cert, key = _certificate(tmp_path, "media.test")
+    with tls_server(cert, key) as (port, names, heads):
+        pins = Pins()
+        pins.add(CheckedURL(parse_fetch_url(f"https://media.test:{port}/v.mp4"), ("127.0.0.1",)))
+        pins.add(CheckedURL(parse_fetch_url(f"https://other.test:{port}/v.mp4"), ("127.0.0.1",)))
+        with pinned_session(pins) as session:
+            resp = session.get(f"https://media.test:{port}/v.mp4", verify=str(cert), timeout=5)
+            # The same address under another name: the certificate is checked against the name.
+            with pytest.raises(requests.exceptions.SSLError, match=r"(?i)hostname mismatch"):
+                session.get(f"https://other.test:{port}/v.mp4", verify=str(cert), timeout=5)
+    assert resp.text == "ok"
+    assert names[0] == "media.test"
+    assert f"Host: media.test:{port}\r\n".encode() in heads[0]
