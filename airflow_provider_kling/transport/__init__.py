@@ -8,7 +8,9 @@ answer at all, and whether the request may have reached GMI:
 :mod:`~airflow_provider_kling.transport.errors`), and the streamed, atomic writing of a
 downloaded video to a local path or an object store
 (:mod:`~airflow_provider_kling.transport.storage`), which URLs a download may fetch
-(:mod:`~airflow_provider_kling.transport.fetch`) and how long and large one answer may be
+(:mod:`~airflow_provider_kling.transport.fetch`, on the one reading of a URL in
+:mod:`~airflow_provider_kling.transport.urls`, connecting only where it checked:
+:mod:`~airflow_provider_kling.transport.pinning`) and how long and large one answer may be
 (:mod:`~airflow_provider_kling.transport.bounds`). The hooks decide which call to make; this
 layer decides how it is sent, repeated and read. Its modules import ``requests``, ``httpx``
 and ``tenacity`` only where a call is made, or are themselves imported only by the hooks,
