@@ -34,7 +34,7 @@ Judgement = Literal["ours", "not ours", "maybe"]
 #: Seconds by which the clock behind an answer's ``Date`` header (a proxy's, possibly) may
 #: differ from the one GMI stamps ``created_at`` with. Only used to rule a request out, so a
 #: larger value makes fewer requests "not ours", never one "ours".
-DATE_TOLERANCE = 5.0
+DATE_TOLERANCE = 10.0
 
 
 @dataclass(frozen=True)
