@@ -58,7 +58,7 @@ def compare_echo(model: str, payload: Mapping[str, Any], record: Mapping[str, An
     Whether a record's payload echo shows the inputs of ``payload``, as GMI may normalise them.
 
     GMI may echo ``"5"`` as ``5``, reorder keys, fill in the defaults its model doc names
-    (:attr:`~airflow_provider_kling.api.models.ModelSpec.defaults`) and change the case or
+    (``ModelSpec.defaults`` in ``api/models.py``) and change the case or
     blanks around a value; none of that makes the inputs other. ``"other"`` needs a value of
     the same kind that differs, or another model; an empty or missing echo, a key GMI added
     or left out, and a differing inline image (GMI may echo a stored copy) are ``"unknown"``.

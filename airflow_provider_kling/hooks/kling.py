@@ -169,12 +169,12 @@ class KlingHook(_KlingHookBase):
         work), or unknown. It is never resent here when GMI may have created the request.
 
         :raises KlingSubmitOutcomeUnknown: GMI may have created the request: the answer was
-            lost or too slow, a 5xx, a 503 naming a request (``request_id`` is set), or a 2xx
+            lost or too slow, any 5xx (a 503 naming a request sets ``request_id``), or a 2xx
             that cannot be read. :class:`~airflow_provider_kling.submission.Submitter`
             reconciles it with GMI's records.
         :raises KlingSubmitRejected: a permanent refusal (400, 401, 402, 403, 404, a redirect):
             fails the task without retries.
-        :raises KlingAPIError: refused, and the call's own retries ran out (rate limits, 503).
+        :raises KlingAPIError: refused, and the call's own retries ran out (rate limits).
         """
         model = validate_model(model)
         what = f"submit to {model}"

@@ -23,7 +23,7 @@ ROUTE_KEYS: tuple[str, ...] = (
 )
 
 _PARAM = re.compile(r"\{[^}]*\}")
-#: How a ``reshape`` fault rewrites the records of a normal answer (see :attr:`Fault.reshape`).
+#: How a ``reshape`` fault rewrites the records of a normal answer (see ``Fault``'s ``reshape``).
 RESHAPES = ("no_created_at", "minimal", "normalised_echo", "empty_echo")
 
 
@@ -102,7 +102,7 @@ class Fault:
         return json.dumps(body).encode(), "application/json"
 
     def reshaped(self, body: Any) -> Any:
-        """The normal answer ``body`` with each record rewritten as :attr:`reshape` says."""
+        """The normal answer ``body`` with each record rewritten as ``reshape`` says."""
         if isinstance(body, dict) and isinstance(body.get("requests"), list):
             return {**body, "requests": [self._reshape_record(r) for r in body["requests"]]}
         return self._reshape_record(body)
@@ -127,7 +127,7 @@ class Fault:
 
     @classmethod
     def normalised(cls, reshape: str = "normalised_echo", **kwargs: Any) -> Fault:
-        """A normal answer whose records GMI reshaped (see :attr:`reshape`)."""
+        """A normal answer whose records GMI reshaped (see ``reshape``)."""
         return cls(status=None, reshape=reshape, **kwargs)
 
     @classmethod

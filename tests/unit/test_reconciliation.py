@@ -311,3 +311,14 @@ def test_the_window_starts_at_the_first_sends_second_on_gmis_clock():
     assert judge(record(first), MODEL, SENT, blind)[0] == "ours"
     assert judge(record(first - 3600), MODEL, SENT, blind)[0] == "maybe"
     assert judge(record(first - 3600), MODEL, {**SENT, "prompt": "other"}, blind)[0] == "not ours"
+
+
+def test_a_reshape_fault_rewrites_only_the_normal_answer():
+    with pytest.raises(ValueError, match="reshape must be one of"):
+        Fault.normalised("sideways")
+    with pytest.raises(ValueError, match="status=None"):
+        Fault(status=503, reshape="minimal")
+    fault = Fault.from_dict({"preset": "normalised", "reshape": "minimal"})
+    assert Fault.from_dict(fault.to_dict()) == fault
+    listed = {"requests": [{"request_id": "r", "status": "queued", "created_at": 1}], "total": 1}
+    assert fault.reshaped(listed) == {"requests": [{"request_id": "r", "status": "queued"}], "total": 1}
