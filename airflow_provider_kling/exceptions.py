@@ -59,11 +59,12 @@ class KlingSubmitOutcomeUnknown(KlingAPIError, AirflowFailException):  # type: i
     A submit may have created a paid request, and GMI's records could not tell which.
 
     :meth:`KlingHook.submit <airflow_provider_kling.hooks.kling.KlingHook.submit>` raises it when
-    the answer was lost (a timeout, a reset, a 5xx, a 503 naming a request, a 2xx that cannot
+    the answer was lost (a timeout, a reset, any 5xx, a proxy's HTML page, a 2xx that cannot
     be read). The submitting operators first reconcile it with GMI's records (adopting the
-    request the answer named, or the one whose payload echo matches) and raise it only when
-    that cannot decide; then it fails the task without Airflow retries, since a retry would
-    submit (and may pay) again. The message names the candidate requests.
+    one request GMI shows is this submit's: created since the first send, with these inputs)
+    and raise it only when that cannot decide; then it fails the task without Airflow
+    retries, since a retry would submit (and may pay) again. The message names the
+    candidate requests, each with why it may be this submit's.
 
     :param model: the model the submit was for.
     :param started_at: when the submit was sent (Unix time): GMI's requests created since then

@@ -23,24 +23,35 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_kling.api.errors import KlingAPIError
-from airflow_provider_kling.api.fingerprint import echo_fingerprint, fingerprint
+from airflow_provider_kling.api.fingerprint import compare_echo, fingerprint
+from airflow_provider_kling.api.ownership import Window, judge
+from airflow_provider_kling.api.records import KlingRequest
 from airflow_provider_kling.exceptions import KlingSubmitOutcomeUnknown
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
-    from airflow_provider_kling.api.records import KlingRequest
     from airflow_provider_kling.hooks.kling import KlingHook
 
 #: The task state store key under which a try records its request, for the next try.
 STATE_KEY = "kling_request_id"
-# GMI stamps whole seconds with its own clock; a minute of slack covers skew.
-_CLOCK_SLACK = 60.0
 #: Sends of one submit within a try when each answer is lost and GMI lists nothing.
 MAX_SENDS = 3
 #: Seconds before GMI's requests are listed a second time, when the first listing after a lost
 #: answer shows nothing: a request created a moment ago may list late.
 SETTLE_SECONDS = 5.0
+#: Listed requests looked up one by one, per listing, when their list entry leaves open
+#: whether they are a lost submit's (no ``created_at``, an echo that cannot be compared).
+MAX_LOOKUPS = 10
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A request GMI lists that may be a lost submit's: what the error message names."""
+
+    request_id: str
+    status: str
+    why: str
 
 
 class StateStore(Protocol):
@@ -118,7 +129,7 @@ class Submitter:
         """The earlier try's request when it can be reused, else a new one (paid once)."""
         fp = fingerprint(model, payload)
         entry = Entry.parse(self.store.get(self.key)) if self.durable and self.store is not None else None
-        earlier = self.earlier(entry, model, fp) if entry is not None else None
+        earlier = self.earlier(entry, model, payload, fp) if entry is not None else None
         if earlier is not None:
             return earlier
         record = self.submit(model, payload, fp)
@@ -135,7 +146,7 @@ class Submitter:
 
     # --- an earlier try ----------------------------------------------------------------------
 
-    def earlier(self, entry: Entry, model: str, fp: str) -> KlingRequest | None:
+    def earlier(self, entry: Entry, model: str, payload: Mapping[str, Any], fp: str) -> KlingRequest | None:
         """The request an earlier try submitted, when it is running or succeeded and the same."""
         if entry.fingerprint is not None and entry.fingerprint != fp:
             self.log.info(
@@ -146,10 +157,9 @@ class Submitter:
         if entry.request_id is None:
             # The earlier try died between sending and storing the answer: find what it created.
             self.log.warning("An earlier try's submit never recorded its answer; looking for it at GMI")
-            since = entry.submitted_at or time.time() - 3600
-            found = self.reconcile(None, model, fp, since)
+            found = self.reconcile(None, model, payload, entry.submitted_at)
             if found is not None:
-                self.save(Entry(found.request_id, fp, since))
+                self.save(Entry(found.request_id, fp, entry.submitted_at))
             return found
         if entry.completed and not self.reuse_succeeded:
             self.log.info(
@@ -166,7 +176,7 @@ class Submitter:
                 "GMI no longer knows request %s of an earlier try; submitting anew", entry.request_id
             )
             return None
-        if entry.fingerprint is None and echo_fingerprint(model, record.raw) not in (None, fp):
+        if entry.fingerprint is None and compare_echo(model, payload, record.raw) == "other":
             self.log.info("Request %s of an earlier try had other inputs; submitting anew", entry.request_id)
             return None
         if record.verdict == "failed":
@@ -188,92 +198,147 @@ class Submitter:
         """Submit, with the entry written before sending and after GMI answered."""
         started = time.time()
         self.save(Entry(None, fp, started))
+        last: KlingSubmitOutcomeUnknown | None = None
         for _ in range(MAX_SENDS):
             try:
                 record: KlingRequest | None = self.hook.submit(model, payload)
             except KlingSubmitOutcomeUnknown as err:
-                record = self.reconcile(err, model, fp, started)
+                last = err
+                record = self.reconcile(err, model, payload, started)
             if record is not None:
                 self.save(Entry(record.request_id, fp, started))
                 return record
-            self.log.warning("GMI lists no request from this submit, so it never arrived; sending it again")
+            self.log.warning("GMI shows no request from this submit, so it never arrived; sending it again")
         raise KlingAPIError(
-            f"The submit to {model} was sent {MAX_SENDS} times, each answer was lost, and GMI lists no "
-            "request from any of them; nothing was created. The task's retries may try again"
+            f"The submit to {model} was sent {MAX_SENDS} times, no answer could be read (the last: {last}), "
+            "and GMI showed no request from any of them; nothing was created. The task's retries may try "
+            "again"
         )
 
     def reconcile(
-        self, err: KlingSubmitOutcomeUnknown | None, model: str, fp: str, since: float
+        self,
+        err: KlingSubmitOutcomeUnknown | None,
+        model: str,
+        payload: Mapping[str, Any],
+        since: float | None,
     ) -> KlingRequest | None:
         """
-        Decide an unknown submit from GMI's own records.
+        Decide an unknown submit from GMI's own records (:mod:`~airflow_provider_kling.api.ownership`).
 
-        Adopt the request the answer named, if GMI has it; else the one request created since
-        ``since`` whose payload echo matches; ``None`` (safe to send again) when GMI lists no
-        request since then, or only requests whose echo shows other inputs.
+        Adopt the one request GMI shows is this submit's: created since ``since`` (the first
+        send, placed on GMI's clock by its ``Date`` header) with a payload echo of these inputs
+        after GMI's normalisation; a request the answer named must pass the same checks.
+        ``None`` (safe to send again) only when everything GMI lists is shown not to be this
+        submit's, in two listings ``SETTLE_SECONDS`` apart.
 
-        :raises KlingSubmitOutcomeUnknown: the records cannot decide (no echo, several matches,
-            or the listing failed); the message names the candidates.
+        :param since: when the submit was first sent (our clock); ``None`` when unknown, and
+            then nothing is adopted.
+        :raises KlingSubmitOutcomeUnknown: the records cannot decide (a request that may be
+            this submit's, several that are, or the listing failed); the message names them.
         """
         reason = str(err) if err is not None else "An earlier try's submit was interrupted."
+        named: Candidate | None = None
         if err is not None and err.request_id is not None:
-            named = self._named(err.request_id)
-            if named is not None:
-                return named
+            record = self._named(err.request_id, model, payload, since)
+            if isinstance(record, KlingRequest):
+                return record
+            named = record
         try:
-            candidates = self.created_since(model, since)
-            if not candidates:
-                time.sleep(SETTLE_SECONDS)
-                candidates = self.created_since(model, since)
+            ours, maybe = self.look(model, payload, since, named)
+            if not ours and not maybe:
+                time.sleep(SETTLE_SECONDS)  # a request created a moment ago may list late
+                ours, maybe = self.look(model, payload, since, named)
         except KlingAPIError as list_err:
             detail = f"Listing GMI's requests to check failed: {list_err}"
-            raise self._unknown(reason, model, since, (), detail) from list_err
-        echoes = [(c, echo_fingerprint(model, c.raw)) for c in candidates]
-        matches = [c for c, echo in echoes if echo == fp]
-        if len(matches) > 1:  # an earlier try's failed request may echo the same inputs
-            matches = [c for c in matches if c.verdict != "failed"] or matches
-        if len(matches) == 1:
+            ids: tuple[str, ...] = (named.request_id,) if named is not None else ()
+            raise self._unknown(reason, model, since, ids, detail) from list_err
+        if len(ours) == 1 and not maybe:
             self.log.warning(
-                "Adopting request %s: GMI created it since the submit, and its payload echo is this task's",
-                matches[0].request_id,
+                "Adopting request %s: GMI created it since this submit was first sent, and its payload "
+                "echo shows this task's inputs",
+                ours[0].request_id,
             )
-            return matches[0]
-        unclear = matches or [c for c, echo in echoes if echo is None]
-        if not unclear:
+            return ours[0]
+        if not ours and not maybe:
             return None
+        unclear = [Candidate(r.request_id, r.status, "it shows this task's inputs") for r in ours] + maybe
+        why = "several requests show this task's inputs" if not maybe else "GMI cannot rule these out"
+        listed = "; ".join(f"{c.request_id} ({c.status}: {c.why})" for c in unclear[:20])
         ids = tuple(c.request_id for c in unclear)
-        why = "several requests echo this task's inputs" if matches else "GMI echoes no payload for"
-        listed = ", ".join(f"{c.request_id} ({c.status})" for c in unclear[:20])
         raise self._unknown(reason, model, since, ids, f"Not resent: {why}: {listed}.")
 
+    def look(
+        self, model: str, payload: Mapping[str, Any], since: float | None, named: Candidate | None
+    ) -> tuple[list[KlingRequest], list[Candidate]]:
+        """
+        GMI's requests for ``model`` that are this submit's, and those that may be.
+
+        A list entry that leaves the question open (no ``created_at``, an empty or normalised
+        echo) is looked up on its own, since GMI's record of one request may say more.
+        """
+        listed = self.hook.list_requests(model)
+        window = self._window(since)
+        ours: list[KlingRequest] = []
+        maybe = [named] if named is not None else []
+        lookups = 0
+        for record in listed:
+            if named is not None and record.request_id == named.request_id:
+                continue
+            verdict, why = judge(record, model, payload, window)
+            if verdict == "maybe" and lookups < MAX_LOOKUPS:
+                lookups += 1
+                fuller = self._lookup(record.request_id)
+                if fuller is not None:
+                    record = fuller
+                    verdict, why = judge(record, model, payload, window)
+            if verdict == "ours":
+                ours.append(record)
+            elif verdict == "maybe":
+                # Only the id and status are kept: a record may carry a 14 MB echo of the image.
+                maybe.append(Candidate(record.request_id, record.status, why))
+        return ours, maybe
+
+    def _window(self, since: float | None) -> Window:
+        return Window.unknown() if since is None else Window.since(since, self.hook.server_clock)
+
     def _unknown(
-        self, reason: str, model: str, since: float, ids: tuple[str, ...], detail: str
+        self, reason: str, model: str, since: float | None, ids: tuple[str, ...], detail: str
     ) -> KlingSubmitOutcomeUnknown:
         return KlingSubmitOutcomeUnknown(
             f"{reason} {detail} Check them (KlingHook().get_request(id) or GMI's console); wait for yours "
             "with a KlingStatusSensor, or clear the task if none is yours.",
             model=model,
-            started_at=since,
+            started_at=since if since is not None else 0.0,
             candidates=ids,
         )
 
-    def _named(self, request_id: str) -> KlingRequest | None:
+    def _named(
+        self, request_id: str, model: str, payload: Mapping[str, Any], since: float | None
+    ) -> KlingRequest | Candidate | None:
+        """The request GMI's answer named: adopted when it passes the checks, else a candidate or nothing."""
         try:
             record = self.hook.get_request(request_id)
         except KlingAPIError as err:
-            self.log.warning("GMI's answer named request %s, but looking it up failed: %s", request_id, err)
+            if err.status_code == 404:
+                self.log.warning("GMI's answer named request %s, which GMI does not know", request_id)
+                return None
+            return Candidate(request_id, "unknown", f"GMI's answer named it; looking it up failed: {err}")
+        verdict, why = judge(record, model, payload, self._window(since))
+        if verdict == "ours":
+            self.log.warning("Adopting request %s, which GMI's answer named (%s)", request_id, record.status)
+            return record
+        if verdict == "not ours":
+            self.log.warning("GMI's answer named request %s, which is not this submit's: %s", request_id, why)
             return None
-        self.log.warning("Adopting request %s, which GMI's answer named (%s)", request_id, record.status)
-        return record
+        return Candidate(record.request_id, record.status, f"GMI's answer named it, but {why}")
 
-    def created_since(self, model: str, started: float) -> list[KlingRequest]:
-        """The requests GMI created for ``model`` since ``started`` (less the clock slack)."""
-        since = started - _CLOCK_SLACK
-        return [
-            r
-            for r in self.hook.list_requests(model)
-            if r.created_at is not None and r.created_at.timestamp() >= since
-        ]
+    def _lookup(self, request_id: str) -> KlingRequest | None:
+        try:
+            record = self.hook.get_request(request_id)
+        except KlingAPIError as err:
+            self.log.warning("Looking up listed request %s failed: %s", request_id, err)
+            return None
+        return record if record.request_id == request_id else None
 
     def save(self, entry: Entry) -> None:
         if self.durable and self.store is not None:

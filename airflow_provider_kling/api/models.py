@@ -83,11 +83,14 @@ class ModelSpec:
     :param fields: every payload key the model knows, with its check.
     :param required: the keys that must be present (and, for text, not blank).
     :param description: one line for the docs and the logs.
+    :param defaults: what GMI's model doc says it uses for a key left out; GMI may fill these
+        into a request's payload echo, which a lost submit is then recognised by.
     """
 
     fields: Mapping[str, Check]
     required: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -95,6 +98,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         fields={"first_frame": _image, "prompt": _text, "resolution": _resolution, "duration": _duration},
         required=frozenset({"first_frame"}),
         description="Kling 3.0 Turbo image-to-video",
+        defaults={"resolution": "720p", "duration": "5"},
     ),
     T2V_MODEL: ModelSpec(
         fields={

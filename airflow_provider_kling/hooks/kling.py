@@ -15,15 +15,12 @@ from airflow.sdk import BaseHook
 from airflow_provider_kling import __version__, exceptions
 from airflow_provider_kling.api import ConnectionSettings, KlingRequest, connection_settings, validate_model
 from airflow_provider_kling.api.body import JsonBody
+from airflow_provider_kling.api.ownership import ClockReading
 from airflow_provider_kling.exceptions import KlingAPIError
 from airflow_provider_kling.hooks import forms
 from airflow_provider_kling.transport.bounds import asend, bounded_session, send
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
-from airflow_provider_kling.transport.errors import (
-    list_field,
-    parse_answer,
-    raise_for_submit,
-)
+from airflow_provider_kling.transport.errors import list_field, parse_answer, raise_for_submit
 from airflow_provider_kling.transport.retries import retrying_arguments
 from airflow_provider_kling.transport.storage import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
 
@@ -121,6 +118,9 @@ class KlingHook(_KlingHookBase):
     :param retry_max_delay: the longest total time, in seconds, one call may spend retrying.
     """
 
+    #: The last answer's ``Date`` header and when it was asked and answered: GMI's clock.
+    server_clock: ClockReading | None = None
+
     # The connection form: defined on this class itself, not on the base, because Airflow 3.1's
     # ProvidersManager reads them only from the registered hook class's own ``__dict__``.
     @classmethod
@@ -169,12 +169,12 @@ class KlingHook(_KlingHookBase):
         work), or unknown. It is never resent here when GMI may have created the request.
 
         :raises KlingSubmitOutcomeUnknown: GMI may have created the request: the answer was
-            lost or too slow, a 5xx, a 503 naming a request (``request_id`` is set), or a 2xx
+            lost or too slow, any 5xx (a 503 naming a request sets ``request_id``), or a 2xx
             that cannot be read. :class:`~airflow_provider_kling.submission.Submitter`
             reconciles it with GMI's records.
         :raises KlingSubmitRejected: a permanent refusal (400, 401, 402, 403, 404, a redirect):
             fails the task without retries.
-        :raises KlingAPIError: refused, and the call's own retries ran out (rate limits, 503).
+        :raises KlingAPIError: refused, and the call's own retries ran out (rate limits).
         """
         model = validate_model(model)
         what = f"submit to {model}"
@@ -304,7 +304,9 @@ class KlingHook(_KlingHookBase):
     ) -> dict[str, Any]:
         # A fresh body per attempt: a retry sends it from the start. The session sends Content-Type.
         body = None if json is None else JsonBody(json)
+        sent = time.time()
         answer = send(self.session, method, path, body, params, self.settings, CONNECT_TIMEOUT, what)
+        self.server_clock = ClockReading.from_headers(answer[2], sent, time.time())
         return parse_answer(*answer, what=what, secrets=self.settings.secrets)
 
 

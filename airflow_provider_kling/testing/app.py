@@ -109,6 +109,14 @@ def _fault_response(fault: Fault, request_id: str | None = None) -> Response:
     return Response(content, status_code=fault.status, headers=headers, media_type=media_type)
 
 
+def _reshaped(response: Response, fault: Fault) -> Response:
+    """A normal JSON answer with its records rewritten by a ``reshape`` fault."""
+    if not isinstance(response, JSONResponse):
+        return response
+    body = fault.reshaped(json.loads(bytes(response.body)))
+    return JSONResponse(body, status_code=response.status_code)
+
+
 class _Endpoints:
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
@@ -137,7 +145,8 @@ class _Endpoints:
             if fault.reset:
                 return AbortConnection()
             if fault.passthrough:
-                return response if response is not None else await handle(request)
+                answer = response if response is not None else await handle(request)
+                return _reshaped(answer, fault) if fault.reshape is not None else answer
             return _fault_response(fault, _named_request_id(response))
 
         return Route(path, endpoint, methods=[method])

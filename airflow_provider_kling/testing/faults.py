@@ -23,6 +23,8 @@ ROUTE_KEYS: tuple[str, ...] = (
 )
 
 _PARAM = re.compile(r"\{[^}]*\}")
+#: How a ``reshape`` fault rewrites the records of a normal answer (see ``Fault``'s ``reshape``).
+RESHAPES = ("no_created_at", "minimal", "normalised_echo", "empty_echo")
 
 
 def normalize_route_key(route: str) -> str:
@@ -53,6 +55,11 @@ class Fault:
     :param names_request: with ``after_processing`` and a JSON object ``body``: set the body's
         ``request_id`` to the id the normal answer named (for a submit, the request it created), so a
         fault body can point at a request that exists.
+    :param reshape: with ``status=None``: answer normally, but rewrite each record of the answer (a
+        list answer's too) as GMI may send it: ``no_created_at`` (the key left out), ``minimal``
+        (``request_id`` and ``status`` only, all a list entry is sure to have), ``normalised_echo``
+        (the payload echo with numeric strings as numbers, keys reversed and the model doc's defaults
+        filled in) or ``empty_echo`` (``{}``).
     """
 
     status: int | None = 500
@@ -63,6 +70,7 @@ class Fault:
     reset: bool = False
     after_processing: bool = False
     names_request: bool = False
+    reshape: str | None = None
 
     def __post_init__(self) -> None:
         if self.status is not None and not 100 <= self.status <= 599:
@@ -73,6 +81,10 @@ class Fault:
             raise ValueError("delay must be a finite number of seconds >= 0")
         if self.names_request and not (self.after_processing and isinstance(self.body, Mapping)):
             raise ValueError("names_request needs after_processing and a JSON object body")
+        if self.reshape is not None and self.reshape not in RESHAPES:
+            raise ValueError(f"reshape must be one of {', '.join(RESHAPES)}, got {self.reshape!r}")
+        if self.reshape is not None and not self.passthrough:
+            raise ValueError("reshape rewrites the normal answer: give it with status=None and no reset")
 
     @property
     def passthrough(self) -> bool:
@@ -88,6 +100,35 @@ class Fault:
         if self.names_request and request_id is not None:
             body = {**body, "request_id": request_id}
         return json.dumps(body).encode(), "application/json"
+
+    def reshaped(self, body: Any) -> Any:
+        """The normal answer ``body`` with each record rewritten as ``reshape`` says."""
+        if isinstance(body, dict) and isinstance(body.get("requests"), list):
+            return {**body, "requests": [self._reshape_record(r) for r in body["requests"]]}
+        return self._reshape_record(body)
+
+    def _reshape_record(self, record: Any) -> Any:
+        if not isinstance(record, dict) or "request_id" not in record:
+            return record
+        if self.reshape == "minimal":
+            return {"request_id": record["request_id"], "status": record.get("status")}
+        if self.reshape == "no_created_at":
+            return {k: v for k, v in record.items() if k != "created_at"}
+        if not isinstance(record.get("payload"), dict):
+            return record
+        echo: dict[str, Any] = {}
+        if self.reshape == "normalised_echo":
+            from airflow_provider_kling.api.models import MODEL_SPECS
+
+            spec = MODEL_SPECS.get(str(record.get("model")))
+            filled = {**(spec.defaults if spec is not None else {}), **record["payload"]}
+            echo = {k: _as_number(v) for k, v in reversed(list(filled.items()))}
+        return {**record, "payload": echo}
+
+    @classmethod
+    def normalised(cls, reshape: str = "normalised_echo", **kwargs: Any) -> Fault:
+        """A normal answer whose records GMI reshaped (see ``reshape``)."""
+        return cls(status=None, reshape=reshape, **kwargs)
 
     @classmethod
     def error(cls, status: int, message: str, **kwargs: Any) -> Fault:
@@ -177,13 +218,15 @@ class Fault:
             "reset": self.reset,
             "after_processing": self.after_processing,
             "names_request": self.names_request,
+            "reshape": self.reshape,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
         """Build a fault from JSON: either the fields of :meth:`to_dict`, or ``{"preset": name, ...}``
         where name is one of ``rate_limited``, ``capacity_exhausted``, ``backend_error``, ``non_json``,
-        ``connection_reset``, ``slow``, ``error`` and the other keys are that helper's arguments."""
+        ``connection_reset``, ``slow``, ``error``, ``normalised`` and the other keys are that helper's
+        arguments."""
         if not isinstance(data, Mapping):
             raise ValueError("a fault must be a JSON object")
         data = dict(data)
@@ -207,5 +250,21 @@ class Fault:
 
 
 _PRESETS = frozenset(
-    {"rate_limited", "capacity_exhausted", "backend_error", "non_json", "connection_reset", "slow", "error"}
+    {
+        "rate_limited",
+        "capacity_exhausted",
+        "backend_error",
+        "non_json",
+        "connection_reset",
+        "slow",
+        "error",
+        "normalised",
+    }
 )
+
+
+def _as_number(value: Any) -> Any:
+    # "5" echoed as 5: what a normalising store does to numeric text.
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    return value

@@ -227,18 +227,14 @@ def surely_refused(err: KlingAPIError) -> bool:
     Whether a failed submit proves GMI created no request, so sending it again cannot pay twice.
 
     Refused: no connection was made; a 4xx (GMI checks before it queues); a redirect (never
-    followed); a 503 that names no request. Everything else may have created one: an answer
-    lost in transit or too slow, a 5xx (GMI has answered 500 after accepting), a 503 naming a
-    request, a 2xx that cannot be read.
+    followed). Everything else may have created one: an answer lost in transit or too slow,
+    any 5xx (GMI has answered 500 after accepting, its 503 names a request, and a proxy's
+    HTML 502 or 503 says nothing of what happened behind it), a 2xx that cannot be read.
     """
     if isinstance(err, KlingTransportError):
         return not err.sent
     code = err.status_code
-    if code is None or code < 300:
-        return False
-    if code == 503:
-        return err.request_id is None
-    return code < 500
+    return code is not None and 300 <= code < 500
 
 
 def raise_for_submit(err: KlingAPIError, *, model: str, started_at: float) -> NoReturn:

@@ -3,7 +3,7 @@ When to retry a call to GMI, and how long to wait: one policy for the sync and a
 
 Polls (GET) are safe to repeat. A submit (POST) is paid for, so it is repeated only when
 GMI surely created no request (:func:`~airflow_provider_kling.transport.errors.surely_refused`)
-and asking again may work (a refused connection, 408, 409, 425, 429, a 503 naming no request).
+and asking again may work (a refused connection, 408, 409, 425, 429).
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ def http(status: int) -> KlingAPIError:
     ("exc", "get", "post"),
     [
         pytest.param(http(429), True, True, id="429"),
-        pytest.param(http(503), True, True, id="503"),
+        pytest.param(http(503), True, False, id="503"),  # a proxy's 503 says nothing of GMI's queue
         pytest.param(http(500), True, False, id="500"),
         pytest.param(http(502), True, False, id="502"),
         pytest.param(http(504), True, False, id="504"),
