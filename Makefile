@@ -86,10 +86,10 @@ screenshots: $(VENV)/.installed browser
 AIRFLOW_STACK_HOME ?= .airflow-stack
 TOPOLOGY ?= local
 airflow-up: $(VENV)/.installed $(if $(filter celery,$(TOPOLOGY)),services)
-	$(BIN)/python -m airflow_provider_kling.testing.deployment up --home $(AIRFLOW_STACK_HOME) --topology $(TOPOLOGY)
+	$(BIN)/python -m devtools.deployment up --home $(AIRFLOW_STACK_HOME) --topology $(TOPOLOGY)
 
 airflow-down:
-	$(BIN)/python -m airflow_provider_kling.testing.deployment down --home $(AIRFLOW_STACK_HOME)
+	$(BIN)/python -m devtools.deployment down --home $(AIRFLOW_STACK_HOME)
 
 docs: $(VENV)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html

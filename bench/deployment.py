@@ -1,6 +1,6 @@
 """Part 5: N waiting requests across the two triggerers of the production deployment.
 
-The celery topology of ``airflow_provider_kling.testing.topology`` (Postgres, CeleryExecutor on
+The celery topology of ``devtools.topology`` (Postgres, CeleryExecutor on
 Redis, two triggerers) with ``bench/dags/kling_scale.py``: N mapped tasks that the scheduler
 defers straight to the triggerers, each waiting for one request with the provider's trigger
 on its default schedule (``bench/_scale_trigger.py``). The simulator runs in its own process
@@ -23,15 +23,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/, which is not in the package
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from _common import POLL_ROUTE, ROOT, Section, Target, cli, table
 
 from airflow_provider_kling.api import API_PREFIX
-from airflow_provider_kling.testing.deployment import AirflowStack
-from airflow_provider_kling.testing.processes import group_usage, open_trigger_logs
-from airflow_provider_kling.testing.topology import TRIGGERERS
+from devtools.deployment import AirflowStack
+from devtools.processes import group_usage, open_trigger_logs
+from devtools.topology import TRIGGERERS
 
 BENCH = Path(__file__).resolve().parent
 PAYLOAD = {"first_frame": "https://example.com/product.png", "prompt": "scale", "duration": "5"}

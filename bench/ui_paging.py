@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/, which is not in the package
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Section, Target, cli, ratio, table
@@ -32,7 +33,7 @@ def seeded(count: int, folder: Path) -> tuple[Any, set[str]]:
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    from airflow_provider_kling.testing.history import FakeRequest, create_metadata_tables, insert
+    from devtools.seed import FakeRequest, create_metadata_tables, insert
 
     engine = create_engine(f"sqlite:///{folder / f'airflow-{count}.db'}")
     create_metadata_tables(engine)

@@ -1,4 +1,4 @@
-"""Real Airflow deployments (:mod:`airflow_provider_kling.testing.deployment`) shared by the e2e tests.
+"""Real Airflow deployments (:mod:`devtools.deployment`) shared by the e2e tests.
 
 A test runs on the topology its mark names (``@pytest.mark.topology("local")``: SQLite,
 LocalExecutor, one triggerer; ``"celery"``: Postgres, CeleryExecutor on Redis, two workers, two
@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from airflow_provider_kling.testing import KlingSimulator
-from airflow_provider_kling.testing.deployment import AirflowStack, stop_group
-from airflow_provider_kling.testing.topology import TOPOLOGIES
+from devtools.deployment import AirflowStack, stop_group
+from devtools.topology import TOPOLOGIES
 
 ROOT = Path(__file__).resolve().parents[2]
 

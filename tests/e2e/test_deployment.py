@@ -1,7 +1,7 @@
 """The provider in a real Airflow deployment, checked through Airflow's REST API.
 
 api-server, scheduler, dag-processor and triggerer run as separate processes (see
-``airflow_provider_kling.testing.deployment``); DAG runs are triggered with
+``devtools.deployment``); DAG runs are triggered with
 ``POST /api/v2/dags/{id}/dagRuns`` and everything is read back through ``/api/v2``. The tests
 run on the production topology, sharing its deployment with ``test_topology.py`` (which
 covers a batch and triggerer kills), in file order.

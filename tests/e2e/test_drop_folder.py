@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_kling.testing.deployment import AirflowStack
 from airflow_provider_kling.testing.readiness import wait_until
+from devtools.deployment import AirflowStack
 from tests.conftest import make_png
 
 from .conftest import AirflowAPI

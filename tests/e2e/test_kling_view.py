@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from airflow_provider_kling.testing import KlingSimulator
-from airflow_provider_kling.testing.deployment import AirflowStack
+from devtools.deployment import AirflowStack
 
 from .conftest import ROOT, AirflowAPI
 from .test_ui import EXAMPLE, STATIC, browser  # noqa: F401 (a fixture)

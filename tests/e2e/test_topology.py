@@ -1,9 +1,9 @@
 """The provider on the production topology, with its failures.
 
 Postgres, the CeleryExecutor on Redis, two Celery workers and two triggerers (see
-``airflow_provider_kling.testing.topology``), the simulator enforcing GMI's rate limit. Every
+``devtools.topology``), the simulator enforcing GMI's rate limit. Every
 check goes through Airflow's REST API and the simulator's counters; which process holds a
-trigger or runs a task is read from /proc (``airflow_provider_kling.testing.processes``).
+trigger or runs a task is read from /proc (``devtools.processes``).
 The tests share one deployment and run in file order; each leaves every component running.
 """
 
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_kling.testing import Fault
-from airflow_provider_kling.testing.deployment import AirflowStack, stop_group
-from airflow_provider_kling.testing.processes import runs_task
-from airflow_provider_kling.testing.readiness import wait_until as wait_for
-from airflow_provider_kling.testing.topology import TRIGGERERS
+from airflow_provider_kling.testing.readiness import wait_until
+from devtools.deployment import AirflowStack, stop_group
+from devtools.processes import runs_task
+from devtools.topology import TRIGGERERS
 
 from .conftest import PROCESSING_SECONDS, RATE_LIMIT, RATE_LIMIT_SECONDS, AirflowAPI, trigger_log_job_ids
 from .test_deployment import failure_log, states
@@ -65,7 +65,7 @@ def test_a_batch_of_100_videos_survives_a_scheduler_restart_with_one_request_eac
     try:
         # The example's budget is sized for 20 videos; this run's cap is its own price exactly.
         run_id = api.trigger(BATCH, {"count": BATCH_SIZE, "max_total_usd": 0.56 * BATCH_SIZE})
-        wait_for(
+        wait_until(
             lambda: len(simulator.requests) - requests_before >= BATCH_SIZE // 3,
             600,
             "a third of the submits",
@@ -109,7 +109,7 @@ def test_waits_move_between_triggerers_and_a_reassignment_never_cancels_a_reques
     stop_group(stack.pids.pop(holder))
     try:
         run_id = api.trigger(REASSIGN, {"count": count})
-        frozen_job = wait_for(lambda: busiest_job(api, run_id, count), 300, "every wait deferred")
+        frozen_job = wait_until(lambda: busiest_job(api, run_id, count), 300, "every wait deferred")
         stack.start_component(holder)
         stack.wait_healthy()
 
@@ -118,18 +118,18 @@ def test_waits_move_between_triggerers_and_a_reassignment_never_cancels_a_reques
         # that must not cancel anything, although Airflow 3.3.2 calls on_kill then.
         os.killpg(stack.pids[frozen], signal.SIGSTOP)
         try:
-            moved = wait_for(
+            moved = wait_until(
                 lambda: held_by_one_job_but(api, run_id, frozen_job), 120, "the triggers to move"
             )
         finally:
             os.killpg(stack.pids[frozen], signal.SIGCONT)
-        wait_for(lambda: all_healthy(stack), 60, f"{frozen} to heartbeat again")
+        wait_until(lambda: all_healthy(stack), 60, f"{frozen} to heartbeat again")
         # How 3.3.2 behaves: the woken triggerer's supervisor puts the triggers it no longer
         # owns on its "to cancel" list, which its runner cancels as a user action, so it calls
         # on_kill (apache/airflow#73454). The provider's guard finds the task still deferred and
         # cancels nothing (no DELETE below). Read now: a trigger that later returns to the same
         # triggerer starts its log file for that triggerer afresh.
-        guarded = wait_for(
+        guarded = wait_until(
             lambda: [
                 i for i in range(count) if GUARD in api.log_text(REASSIGN, run_id, "render", 1, map_index=i)
             ],
@@ -140,7 +140,7 @@ def test_waits_move_between_triggerers_and_a_reassignment_never_cancels_a_reques
 
         # Now SIGKILL the triggerer that holds them all: they move back to the one that woke up.
         stop_group(stack.pids.pop(holder), sig=signal.SIGKILL)
-        back = wait_for(lambda: held_by_one_job_but(api, run_id, moved), 120, "the triggers to move back")
+        back = wait_until(lambda: held_by_one_job_but(api, run_id, moved), 120, "the triggers to move back")
         assert back == frozen_job
         stack.start_component(holder)
         run = api.wait_for_run(REASSIGN, run_id, timeout=600)
@@ -160,7 +160,7 @@ def test_waits_move_between_triggerers_and_a_reassignment_never_cancels_a_reques
     for log in logs:
         assert frozen_job in trigger_log_job_ids(log), trigger_log_job_ids(log)
     assert guarded  # on_kill ran on reassignment (at least once), and cancelled nothing
-    wait_for(lambda: stack.health() and all_healthy(stack), 120, "the triggerer to be back")
+    wait_until(lambda: stack.health() and all_healthy(stack), 120, "the triggerer to be back")
 
 
 def busiest_job(api: AirflowAPI, run_id: str, count: int) -> int | None:
@@ -201,14 +201,14 @@ def test_a_worker_killed_mid_submit_and_mid_download_costs_no_second_request(api
     try:
         run_id = api.trigger(WORKER_KILL)
         ti = api.wait_for_task_state(WORKER_KILL, run_id, "render", "running")
-        wait_for(lambda: len(simulator.requests) > requests_before, 120, "the submit to arrive")
+        wait_until(lambda: len(simulator.requests) > requests_before, 120, "the submit to arrive")
         kill_worker_running(api, stack, run_id, ti["id"])
 
         # The retry finds the request at GMI, waits for it and streams it: kill that worker too.
-        wait_for(lambda: simulator.count("GET /media") > media_before, 300, "the retry's download")
+        wait_until(lambda: simulator.count("GET /media") > media_before, 300, "the retry's download")
         retry = api.task_instance(WORKER_KILL, run_id, "render")
         assert retry["try_number"] == 2, retry
-        wait_for(lambda: list(out.rglob(".*.part")), 30, "the download's temporary file")
+        wait_until(lambda: list(out.rglob(".*.part")), 30, "the download's temporary file")
         time.sleep(2)  # well into the 10 s stream
         kill_worker_running(api, stack, run_id, retry["id"])
         assert not list(out.rglob("*.mp4")), "a half-written video is under its final name"
@@ -248,6 +248,6 @@ def component_running(stack: AirflowStack, ti_id: str) -> str | None:
 
 def kill_worker_running(api: AirflowAPI, stack, run_id: str, ti_id: str) -> None:
     """SIGKILL the Celery worker (with its task's processes) running ``ti_id``, then start a new one."""
-    name = wait_for(lambda: component_running(stack, ti_id), 60, f"a worker running {ti_id}")
+    name = wait_until(lambda: component_running(stack, ti_id), 60, f"a worker running {ti_id}")
     stop_group(stack.pids.pop(name), sig=signal.SIGKILL)
     stack.start_component(name)

@@ -25,7 +25,7 @@ def _empty_metadata_db(tmp_path_factory: pytest.TempPathFactory):
     """Airflow's whole schema in a SQLite file, created once (it takes seconds)."""
     from sqlalchemy import create_engine
 
-    from airflow_provider_kling.testing.history import create_metadata_tables
+    from devtools.seed import create_metadata_tables
 
     path = tmp_path_factory.mktemp("metadata") / "airflow.db"
     engine = create_engine(f"sqlite:///{path}")

@@ -82,3 +82,17 @@ def test_one_definition_of_a_transient_error():
             if isinstance(node, ast.Assign):
                 targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
                 assert not any("TRANSIENT" in t for t in targets), (path, targets)
+
+
+def test_the_package_imports_nothing_from_the_repository_around_it():
+    """Nothing in devtools/, tests/, bench/ or example_dags/ is in the wheel: a user's import would fail."""
+    repository_only = {"devtools", "tests", "bench", "example_dags"}
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            assert not {name.split(".")[0] for name in names} & repository_only, (path, names)

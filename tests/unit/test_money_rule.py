@@ -24,7 +24,7 @@ from airflow_provider_kling.submission import STATE_KEY, Entry
 from airflow_provider_kling.testing import Fault
 from tests.unit.hostile import answer, raw_server
 from tests.unit.test_reliability import FakeStateStore, a_try, operator
-from tests.unit.test_sensor import submit, wait_until
+from tests.unit.test_sensor import submit, wait_for_status
 
 PAYLOAD = {"first_frame": "https://example.com/frame.png", "resolution": "720p", "duration": "5"}
 MODEL = "kling-3.0-turbo-i2v"
@@ -272,4 +272,4 @@ def test_the_echo_of_a_simulator_record_has_the_submitted_fingerprint(kling_simu
     sent = {**PAYLOAD, "prompt": "steam rises"}
     assert echo_fingerprint(MODEL, record) == fingerprint(MODEL, sent)
     assert echo_fingerprint(MODEL, {**record, "payload": {}}) is None
-    wait_until(kling_simulator, request_id, "success")
+    wait_for_status(kling_simulator, request_id, "success")

@@ -19,7 +19,7 @@ from airflow_provider_kling.submission import Entry
 from airflow_provider_kling.testing import Fault
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from tests.unit.test_operator import FakeTI
-from tests.unit.test_sensor import submit, wait_until
+from tests.unit.test_sensor import submit, wait_for_status
 
 URL = "https://example.com/frame.png"
 
@@ -73,7 +73,7 @@ def test_a_retry_of_a_running_request_waits_for_it_instead_of_submitting(
 def test_a_retry_after_success_returns_the_result_without_submitting(kling_simulator, kling_connection_env):
     store = FakeStateStore()
     request_id = operator().execute(a_try(store))
-    wait_until(kling_simulator, request_id, "success")
+    wait_for_status(kling_simulator, request_id, "success")
     result = operator(wait_for_completion=True).execute(a_try(store))
     assert result["request_id"] == request_id
     assert result["media_urls"]
@@ -93,7 +93,7 @@ def test_a_retry_of_a_waiting_operator_reconnects_to_the_same_request(kling_simu
 def test_a_retry_after_failure_submits_anew(kling_simulator, kling_connection_env):
     store = FakeStateStore()
     failed = operator(prompt="SIMULATE_FAILURE boom").execute(a_try(store))
-    wait_until(kling_simulator, failed, "failed")
+    wait_for_status(kling_simulator, failed, "failed")
     second = operator().execute(a_try(store))
     assert second != failed
     assert store.request_id() == second

@@ -15,6 +15,7 @@ from airflow_provider_kling.exceptions import (
     KlingTriggerEventError,
 )
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
+from airflow_provider_kling.testing.readiness import wait_until
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from tests.compat import AirflowSkipException, TaskDeferred
 
@@ -33,18 +34,18 @@ def submit(sim: Any, prompt: str = "a calm sea") -> str:
     return str(resp.json()["request_id"])
 
 
-def wait_until(sim: Any, request_id: str, status: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+def wait_for_status(sim: Any, request_id: str, status: str) -> None:
+    """Wait until GMI (the simulator) reports ``status`` for the request, as a client would see it."""
+
+    def reached() -> bool:
         resp = requests.get(
             f"{sim.base_url}/api/v1/ie/requestqueue/apikey/requests/{request_id}",
             headers={"Authorization": f"Bearer {sim.api_key}"},
             timeout=10,
         )
-        if resp.json()["status"] == status:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"request {request_id} never became {status}")
+        return bool(resp.json()["status"] == status)
+
+    wait_until(reached, 30, f"request {request_id} to become {status}", interval=0.05)
 
 
 def sensor(**kwargs: Any) -> KlingStatusSensor:
@@ -57,7 +58,7 @@ def test_poke_is_false_while_running_and_returns_the_result_when_done(kling_simu
     request_id = submit(kling_simulator)
     task = sensor(request_id=request_id)
     assert task.poke({}) is False
-    wait_until(kling_simulator, request_id, "success")
+    wait_for_status(kling_simulator, request_id, "success")
     done = task.poke({})
     assert isinstance(done, PokeReturnValue)
     assert done.xcom_value["request_id"] == request_id
@@ -70,7 +71,7 @@ def test_poke_is_false_while_running_and_returns_the_result_when_done(kling_simu
 )
 def test_failed_and_cancelled_requests_fail_the_sensor(kling_simulator, kling_connection_env, marker, status):
     request_id = submit(kling_simulator, prompt=marker)
-    wait_until(kling_simulator, request_id, status)
+    wait_for_status(kling_simulator, request_id, status)
     with pytest.raises(KlingRequestFailedError, match=status) as err:
         sensor(request_id=request_id).poke({})
     assert err.value.status == status
@@ -107,7 +108,7 @@ def test_deferrable_pokes_once_then_defers_with_a_wall_clock_deadline(kling_simu
 
 def test_deferrable_returns_at_once_when_already_done(kling_simulator, kling_connection_env):
     request_id = submit(kling_simulator)
-    wait_until(kling_simulator, request_id, "success")
+    wait_for_status(kling_simulator, request_id, "success")
     result = sensor(request_id=request_id, deferrable=True).execute({})
     assert result["status"] == "success"
 

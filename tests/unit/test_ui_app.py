@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from airflow_provider_kling.plugins import kling as plugin
 from airflow_provider_kling.plugins.app import create_app, readable_dag_ids
-from airflow_provider_kling.testing.history import FakeRequest, insert
+from devtools.seed import FakeRequest, insert
 
 SAMPLE = Path(__file__).parents[2] / "airflow_provider_kling" / "testing" / "data" / "sample.mp4"
 

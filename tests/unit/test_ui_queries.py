@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from airflow_provider_kling.plugins import queries
 from airflow_provider_kling.plugins.queries import Filters
-from airflow_provider_kling.testing.history import FakeRequest, insert
+from devtools.seed import FakeRequest, insert
 
 DAY = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 

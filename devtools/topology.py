@@ -1,4 +1,4 @@
-"""The production topology for :mod:`~airflow_provider_kling.testing.deployment`: Postgres, Redis, Celery.
+"""The production topology for :mod:`devtools.deployment`: Postgres, Redis, Celery.
 
 As Airflow's official docker-compose runs it: a Postgres metadata database, the CeleryExecutor
 with a Redis broker and the Postgres result backend, two Celery workers and two triggerers.
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_kling.testing.readiness import wait_until
 
 if TYPE_CHECKING:
-    from airflow_provider_kling.testing.deployment import AirflowStack
+    from devtools.deployment import AirflowStack
 
 TOPOLOGIES = ("local", "celery")
 #: What the celery topology runs besides the api-server, scheduler and dag-processor.

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from airflow_provider_kling.testing.topology import CELERY_WORKERS, TRIGGERERS
+from devtools.topology import CELERY_WORKERS, TRIGGERERS
 
 #: Whoever feeds the others stops first; the databases last, Postgres with a fast shutdown
 #: (SIGTERM would wait for every client to disconnect).

@@ -2,13 +2,13 @@
 
 The end-to-end tests (``tests/e2e``) and ``make airflow-up`` / ``make airflow-down`` both use it::
 
-    python -m airflow_provider_kling.testing.deployment up [--home DIR] [--dags-folder DIR]
-    python -m airflow_provider_kling.testing.deployment down [--home DIR]
+    python -m devtools.deployment up [--home DIR] [--dags-folder DIR]
+    python -m devtools.deployment down [--home DIR]
 
 ``up`` prints the UI address and the login; ``down`` stops everything ``up`` started.
 ``--topology celery`` starts the production topology instead (Postgres, CeleryExecutor on
 Redis, two Celery workers, two triggerers, the simulator rate-limited; see
-:mod:`~airflow_provider_kling.testing.topology`).
+:mod:`devtools.topology`).
 
 The stack is SQLite + LocalExecutor (parallelism 2) in a throw-away ``AIRFLOW_HOME``, with
 ``airflow api-server``, ``airflow scheduler``, ``airflow dag-processor`` and ``airflow triggerer``
@@ -18,7 +18,8 @@ Every port is a free one picked at start. The process groups are recorded in ``<
 so ``down`` can stop them from another process, and each component is stopped by its own process
 group: ``airflow standalone`` does not shut down cleanly, this does.
 
-Nothing imports this module but its users: not the package, not the pytest plugin, not a DAG.
+It lives outside the package, in this repository's ``devtools/``, so no installed wheel carries it;
+run it from the repository's root.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_kling.testing.processes import alive, free_port, stop_all, stop_group
 from airflow_provider_kling.testing.readiness import wait_until
-from airflow_provider_kling.testing.topology import (
+from devtools.processes import alive, free_port, stop_all, stop_group
+from devtools.topology import (
     CELERY_WORKERS,
     TOPOLOGIES,
     TRIGGERERS,
@@ -345,7 +346,7 @@ def down(home: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; see ``--help``."""
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_kling.testing.deployment",
+        prog="python -m devtools.deployment",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
