@@ -50,6 +50,7 @@ def _build(field: str, value: Any) -> Any:
     """The task (or hook, or trigger) that takes ``field``, given ``value`` for it."""
     builders: dict[str, Any] = {
         "max_cost_usd": lambda v: KlingI2VOperator(task_id="t", first_frame=IMAGE, max_cost_usd=v),
+        "duration": lambda v: KlingI2VOperator(task_id="t", first_frame=IMAGE, duration=v),
         "submit max_cost_usd": lambda v: KlingSubmitOperator(task_id="t", model="m", max_cost_usd=v),
         "max_total_usd": lambda v: KlingBudgetOperator(task_id="t", requests=[], max_total_usd=v),
         "poll_interval": lambda v: KlingSubmitOperator(task_id="t", model="m", poll_interval=v),
@@ -73,6 +74,7 @@ def _build(field: str, value: Any) -> Any:
 
 FIELDS = [
     "max_cost_usd",
+    "duration",
     "submit max_cost_usd",
     "max_total_usd",
     "poll_interval",
