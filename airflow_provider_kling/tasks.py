@@ -62,14 +62,6 @@ def default_deferrable() -> bool:
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
-def seconds(value: timedelta | float, name: str) -> float:
-    """A positive number of seconds from a number or a ``timedelta``."""
-    number = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if not number > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return number
-
-
 @dataclass(frozen=True)
 class DownloadSpec:
     """

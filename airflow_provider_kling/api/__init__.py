@@ -47,11 +47,17 @@ from airflow_provider_kling.api.validation import (
     PRICES_PER_SECOND,
     RESOLUTIONS,
     estimate_cost,
+    validate_byte_cap,
     validate_duration,
     validate_model,
+    validate_number,
+    validate_poll_failures,
     validate_prompt,
     validate_request_id,
     validate_resolution,
+    validate_seconds,
+    validate_usd,
+    validate_whole,
 )
 
 __all__ = [
@@ -88,9 +94,15 @@ __all__ = [
     "estimate_cost",
     "prepare_first_frame",
     "prepare_payload",
+    "validate_byte_cap",
     "validate_duration",
     "validate_model",
+    "validate_number",
+    "validate_poll_failures",
     "validate_prompt",
     "validate_request_id",
     "validate_resolution",
+    "validate_seconds",
+    "validate_usd",
+    "validate_whole",
 ]

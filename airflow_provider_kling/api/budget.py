@@ -16,6 +16,7 @@ from airflow_provider_kling.api.validation import (
     validate_duration,
     validate_model,
     validate_resolution,
+    validate_usd,
 )
 
 
@@ -35,6 +36,7 @@ class BatchPrice:
 
     def over(self, max_total_usd: float) -> str | None:
         """Why the batch must not be submitted under ``max_total_usd``, or ``None`` if it may."""
+        max_total_usd = validate_usd(max_total_usd, "max_total_usd")
         if self.unpriced:
             shown = ", ".join(map(str, self.unpriced[:10])) + (" ..." if len(self.unpriced) > 10 else "")
             return (
@@ -42,7 +44,7 @@ class BatchPrice:
                 f"{shown}) are for a model without a known price, so its total cannot be checked "
                 f"against max_total_usd=${max_total_usd:.3f}."
             )
-        if self.total_usd > max_total_usd:
+        if not self.total_usd <= max_total_usd:
             return (
                 f"Batch not submitted: the estimated total ${self.total_usd:.3f} for {self.count} requests "
                 f"is over max_total_usd=${max_total_usd:.3f}. Submit fewer requests, lower their duration "

@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_kling.api.errors import KlingValidationError
+from airflow_provider_kling.api.redaction import key_forms
+from airflow_provider_kling.api.validation import validate_seconds
 
 DEFAULT_BASE_URL = "https://console.gmicloud.ai"
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -40,11 +42,8 @@ class ConnectionSettings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every form of the key a server might echo: as stored, stripped, and JSON-escaped."""
-        forms = {self.api_key, self.key_as_stored or self.api_key}
-        forms |= {json.dumps(form)[1:-1] for form in tuple(forms)}
-        # Longest first, so a longer form is not left half-replaced by a shorter one inside it.
-        return tuple(sorted((f for f in forms if f), key=len, reverse=True))
+        """Every form of the key a server might echo, as ``api.redaction.key_forms`` lists them."""
+        return key_forms((self.api_key, self.key_as_stored))
 
     @property
     def api_url(self) -> str:
@@ -88,28 +87,21 @@ def connection_settings(
             f"{where} password", "the API key is missing", "your GMI Cloud API key in the Password field"
         )
     key = password.strip()
-    if _has_control(key):
+    if (problem := _key_problem(key)) is not None:
         raise KlingValidationError(
             f"{where} password",
-            "the API key contains a control character (a line break, a tab, ...)",
-            "the key exactly as GMI Cloud shows it, on one line",
+            problem,
+            "the key exactly as GMI Cloud shows it, in the Password field: printable ASCII, no spaces",
         )
     extra = _extra(where, extra, raw_extra)
     base_url = _base_url(where, host, schema, port)
     timeout = extra.get("timeout")
-    if timeout is None or timeout == "":
-        # The connection form saves a blank optional field as null (or "").
-        timeout = 30.0
-    try:
-        timeout = float(timeout)
-    except (TypeError, ValueError):
-        timeout = -1.0
-    if not 0 < timeout <= 3600:
-        raise KlingValidationError(
-            f"{where} extra 'timeout'",
-            f"{extra.get('timeout')!r} is not valid",
-            "seconds, above 0 and up to 3600",
-        )
+    # The connection form saves a blank optional field as null (or "").
+    timeout = (
+        30.0
+        if timeout is None or timeout == ""
+        else validate_seconds(timeout, f"{where} extra 'timeout'", maximum=3600)
+    )
     org = extra.get("organization_id")
     if org is not None and not isinstance(org, str):
         raise KlingValidationError(
@@ -132,6 +124,20 @@ def connection_settings(
         allowed_media_hosts=_media_hosts(where, extra.get("allowed_media_hosts")),
         key_as_stored=password,
     )
+
+
+def _key_problem(key: str) -> str | None:
+    """What is wrong with a stripped key, never quoting it (the message reaches logs and the UI)."""
+    # A space inside is a paste gone wrong (two keys, a label); a CR/LF would let the value add
+    # headers of its own; a non-ASCII character cannot travel in a header at all.
+    for position, char in enumerate(key, start=1):
+        if _has_control(char):
+            return f"the API key contains a control character (character {position} of {len(key)})"
+        if char.isspace():
+            return f"the API key contains a space or other blank (character {position} of {len(key)})"
+        if not char.isascii():
+            return f"the API key contains a non-ASCII character (character {position} of {len(key)})"
+    return None
 
 
 def _has_control(text: str) -> bool:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_kling.api.dimensions import check_image_size
 from airflow_provider_kling.api.errors import KlingValidationError
+from airflow_provider_kling.api.filetypes import image_brand
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
@@ -37,10 +38,8 @@ def other_image_format(data: bytes) -> str | None:
     """The name of an image format GMI does not take (WebP, GIF, ...), if the bytes are one."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"
-    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1"):
-        return "HEIC"
-    if data[4:8] == b"ftyp" and data[8:12] == b"avif":
-        return "AVIF"
+    if (brand := image_brand(data)) is not None:
+        return brand
     formats = {b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
     return next((name for magic, name in formats.items() if data.startswith(magic)), None)
 

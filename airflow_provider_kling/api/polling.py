@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from airflow_provider_kling.api.errors import KlingValidationError
+from airflow_provider_kling.api.validation import validate_seconds
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,7 @@ class PollSchedule:
     @classmethod
     def fixed(cls, seconds: float, *, jitter: float = 0.1) -> PollSchedule:
         """Poll at once, then every ``seconds``: what ``poll_interval=<seconds>`` asks for."""
-        if isinstance(seconds, bool) or not (
-            isinstance(seconds, int | float) and seconds > 0 and math.isfinite(seconds)
-        ):
-            raise KlingValidationError("poll_interval", repr(seconds), "a number of seconds > 0")
+        seconds = validate_seconds(seconds, "poll_interval")
         return cls(first=0.0, interval=seconds, slow_after=math.inf, max_interval=seconds, jitter=jitter)
 
     @classmethod

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import difflib
+import math
+import numbers
 import re
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from airflow_provider_kling.api.errors import KlingValidationError
@@ -30,6 +34,106 @@ def closest(value: Any, choices: Sequence[str]) -> str | None:
     prefixed = [c for c in choices if c.lower().startswith(text) or text.startswith(c.lower())]
     matches = prefixed or difflib.get_close_matches(text, [c.lower() for c in choices], n=1, cutoff=0.8)
     return repr(next(c for c in choices if c.lower() == matches[0].lower())) if matches else None
+
+
+# A plain decimal number: "nan", "inf", "Infinity", "0x10" and "1_000" are not, though float() reads them.
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def validate_number(
+    value: Any,
+    field: str,
+    *,
+    allowed: str,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    """
+    Check a number a user gives (a cap, a timeout, an interval), as a literal or a rendered template.
+
+    Every comparison with NaN is false, so a NaN cap would let anything through, and an
+    infinite one means no cap: both are refused, whatever form they come in (``float("nan")``,
+    ``"nan"``, ``"inf"``, ``"1e309"``, ``Decimal("NaN")``), and so are booleans.
+
+    :param allowed: what the field takes, for the message.
+    :param minimum: the least allowed value; ``above``: a bound the value must exceed;
+        ``maximum``: the largest allowed value.
+    :raises KlingValidationError: not a finite number, or out of bounds.
+    """
+    number = _finite(value, field, allowed)
+    if (
+        (minimum is not None and number < minimum)
+        or (above is not None and number <= above)
+        or (maximum is not None and number > maximum)
+    ):
+        raise KlingValidationError(field, f"{number:g} is out of range", allowed)
+    return number
+
+
+def validate_whole(value: Any, field: str, *, allowed: str, minimum: int = 0) -> int:
+    """A whole number (a count, a size in bytes) checked as :func:`validate_number` checks any number."""
+    number = validate_number(value, field, allowed=allowed, minimum=minimum)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)  # exact, even beyond a float's 53 bits
+    if not number.is_integer():
+        raise KlingValidationError(field, f"{number:g} is not a whole number", allowed)
+    return int(number)
+
+
+def validate_usd(value: Any, field: str) -> float:
+    """A cap in USD: a finite number, 0 or more."""
+    return validate_number(value, field, allowed="a finite number of USD, 0 or more", minimum=0)
+
+
+def validate_seconds(value: Any, field: str, *, maximum: float | None = None) -> float:
+    """A duration in seconds above 0 (a number, a numeric string or a ``timedelta``), finite."""
+    limit = f" and up to {maximum:g}" if maximum is not None else ""
+    allowed = f"a finite number of seconds above 0{limit}, or a timedelta"
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    return validate_number(value, field, allowed=allowed, above=0, maximum=maximum)
+
+
+def validate_byte_cap(value: Any, field: str) -> int | None:
+    """A size cap in bytes: a whole number, 1 or more, or ``None`` for no cap."""
+    allowed = "a whole number of bytes, 1 or more, or None for no cap"
+    return None if value is None else validate_whole(value, field, allowed=allowed, minimum=1)
+
+
+def validate_poll_failures(value: Any) -> int:
+    """``max_poll_failures``: consecutive failed checks a wait tolerates, 0 or more."""
+    return validate_whole(value, "max_poll_failures", allowed="a whole number of failed checks, 0 or more")
+
+
+def _finite(value: Any, field: str, allowed: str) -> float:
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    number: Any = value
+    if isinstance(value, str):
+        if not _NUMBER.fullmatch(value.strip()):
+            spelled = value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity")
+            raise KlingValidationError(
+                field, f"{shown} is not a {'finite ' if spelled else ''}number", allowed
+            )
+        number = Decimal(value.strip())
+    if isinstance(number, bool) or not isinstance(number, numbers.Real | Decimal):
+        raise KlingValidationError(field, f"{shown} ({type(value).__name__}) is not a number", allowed)
+    # Decimal's signalling NaN refuses float() and every comparison.
+    if isinstance(number, Decimal) and number.is_nan():
+        raise KlingValidationError(field, f"{shown} is not a number (NaN)", allowed)
+    try:
+        result, overflowed = float(number), False
+    except OverflowError:
+        result, overflowed = math.inf, True
+    if math.isnan(result):
+        raise KlingValidationError(field, f"{shown} is not a number (NaN)", allowed)
+    if math.isinf(result):
+        # "1e309" is a finite number too large for a float, which reads it as infinity.
+        finite_text = isinstance(value, str) or (isinstance(number, Decimal) and number.is_finite())
+        problem = "too large" if overflowed or finite_text else "infinite"
+        raise KlingValidationError(field, f"{shown} is {problem}", allowed)
+    return result
 
 
 def validate_prompt(prompt: Any) -> str | None:

@@ -26,6 +26,7 @@ from airflow_provider_kling.api.events import (
 )
 from airflow_provider_kling.api.polling import DEFAULT_SCHEDULE, PollSchedule
 from airflow_provider_kling.api.records import KlingRequest, is_known_status
+from airflow_provider_kling.api.validation import validate_number
 
 #: Consecutive failed polls (each after the hook's own retries) tolerated before a wait gives up.
 DEFAULT_MAX_POLL_FAILURES = 10
@@ -72,11 +73,13 @@ class WaitState:
         """This wait, continued from :meth:`to_dict` of the same request's earlier progress."""
         if not isinstance(saved, dict) or saved.get("request_id") != self.request_id:
             return self
+        # A stored NaN deadline would never pass: an unreadable time starts the wait afresh.
+        unix = "Unix time"
         try:
             return replace(
                 self,
-                submitted_at=float(saved["submitted_at"]),
-                deadline=float(saved["deadline"]),
+                submitted_at=validate_number(saved["submitted_at"], "submitted_at", allowed=unix),
+                deadline=validate_number(saved["deadline"], "deadline", allowed=unix),
                 failures=int(saved["failures"]),
                 last_status=saved["last_status"] if isinstance(saved["last_status"], str) else None,
                 polled=bool(saved["polled"]),

@@ -16,6 +16,8 @@ from airflow_provider_kling import __version__, exceptions
 from airflow_provider_kling.api import ConnectionSettings, KlingRequest, connection_settings, validate_model
 from airflow_provider_kling.api.body import JsonBody
 from airflow_provider_kling.api.ownership import ClockReading
+from airflow_provider_kling.api.redaction import log_masks, redacted_errors
+from airflow_provider_kling.api.validation import validate_number, validate_whole
 from airflow_provider_kling.exceptions import KlingAPIError
 from airflow_provider_kling.hooks import forms
 from airflow_provider_kling.transport.bounds import asend, bounded_session, send
@@ -47,11 +49,6 @@ def _settings(conn: Connection, extra: Mapping[str, Any]) -> ConnectionSettings:
     )
 
 
-def _stripped_key(settings: ConnectionSettings, conn: Connection) -> str | None:
-    # Airflow masks the password as stored, but the stripped key is what is sent and quoted.
-    return settings.api_key if settings.api_key != conn.password else None
-
-
 class _KlingHookBase(BaseHook):
     """Connection metadata and retry settings shared by the sync and async hooks."""
 
@@ -76,12 +73,11 @@ class _KlingHookBase(BaseHook):
         :param retry_max_delay: the longest total time, in seconds, one call may spend retrying.
         """
         super().__init__()
-        if retry_limit < 0:
-            raise ValueError(f"retry_limit must be 0 or more, got {retry_limit}")
+        seconds = "a finite number of seconds, 0 or more"
         self.kling_conn_id = kling_conn_id
-        self.retry_limit = retry_limit
-        self.retry_max_wait = retry_max_wait
-        self.retry_max_delay = retry_max_delay
+        self.retry_limit = validate_whole(retry_limit, "retry_limit", allowed="a whole number, 0 or more")
+        self.retry_max_wait = validate_number(retry_max_wait, "retry_max_wait", allowed=seconds, minimum=0)
+        self.retry_max_delay = validate_number(retry_max_delay, "retry_max_delay", allowed=seconds, minimum=0)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kling_conn_id={self.kling_conn_id!r})"
@@ -139,10 +135,10 @@ class KlingHook(_KlingHookBase):
         with exceptions.KlingConnectionNotFound.on_lookup(self.kling_conn_id):
             conn = self.get_connection(self.kling_conn_id)
         settings = _settings(conn, conn.extra_dejson)
-        if (key := _stripped_key(settings, conn)) is not None:
+        if masks := log_masks(settings.secrets, masked=conn.password):
             from airflow.sdk.log import mask_secret
 
-            mask_secret(key)
+            mask_secret(masks)
         return settings
 
     @cached_property
@@ -303,11 +299,12 @@ class KlingHook(_KlingHookBase):
         self, method: str, path: str, json: Any, params: Mapping[str, str] | None, what: str
     ) -> dict[str, Any]:
         # A fresh body per attempt: a retry sends it from the start. The session sends Content-Type.
-        body = None if json is None else JsonBody(json)
-        sent = time.time()
-        answer = send(self.session, method, path, body, params, self.settings, CONNECT_TIMEOUT, what)
-        self.server_clock = ClockReading.from_headers(answer[2], sent, time.time())
-        return parse_answer(*answer, what=what, secrets=self.settings.secrets)
+        body, sent = None if json is None else JsonBody(json), time.time()
+        # Every error is scrubbed of the key here, before the retry policy logs it.
+        with redacted_errors(self.settings.secrets):
+            answer = send(self.session, method, path, body, params, self.settings, CONNECT_TIMEOUT, what)
+            self.server_clock = ClockReading.from_headers(answer[2], sent, time.time())
+            return parse_answer(*answer, what=what, secrets=self.settings.secrets)
 
 
 class KlingAsyncHook(_KlingHookBase):
@@ -346,14 +343,14 @@ class KlingAsyncHook(_KlingHookBase):
         aextra = getattr(conn, "aextra_dejson", None)
         extra = await aextra() if aextra is not None else conn.extra_dejson
         self.settings = _settings(conn, extra)
-        if (key := _stripped_key(self.settings, conn)) is not None:
+        if masks := log_masks(self.settings.secrets, masked=conn.password):
             import airflow.sdk.log
 
             # amask_secret (Airflow 3.2+) tells the supervisor without blocking the event loop.
             if (amask := getattr(airflow.sdk.log, "amask_secret", None)) is not None:
-                await amask(key)
+                await amask(masks)
             else:
-                airflow.sdk.log.mask_secret(key)
+                airflow.sdk.log.mask_secret(masks)
         user_agent = f"{USER_AGENT} python-httpx/{httpx.__version__}"
         self._shared = await shared_clients.acquire(self.settings, user_agent, CONNECT_TIMEOUT)
         return self
@@ -386,9 +383,10 @@ class KlingAsyncHook(_KlingHookBase):
         if self._shared is None:
             raise RuntimeError("KlingAsyncHook is used outside 'async with'")
         settings = self.settings
-        async with self._shared.slot() as client:
-            answer = await asend(client, method, path, settings, what)
-        return parse_answer(*answer, what=what, secrets=settings.secrets)
+        with redacted_errors(settings.secrets):
+            async with self._shared.slot() as client:
+                answer = await asend(client, method, path, settings, what)
+            return parse_answer(*answer, what=what, secrets=settings.secrets)
 
 
 def _request_path(request_id: str) -> str:

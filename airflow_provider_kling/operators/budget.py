@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_kling.api import I2V_MODEL, validate_model
+from airflow_provider_kling.api import I2V_MODEL, validate_model, validate_usd
 from airflow_provider_kling.api.budget import price_batch
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
 from airflow_provider_kling.operators.submit import is_template
@@ -66,7 +66,9 @@ class KlingBudgetOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.requests = requests
-        self.max_total_usd: Any = max_total_usd if is_template(max_total_usd) else _cap(max_total_usd)
+        self.max_total_usd: Any = (
+            max_total_usd if is_template(max_total_usd) else validate_usd(max_total_usd, "max_total_usd")
+        )
         self.defaults = dict(defaults or {})
         self.model = model
         if not is_template(model):
@@ -80,7 +82,8 @@ class KlingBudgetOperator(BaseOperator):
             )
         # An upstream mapped task's output is a lazy sequence: read it once, return it as a list.
         requests = list(self.requests)
-        cap = _cap(self.max_total_usd, rendered=True)
+        # Checked again once rendered: a template may give "nan" or "inf", which would pass any total.
+        cap = validate_usd(self.max_total_usd, "max_total_usd")
         price = price_batch(requests, self.model, self.defaults)
         self.log.info(
             "Kling batch of %d requests: estimated total $%.3f (cap $%.3f)", price.count, price.total_usd, cap
@@ -91,19 +94,6 @@ class KlingBudgetOperator(BaseOperator):
         if refusal is not None:
             raise KlingCostLimitExceeded(refusal)
         return requests
-
-
-def _cap(value: Any, rendered: bool = False) -> float:
-    """The cap in USD; a rendered template is text, and counts when it reads as a number."""
-    number = value
-    if rendered and isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
-        raise ValueError(f"Invalid max_total_usd: {value!r}. Allowed: a number of USD, 0 or more.")
-    return float(number)
 
 
 __all__ = ["KlingBudgetOperator"]

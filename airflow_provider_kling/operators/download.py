@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_kling.api import validate_request_id
+from airflow_provider_kling.api import validate_byte_cap, validate_request_id
 from airflow_provider_kling.events import result_from_record
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
 from airflow_provider_kling.outputs import request_metadata
@@ -83,7 +83,7 @@ class KlingDownloadVideoOperator(KlingTaskMixin, BaseOperator):
         self.filename = filename
         self.kling_conn_id = kling_conn_id
         self.destination_conn_id = destination_conn_id
-        self.max_bytes = max_bytes
+        self.max_bytes = validate_byte_cap(max_bytes, "max_bytes")
         self.content_types = content_types
         self._record: KlingRequest | None = None
 

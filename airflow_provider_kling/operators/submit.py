@@ -17,7 +17,11 @@ from airflow_provider_kling.api import (
     classify_first_frame,
     estimate_cost,
     prepare_payload,
+    validate_byte_cap,
     validate_model,
+    validate_poll_failures,
+    validate_seconds,
+    validate_usd,
 )
 from airflow_provider_kling.api.events import event_from_record
 from airflow_provider_kling.api.polling import submitted_at
@@ -33,7 +37,6 @@ from airflow_provider_kling.tasks import (
     DownloadSpec,
     KlingTaskMixin,
     default_deferrable,
-    seconds,
 )
 
 if TYPE_CHECKING:
@@ -154,12 +157,15 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         self.model = model
         self.payload = payload
         self.kling_conn_id = kling_conn_id
-        self.max_cost_usd = max_cost_usd
+        # Caps are checked now (a NaN cap would pass every price) and again before submitting.
+        self.max_cost_usd = None if max_cost_usd is None else validate_usd(max_cost_usd, "max_cost_usd")
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = None if poll_interval is None else seconds(poll_interval, "poll_interval")
-        self.timeout = seconds(timeout, "timeout")
-        self.max_poll_failures = int(max_poll_failures)
+        self.poll_interval = (
+            None if poll_interval is None else validate_seconds(poll_interval, "poll_interval")
+        )
+        self.timeout = validate_seconds(timeout, "timeout")
+        self.max_poll_failures = validate_poll_failures(max_poll_failures)
         if reuse_previous_request is not None:
             warnings.warn(
                 "reuse_previous_request is deprecated; use durable, the name of Airflow's ResumableJobMixin",
@@ -173,9 +179,7 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         self.download_to = download_to
         self.download_filename = download_filename
         self.download_conn_id = download_conn_id
-        self.max_download_bytes = max_download_bytes
-        if max_cost_usd is not None and max_cost_usd < 0:
-            raise ValueError(f"max_cost_usd must be 0 or more, got {max_cost_usd!r}")
+        self.max_download_bytes = validate_byte_cap(max_download_bytes, "max_download_bytes")
         if download_to is not None and not wait_for_completion:
             raise ValueError("download_to needs wait_for_completion=True: there is no video before then")
         self.hide_inline_images()
@@ -301,12 +305,16 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         return finished
 
     def _check_cost(self, prepared: PreparedPayload) -> float | None:
+        # Checked again here, before anything is paid: the attribute may have been set or
+        # rendered since __init__.
+        cap = None if self.max_cost_usd is None else validate_usd(self.max_cost_usd, "max_cost_usd")
         cost = estimate_cost(prepared.model, prepared.payload)
         shown = f"${cost:.3f}" if cost is not None else "unknown (no price for this model)"
         self.log.info("Kling request estimated cost %s", shown)
-        if self.max_cost_usd is not None and (cost is None or cost > self.max_cost_usd):
+        # "Not within the cap" rather than "over it", so a value no comparison holds for stops.
+        if cap is not None and not (cost is not None and cost <= cap):
             raise KlingCostLimitExceeded(
-                f"Not submitted: the estimated cost {shown} is over max_cost_usd=${self.max_cost_usd:.3f}. "
+                f"Not submitted: the estimated cost {shown} is over max_cost_usd=${cap:.3f}. "
                 "Lower the duration or resolution, or raise max_cost_usd."
             )
         return cost

@@ -20,12 +20,10 @@ from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 
+from airflow_provider_kling.api.filetypes import HEAD_BYTES, video_type
 from airflow_provider_kling.plugins import queries
 
 STATIC = Path(__file__).parent / "static"
-# Bytes 4-8 of an MP4/MOV ("ftyp") and the start of a WebM/Matroska file: the media route serves
-# videos only, whatever a task recorded as its copy.
-_VIDEO_SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"))
 
 
 def readable_dag_ids(user: GetUserDep) -> set[str]:
@@ -132,8 +130,8 @@ def stored_video(uri: str) -> Response:
         if not path.is_absolute() or not path.is_file():
             raise HTTPException(404, "The stored copy is not readable from the api-server")
         with path.open("rb") as head:
-            _check_video(head.read(16))
-        return FileResponse(path, media_type="video/mp4")
+            media_type = _video_type(head.read(HEAD_BYTES))
+        return FileResponse(path, media_type=media_type)
     from airflow.sdk import ObjectStoragePath
 
     target = ObjectStoragePath(uri)
@@ -143,7 +141,7 @@ def stored_video(uri: str) -> Response:
         raise HTTPException(404, "The stored copy is not readable from the api-server") from None
     first = handle.read(64 * 1024)
     try:
-        _check_video(first[:16])
+        media_type = _video_type(first[:HEAD_BYTES])
     except HTTPException:
         handle.close()
         raise
@@ -154,12 +152,18 @@ def stored_video(uri: str) -> Response:
             while chunk := handle.read(1024 * 1024):
                 yield chunk
 
-    return StreamingResponse(chunks(), media_type="video/mp4")
+    return StreamingResponse(chunks(), media_type=media_type)
 
 
-def _check_video(head: bytes) -> None:
-    if not any(head[at : at + len(magic)] == magic for at, magic in _VIDEO_SIGNATURES):
-        raise HTTPException(415, "The stored copy is not a video")
+def _video_type(head: bytes) -> str:
+    # Served only when its bytes say video, whatever a task recorded as its copy: a HEIC or AVIF
+    # photo opens with the same ftyp box as an MP4.
+    media_type = video_type(head)
+    if media_type is None:
+        raise HTTPException(
+            415, "The stored copy is not a video (allowed: MP4, QuickTime or WebM; not a HEIC or AVIF photo)"
+        )
+    return media_type
 
 
 __all__ = ["create_app", "readable_dag_ids", "stored_video"]

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_kling.api import PollSchedule, validate_request_id
+from airflow_provider_kling.api import (
+    PollSchedule,
+    validate_byte_cap,
+    validate_poll_failures,
+    validate_request_id,
+    validate_seconds,
+)
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, WaitState
 from airflow_provider_kling.exceptions import (
     AirflowSensorTimeout,
@@ -115,20 +121,23 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
     ) -> None:
         # Airflow's sensor needs a number for poke mode; remember whether the user chose it.
         self.fixed_interval = poke_interval is not None
+        # Airflow's own check lets NaN through (every comparison with it is false).
         super().__init__(
-            poke_interval=DEFAULT_POKE_INTERVAL if poke_interval is None else poke_interval,
-            timeout=timeout,
+            poke_interval=DEFAULT_POKE_INTERVAL
+            if poke_interval is None
+            else validate_seconds(poke_interval, "poke_interval"),
+            timeout=validate_seconds(timeout, "timeout"),
             **kwargs,
         )
         self.request_info = request_info
         self.download_to = download_to
         self.download_filename = download_filename
         self.download_conn_id = download_conn_id
-        self.max_download_bytes = max_download_bytes
+        self.max_download_bytes = validate_byte_cap(max_download_bytes, "max_download_bytes")
         self.request_id = request_id
         self.kling_conn_id = kling_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.max_poll_failures = int(max_poll_failures)
+        self.max_poll_failures = validate_poll_failures(max_poll_failures)
         self.cancel_on_kill = cancel_on_kill
         self._wait: WaitState | None = None
 

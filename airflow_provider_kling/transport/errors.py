@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from datetime import timezone
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from airflow_provider_kling.api.redaction import redact
 from airflow_provider_kling.api.validation import validate_request_id
 from airflow_provider_kling.exceptions import (
     KlingAPIError,
@@ -34,17 +35,6 @@ _RETRY_IN_MS = re.compile(r"retry in (\d+(?:\.\d+)?)\s*ms", re.I)
 #: Nesting an answer may have; GMI's records are four or five levels deep. Deeper JSON would
 #: overflow the stack of whoever walks it next (repr, XCom, the triggerer's event store).
 MAX_JSON_DEPTH = 64
-#: Secrets shorter than this are not redacted: replacing a few common letters would mangle
-#: every answer, and no GMI key is that short.
-MIN_REDACTED_CHARS = 8
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every form of the API key in ``secrets`` replaced by ``***``."""
-    for secret in secrets:
-        if len(secret) >= MIN_REDACTED_CHARS:
-            text = text.replace(secret, "***")
-    return text
 
 
 def parse_retry_after(body: Any, headers: Mapping[str, str]) -> float | None:
@@ -109,7 +99,8 @@ def error_for_status(
     :param what: the call that failed, e.g. "submit to kling-3.0-turbo-i2v".
     :param secrets: the forms of the API key to redact from the server's text.
     """
-    body = parse_body(redact(text, secrets))
+    text = redact(text, secrets)
+    body = parse_body(text)
     detail = body.get("error") if isinstance(body, Mapping) else None
     if not isinstance(detail, str) or not detail:
         detail = _short(text) or "(empty body)"
@@ -162,7 +153,7 @@ def parse_answer(
     """
     text = redact(text, secrets)
     if 300 <= status_code < 400:
-        raise redirect_error(status_code, headers, what=what)
+        raise redirect_error(status_code, headers, what=what, secrets=secrets)
     if status_code >= 400:
         raise error_for_status(status_code, text, headers, what=what)
     try:
@@ -190,13 +181,16 @@ def parse_answer(
 _TOO_DEEP = object()
 
 
-def redirect_error(status_code: int, headers: Mapping[str, str], *, what: str) -> KlingAPIError:
-    """A 3xx to an API call: an error naming where it pointed, never a hop taken."""
+def redirect_error(
+    status_code: int, headers: Mapping[str, str], *, what: str, secrets: tuple[str, ...] = ()
+) -> KlingAPIError:
+    """A 3xx to an API call: an error naming where it pointed (the key redacted), never a hop taken."""
     from urllib.parse import urlsplit
 
     location = headers.get("Location") or headers.get("location") or ""
     try:
-        target = urlsplit(location).hostname or "the same host"
+        # The host is case-folded here, so a key echoed in it is lower-cased: redact() ignores case.
+        target = redact(urlsplit(location).hostname or "the same host", secrets)
     except ValueError:
         target = "an unreadable Location"
     return KlingAPIError(

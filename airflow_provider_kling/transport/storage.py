@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airflow_provider_kling.api.redaction import redacted_errors
+from airflow_provider_kling.api.validation import validate_byte_cap, validate_whole
 from airflow_provider_kling.exceptions import KlingDownloadError, KlingTransportError
 from airflow_provider_kling.transport.bounds import call_deadline, download_seconds
 from airflow_provider_kling.transport.errors import error_for_status, requests_errors
@@ -66,6 +68,11 @@ def stream_download(
     """
     import requests
 
+    # Where the cap is enforced, so no caller's NaN (which every size comparison passes) gets by.
+    max_bytes = validate_byte_cap(max_bytes, "max_bytes")
+    chunk_size = validate_whole(
+        chunk_size, "chunk_size", allowed="a whole number of bytes, 1 or more", minimum=1
+    )
     policy = FetchPolicy(settings.base_url, settings.allowed_media_hosts)
     digest = hashlib.sha256()
     size = 0
@@ -82,7 +89,13 @@ def stream_download(
     what = f"download {url}"
     idle = settings.timeout
     pins = Pins()
-    with pinned_session(pins) as session, call_deadline(idle, idle=idle, what=what) as deadline:
+    # A media host, or the API's own host a video URL may point to, can echo the key in a
+    # redirect or a header: every error leaving here is scrubbed of it.
+    with (
+        redacted_errors(settings.secrets),
+        pinned_session(pins) as session,
+        call_deadline(idle, idle=idle, what=what) as deadline,
+    ):
         with requests_errors(what, settings):
             resp = _follow(session, pins, url, policy, (connect_timeout, idle), user_agent)
         with resp:

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_kling.api import KlingValidationError, PollSchedule
+from airflow_provider_kling.api import (
+    KlingValidationError,
+    PollSchedule,
+    validate_number,
+    validate_poll_failures,
+    validate_seconds,
+)
 from airflow_provider_kling.api.errors import KlingTransportError
 from airflow_provider_kling.api.events import STILL_BILLING, KlingEvent, error_event
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, Decision, WaitState, begin, step
@@ -62,13 +68,16 @@ class KlingStatusTrigger(BaseTrigger):
         submitted_at: float | None = None,
     ) -> None:
         super().__init__()
-        self.submitted_at = time.time() if submitted_at is None else float(submitted_at)
+        # A NaN deadline would never pass: every time is checked to be a finite number.
+        self.submitted_at = time.time() if submitted_at is None else _unix_time(submitted_at, "submitted_at")
         self.cancel_on_kill = bool(cancel_on_kill)
         self.request_id = request_id
-        self.end_time = float(end_time)
+        self.end_time = _unix_time(end_time, "end_time")
         self.kling_conn_id = kling_conn_id
-        self.poll_interval = None if poll_interval is None else float(poll_interval)
-        self.max_poll_failures = int(max_poll_failures)
+        self.poll_interval = (
+            None if poll_interval is None else validate_seconds(poll_interval, "poll_interval")
+        )
+        self.max_poll_failures = validate_poll_failures(max_poll_failures)
         self.schedule = PollSchedule.for_interval(self.poll_interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -183,3 +192,7 @@ class KlingStatusTrigger(BaseTrigger):
             self.log.warning("Could not read the state of the task waiting for %s: %s", self.request_id, err)
             return True
         return "deferred" in dict(states.get(ti.run_id) or {}).values()
+
+
+def _unix_time(value: Any, field: str) -> float:
+    return validate_number(value, field, allowed="a finite Unix time in seconds, such as time.time()")

@@ -697,3 +697,20 @@ def test_headers():
     assert "X-Organization-ID" not in headers
     with_org = settings(extra={"organization_id": "org-7"}).headers("ua")
     assert with_org["X-Organization-ID"] == "org-7"
+
+
+@pytest.mark.parametrize(
+    ("brands", "name"),
+    [
+        (b"heic\x00\x00\x00\x00mif1heic", "HEIC"),
+        (b"mif1\x00\x00\x00\x00mif1heic", "HEIC"),  # a major brand the old check knew...
+        (b"isom\x00\x00\x00\x00mif1miaf", "HEIC"),  # ...and one it did not: an image brand decides
+        (b"avif\x00\x00\x00\x00avifmif1miafMA1B", "AVIF"),
+        (b"msf1\x00\x00\x00\x00msf1iso8avis", "AVIF"),
+    ],
+)
+def test_a_heif_photo_is_named_by_any_of_its_brands_as_the_videos_view_reads_them(tmp_path, brands, name):
+    path = tmp_path / "frame.png"
+    path.write_bytes((8 + len(brands)).to_bytes(4, "big") + b"ftyp" + brands + bytes(64))
+    with pytest.raises(KlingValidationError, match=f"frame.png is a {name} image"):
+        prepare_first_frame(path)

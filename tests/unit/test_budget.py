@@ -78,7 +78,7 @@ def test_a_bad_request_is_named_by_its_position(requests, field):
         price_batch(requests, "kling-3.0-turbo-i2v")
 
 
-@pytest.mark.parametrize("cap", [-1, "10", True])
+@pytest.mark.parametrize("cap", [-1, "ten", True, float("nan"), "inf"])
 def test_a_cap_that_is_not_a_number_of_usd_fails_when_the_dag_is_parsed(cap):
     with pytest.raises(ValueError, match="Invalid max_total_usd"):
         KlingBudgetOperator(task_id="budget", requests=[], max_total_usd=cap)

@@ -103,3 +103,82 @@ def test_the_plugin_mounts_its_app_only_in_the_api_server_and_shows_it_everywher
     assert views["dag_run"]["href"] == "/kling/?dag_id={DAG_ID}&run_id={RUN_ID}"
     assert views["task_instance"]["href"].endswith("&task_id={TASK_ID}&map_index={MAP_INDEX}")
     assert len({v["url_route"] for v in views.values()}) == 5
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+# An iPhone photo: major brand heic, compatible mif1 and heic, then its meta box.
+HEIC = _box(b"ftyp", b"heic" + bytes(4) + b"mif1heic") + _box(b"meta", bytes(64))
+# An image sequence that also claims an ISO brand a video would list.
+HEIF_SEQUENCE = _box(b"ftyp", b"msf1" + bytes(4) + b"msf1iso8hevc") + _box(b"moov", bytes(64))
+
+
+def _avif() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(buffer, format="AVIF")
+    return buffer.getvalue()
+
+
+def _rendered_mp4(png: bytes) -> bytes:
+    from airflow_provider_kling.testing import media
+
+    return media.render_video(png) if media.video_support() else media.fallback_video()
+
+
+@pytest.fixture
+def stored(tmp_path, metadata_engine, png_bytes):
+    """The app with one recorded copy per kind of file, as a task could have written them."""
+    contents = {
+        "sample": SAMPLE.read_bytes(),
+        "rendered": _rendered_mp4(png_bytes),
+        "heic": HEIC,
+        "avif": _avif(),
+        "sequence": HEIF_SEQUENCE,
+        "webm": b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm" + bytes(32),
+    }
+    records = []
+    for name, data in contents.items():
+        path = tmp_path / f"{name}.mp4"  # every one named .mp4: the name proves nothing
+        path.write_bytes(data)
+        records.append(FakeRequest("public", "r", task_id=name, request_id=name, uris=[str(path)]))
+    with Session(metadata_engine) as session:
+        insert(session, records)
+        app = create_app()
+        app.dependency_overrides[_get_session] = lambda: session
+        app.dependency_overrides[get_user] = lambda: object()
+        app.dependency_overrides[readable_dag_ids] = lambda: {"public"}
+        yield TestClient(app), contents
+
+
+def test_only_videos_are_served_never_a_heic_or_avif_photo_in_the_same_box(stored):
+    http, contents = stored
+    for name in ("sample", "rendered"):
+        video = http.get(f"/media/public/r/{name}/0")
+        assert video.status_code == 200, name
+        assert video.headers["content-type"] == "video/mp4"
+        assert video.content == contents[name]
+    assert http.get("/media/public/r/webm/0").headers["content-type"] == "video/webm"
+    for name in ("heic", "avif", "sequence"):
+        assert contents[name][4:8] == b"ftyp"  # what the view used to take for a video
+        refused = http.get(f"/media/public/r/{name}/0")
+        assert refused.status_code == 415, name
+        assert "not a HEIC or AVIF photo" in refused.json()["detail"]
+
+
+def test_an_object_store_copy_is_sniffed_the_same_way(tmp_path, png_bytes):
+    from fastapi import HTTPException
+
+    from airflow_provider_kling.plugins.app import stored_video
+
+    (tmp_path / "photo.mp4").write_bytes(_avif())
+    with pytest.raises(HTTPException) as refused:
+        stored_video(f"file://{tmp_path / 'photo.mp4'}")
+    assert refused.value.status_code == 415
+    (tmp_path / "clip.mp4").write_bytes(_rendered_mp4(png_bytes))
+    assert stored_video(f"file://{tmp_path / 'clip.mp4'}").media_type == "video/mp4"
