@@ -24,12 +24,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetWatcher, ObjectStoragePath, task
+from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
-from airflow_provider_kling.triggers.storage import NewImagesTrigger
+from airflow_provider_kling.triggers.storage import NewImagesTrigger, announced_image
 
 FOLDER = os.environ.get("KLING_DROP_FOLDER", "incoming")
 CONN_ID = os.environ.get("KLING_DROP_CONN_ID") or None
@@ -54,9 +54,9 @@ NEW_IMAGES = Asset(
 DROP_VIDEOS = Asset(name="kling_drop_videos", uri="kling://videos/drop")
 
 
-def image_location(image: dict[str, Any]) -> ObjectStoragePath:
-    """The announced image, as the operator reads it."""
-    return ObjectStoragePath(image["uri"], conn_id=CONN_ID)
+def image_location(image: dict[str, Any]) -> Any:
+    """The announced image, as the operator reads it: a local one only from inside its folder."""
+    return announced_image(image, conn_id=CONN_ID)
 
 
 def download_arguments(pair: tuple[dict[str, Any], dict[str, Any]]) -> dict[str, Any]:

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
+#: Marks a fingerprint read from a version 1 cursor: it is compared with
+#: :attr:`Entry.legacy_fingerprint`, so an upgrade announces nothing twice.
+LEGACY = "v1|"
 #: How far before the newest file's timestamp the cursor still remembers names. A file older
 #: than that when first listed is taken as old, not new: an upload that takes longer than this
 #: (its object's timestamp is when it started, on some stores) would be missed.
@@ -42,27 +46,41 @@ def matches(name: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(name.lower() if "/" in p else base, p.lower()) for p in patterns)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """
     One file in a listing.
 
     :param name: its path relative to the watched folder.
     :param size: its size in bytes.
-    :param stamp: when it last changed (seconds since the epoch): the store's modification time,
-        or for a local file the later of its mtime and ctime (a ``mv`` keeps the mtime).
+    :param stamp: when it last changed (seconds since the epoch), by a clock its owner cannot set
+        back: the store's upload time, or for a local file its change time (ctime), which every
+        write, rename, link and ``touch -d`` moves to now.
     :param etag: the store's ETag or generation, where it has one.
+    :param version: what else tells this version of the file from the one before it under the
+        same name, where the store gives more (a local file: device, inode, mtime and ctime).
+    :param mtime: the file's own modification time, where it differs from ``stamp``.
     """
 
     name: str
     size: int
     stamp: float
     etag: str | None = None
+    version: tuple[int, ...] | None = None
+    mtime: float | None = None
 
     @property
     def fingerprint(self) -> str:
         """What changes when the file's content is replaced or still growing."""
+        if self.version is not None:
+            return f"{self.size}:" + ".".join(map(str, self.version))
         return f"{self.size}:{self.etag or repr(self.stamp)}"
+
+    @property
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint a cursor of version 1 holds for this file (stamp: the later of mtime and ctime)."""
+        stamp = self.stamp if self.mtime is None else max(self.stamp, self.mtime)
+        return f"{self.size}:{self.etag or repr(stamp)}"
 
 
 @dataclass
@@ -74,6 +92,9 @@ class FolderCursor:
         ``None`` until the first listing.
     :param seen: name -> ``[fingerprint, stamp]`` of every file announced or refused with a stamp
         at or after ``since``; a name is announced again only if its fingerprint changes.
+
+    ``since`` is only how far back the cursor must remember across a restart: a version of a file
+    that appears while the watch runs is new whatever its timestamps say.
     """
 
     since: float | None = None
@@ -93,13 +114,14 @@ class FolderCursor:
                 value = json.loads(value)
             except ValueError:
                 return None
-        if not isinstance(value, Mapping) or value.get("version") != CURSOR_VERSION:
+        if not isinstance(value, Mapping) or value.get("version") not in (1, CURSOR_VERSION):
             return None
+        legacy = LEGACY if value.get("version") == 1 else ""
         since, seen = value.get("since"), value.get("seen")
         if not isinstance(seen, Mapping) or not (since is None or isinstance(since, int | float)):
             return None
         kept = {
-            str(name): [str(item[0]), float(item[1])]
+            str(name): [legacy + str(item[0]), float(item[1])]
             for name, item in seen.items()
             if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], int | float)
         }
@@ -114,6 +136,8 @@ class FolderWatch:
     A file is ready when it matches one of ``patterns``, has no temporary name, is not in the cursor
     with the same fingerprint, and was listed with the same fingerprint on two polls at least
     ``settle_seconds`` apart (a file still being written changes size or timestamp in between).
+    A file is looked at when its stamp is at or after the cursor's ``since``, or when it is not
+    what the previous listing held under its name.
 
     :param cursor: what an earlier watch saved, or a new cursor.
     :param patterns: the globs a file name must match one of.
@@ -131,6 +155,9 @@ class FolderWatch:
     # name -> (fingerprint, when it was first listed with it); in memory only: after a restart a
     # file is simply watched for one more interval.
     pending: dict[str, tuple[str, float]] = field(default_factory=dict)
+    # name -> entry of the last listing, in memory only (``None`` until the first): what makes a
+    # change seen between two polls a change, whatever its timestamps.
+    listed: dict[str, Entry] | None = None
 
     def candidates(self, listing: Iterable[Entry]) -> list[Entry]:
         """The files of a listing that this watch cares about at all."""
@@ -145,21 +172,34 @@ class FolderWatch:
 
         :param now: a monotonic clock reading, for the settle time.
         """
+        listing = list(listing)
+        previous, self.listed = self.listed, {e.name: e for e in listing}
         cursor = self.cursor
         if cursor.since is None:
-            return self._first(sorted(self.candidates(listing), key=lambda e: e.name), now)
+            return self._first(listing, now)
         since = cursor.since
-        listing = list(listing)
-        newest = max((e.stamp for e in listing), default=since)
-        # Old files are dropped by their stamp first: a folder of 100,000 old images costs one
-        # comparison each, not a pattern match.
-        files = sorted(self.candidates(e for e in listing if e.stamp >= since), key=lambda e: e.name)
+        # A stamp ahead of the clock (a store's clock, a file's mtime set to the future) must not
+        # push the horizon past the files still to come.
+        newest = min(max((e.stamp for e in listing), default=since), time.time())
+        # A file is looked at if it is stamped since the cursor's start, still settling, or not
+        # what the last listing held under its name: a change seen live is a change, whatever the
+        # file's timestamps say. Anything else is one comparison each, not a pattern match.
+        pending = self.pending
+        files = sorted(
+            self.candidates(
+                e
+                for e in listing
+                if e.stamp >= since
+                or e.name in pending
+                or (previous is not None and _differs(previous.get(e.name), e))
+            ),
+            key=lambda e: e.name,
+        )
         listed = {e.name for e in files}
-        self.pending = {name: p for name, p in self.pending.items() if name in listed}
+        self.pending = {name: p for name, p in pending.items() if name in listed}
         ready = []
         for entry in files:
-            known = cursor.seen.get(entry.name)
-            if known is not None and known[0] == entry.fingerprint:
+            if self._known(entry):
                 continue
             first = self.pending.get(entry.name)
             if first is None or first[0] != entry.fingerprint:
@@ -170,14 +210,29 @@ class FolderWatch:
         self._advance(files, newest)
         return ready
 
-    def _first(self, files: list[Entry], now: float) -> list[Entry]:
+    def _known(self, entry: Entry) -> bool:
+        """Whether the cursor holds this version of the file (a version 1 cursor's entry upgraded)."""
+        known = self.cursor.seen.get(entry.name)
+        if known is None:
+            return False
+        if known[0] == entry.fingerprint:
+            return True
+        if known[0] == LEGACY + entry.legacy_fingerprint:
+            self.cursor.seen[entry.name] = [entry.fingerprint, entry.stamp]
+            return True
+        return False
+
+    def _first(self, listing: list[Entry], now: float) -> list[Entry]:
         """The first listing ever: a starting point (or, if asked, everything is new)."""
-        if self.announce_existing or not files:
-            self.cursor.since = min((e.stamp for e in files), default=0.0)
-            return self.observe(files, now)
-        newest = max(e.stamp for e in files)
+        if self.announce_existing or not listing:
+            self.cursor.since = min((e.stamp for e in self.candidates(listing)), default=0.0)
+            self.listed = None  # every file is looked at, not only those changed since now
+            return self.observe(listing, now)
+        # Every file there now is old; any later one is stamped after the newest (or seen live).
+        newest = min(max(e.stamp for e in listing), time.time())
         self.cursor.since = newest
-        self.cursor.seen = {e.name: [e.fingerprint, e.stamp] for e in files if e.stamp >= newest}
+        recent = self.candidates(e for e in listing if e.stamp >= newest)
+        self.cursor.seen = {e.name: [e.fingerprint, e.stamp] for e in recent}
         return []
 
     def record(self, entries: Iterable[Entry]) -> None:
@@ -199,8 +254,14 @@ class FolderWatch:
         self.cursor.seen = {n: v for n, v in self.cursor.seen.items() if v[1] >= self.cursor.since}
 
 
+def _differs(before: Entry | None, now: Entry) -> bool:
+    """Whether a file is not the one the last listing held under its name (a listing reuses entries)."""
+    return before is not now and before != now
+
+
 __all__ = [
     "DEFAULT_HORIZON",
+    "LEGACY",
     "TEMPORARY_SUFFIXES",
     "Entry",
     "FolderCursor",

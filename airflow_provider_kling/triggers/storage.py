@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,6 +18,12 @@ from airflow_provider_kling.api.errors import KlingValidationError
 from airflow_provider_kling.api.images import MAX_IMAGE_BYTES, check_image
 from airflow_provider_kling.triggers.folder_cursor import Entry, FolderCursor, FolderWatch
 from airflow_provider_kling.triggers.folder_listing import FolderLister
+from airflow_provider_kling.triggers.local_folder import (
+    LOCAL_RESCAN_SECONDS,
+    FolderImage,
+    LocalFolder,
+    read_inside,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -55,7 +63,14 @@ class FileCursor:
         return await asyncio.to_thread(self._read)
 
     def _read(self) -> str | None:
-        return self.path.read_text() if self.path.exists() else None
+        if self.path.protocol not in ("file", "local"):
+            return self.path.read_text() if self.path.exists() else None
+        try:  # a link left at the cursor's name is an error to fix, not a cursor to follow
+            fd = os.open(self.path.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd) as handle:
+            return handle.read()
 
     async def save(self, value: dict[str, Any]) -> None:
         await asyncio.to_thread(self._write, json.dumps(value, separators=(",", ":")))
@@ -65,9 +80,17 @@ class FileCursor:
         # an object store's PUT is atomic already.
         if self.path.protocol in ("file", "local"):
             self.path.parent.mkdir(parents=True, exist_ok=True)  # a drop folder not made yet
-            tmp = self.path.parent / f"{self.path.name}.tmp"
-            tmp.write_text(text)
-            os.replace(tmp.path, self.path.path)
+            # A new file (O_EXCL), never a link someone left under a fixed name: the write stays
+            # in the folder. The rename replaces a link at the cursor's name, not its target.
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent.path)
+            try:
+                with os.fdopen(fd, "w") as out:
+                    out.write(text)
+                os.replace(tmp, self.path.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
         else:
             self.path.write_text(text)
 
@@ -106,6 +129,9 @@ class NewImagesTrigger(BaseEventTrigger):
     :param cursor_path: where the cursor object goes when there is no asset state store.
     :param check_images: refuse files GMI would refuse, before anything is paid for.
     :param event_per_image: one event per image instead of one per poll (see above).
+    :param rescan_seconds: a local folder only: how often every file is looked at although no
+        entry of the folder changed, to find a file rewritten or touched in place (every other
+        change is found on the next poll). 0 looks at every file on every poll.
     """
 
     def __init__(
@@ -120,6 +146,7 @@ class NewImagesTrigger(BaseEventTrigger):
         cursor_path: str | None = None,
         check_images: bool = True,
         event_per_image: bool = False,
+        rescan_seconds: float = LOCAL_RESCAN_SECONDS,
     ) -> None:
         super().__init__()
         if isinstance(patterns, str):
@@ -128,6 +155,10 @@ class NewImagesTrigger(BaseEventTrigger):
             raise KlingValidationError("patterns", "it is empty", "one glob or more, e.g. '*.png'")
         if not float(poll_interval) > 0:
             raise KlingValidationError("poll_interval", f"{poll_interval!r}", "a positive number of seconds")
+        if not float(rescan_seconds) >= 0:
+            raise KlingValidationError(
+                "rescan_seconds", f"{rescan_seconds!r}", "0 or more seconds (0: every file on every poll)"
+            )
         self.path = str(path)
         self.patterns = [str(p) for p in patterns]
         self.conn_id = conn_id
@@ -138,6 +169,7 @@ class NewImagesTrigger(BaseEventTrigger):
         self.cursor_path = cursor_path
         self.check_images = bool(check_images)
         self.event_per_image = bool(event_per_image)
+        self.rescan_seconds = float(rescan_seconds)
         self.asset_state_store: Any = getattr(self, "asset_state_store", None)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -156,6 +188,7 @@ class NewImagesTrigger(BaseEventTrigger):
                 "cursor_path": self.cursor_path,
                 "check_images": self.check_images,
                 "event_per_image": self.event_per_image,
+                "rescan_seconds": self.rescan_seconds,
             },
         )
 
@@ -198,7 +231,7 @@ class NewImagesTrigger(BaseEventTrigger):
         watch = FolderWatch(
             cursor, tuple(self.patterns), self.settle_seconds, self.announce_existing and saved is None
         )
-        lister = FolderLister(root, self.recursive)
+        lister = FolderLister(root, self.recursive, self.log, self.rescan_seconds)
         self.log.info(
             "Watching %s for %s every %.0f s (cursor: %s)",
             root,
@@ -213,7 +246,7 @@ class NewImagesTrigger(BaseEventTrigger):
                 self.log.warning("Could not list %s: %s: %s", root, type(err).__name__, err)
                 listing = None
             if listing is not None:
-                for event in await self._announce(root, watch, store, listing):
+                for event in await self._announce(root, watch, store, listing, lister.local):
                     yield event
             await asyncio.sleep(self.poll_interval)
 
@@ -230,7 +263,12 @@ class NewImagesTrigger(BaseEventTrigger):
                 delay = min(delay * 2, 300.0)
 
     async def _announce(
-        self, root: ObjectStoragePath, watch: FolderWatch, store: CursorStore, listing: list[Entry]
+        self,
+        root: ObjectStoragePath,
+        watch: FolderWatch,
+        store: CursorStore,
+        listing: list[Entry],
+        local: LocalFolder | None = None,
     ) -> list[TriggerEvent]:
         """One poll's decisions: the ready images, checked, remembered, then announced."""
         first = watch.cursor.since is None
@@ -242,9 +280,11 @@ class NewImagesTrigger(BaseEventTrigger):
         done = []
         for entry in ready:
             try:
-                described = await asyncio.to_thread(self._check, root, entry)
+                described = await asyncio.to_thread(self._check, root, entry, local)
             except FileNotFoundError:
-                continue  # deleted since it was listed: nothing to announce
+                # Deleted or replaced since it was listed: nothing to announce now; a new version
+                # is in the next listing.
+                continue
             except OSError as err:  # a store that fails now may answer on the next poll
                 self.log.warning("Could not read %s: %s; trying again next poll", root / entry.name, err)
                 continue
@@ -256,7 +296,7 @@ class NewImagesTrigger(BaseEventTrigger):
                         "name": entry.name,
                         "size": entry.size,
                         "etag": entry.etag,
-                        "mtime": entry.stamp,
+                        "mtime": entry.stamp if entry.mtime is None else entry.mtime,
                         "image": described,
                     }
                 )
@@ -275,11 +315,19 @@ class NewImagesTrigger(BaseEventTrigger):
         groups = [[image] for image in images] if self.event_per_image else [images] if images else []
         return [TriggerEvent({"folder": str(root), "images": group}) for group in groups]
 
-    def _check(self, root: ObjectStoragePath, entry: Entry) -> str | None:
+    def _check(self, root: ObjectStoragePath, entry: Entry, local: LocalFolder | None) -> str | None:
         """A description of the image, or ``None`` (and a log line naming it) if GMI would refuse it."""
+        path = root / entry.name
+        data: bytes | None = b""
+        if local is not None and local.real is not None:
+            # Read from inside the folder, never through a link, and only the version listed:
+            # what is announced (and its sha256) is what was checked.
+            limit = MAX_IMAGE_BYTES + 1 if self.check_images and entry.size <= MAX_IMAGE_BYTES else 0
+            data = read_inside(local.real, entry.name, limit, entry.version)
+            if data is None:
+                raise FileNotFoundError(f"{path} is not the file listed any more")
         if not self.check_images:
             return f"{entry.size:,} bytes"
-        path = root / entry.name
         try:
             if entry.size > MAX_IMAGE_BYTES:
                 raise KlingValidationError(
@@ -287,9 +335,10 @@ class NewImagesTrigger(BaseEventTrigger):
                     f"{path} is {entry.size:,} bytes",
                     f"at most {MAX_IMAGE_BYTES:,} bytes (10 MB)",
                 )
-            with path.open("rb") as handle:
-                data = handle.read(MAX_IMAGE_BYTES + 1)
-            return check_image(data, source=f"file {path}").describe()
+            if local is None:
+                with path.open("rb") as handle:
+                    data = handle.read(MAX_IMAGE_BYTES + 1)
+            return check_image(data or b"", source=f"file {path}").describe()
         except KlingValidationError as err:
             self.log.warning(
                 "Refused %s: %s. It is not announced, and not looked at again unless replaced.", path, err
@@ -297,4 +346,24 @@ class NewImagesTrigger(BaseEventTrigger):
             return None
 
 
-__all__ = ["DEFAULT_PATTERNS", "NewImagesTrigger"]
+def announced_image(image: dict[str, Any], conn_id: str | None = None) -> ObjectStoragePath | FolderImage:
+    """
+    An image an event announced, as ``first_frame`` takes it.
+
+    From a local folder, a :class:`~airflow_provider_kling.triggers.local_folder.FolderImage`,
+    which reads it only from inside the folder (a link swapped in later is refused); from an
+    object store, its ``ObjectStoragePath``.
+
+    :param image: one entry of an event's ``images``.
+    :param conn_id: the object store's connection, if it needs one.
+    """
+    uri, name = str(image["uri"]), str(image["name"])
+    for scheme in ("file://", "local://"):
+        if uri.startswith(scheme) and uri.endswith("/" + name):
+            return FolderImage(uri[len(scheme) : -len(name) - 1] or "/", name)
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(uri, conn_id=conn_id)
+
+
+__all__ = ["DEFAULT_PATTERNS", "NewImagesTrigger", "announced_image"]

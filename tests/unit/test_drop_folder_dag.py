@@ -37,3 +37,19 @@ def test_the_example_is_scheduled_on_a_watched_folder_and_maps_over_its_images(d
     # The images are mapped: one submit, wait, download and link per image.
     assert all(dag.get_task(t).is_mapped for t in ("submit", "wait", "download", "link"))
     assert [o.uri for o in dag.get_task("link").outlets] == ["kling://videos/drop"]
+
+
+def test_the_example_reads_a_local_image_only_from_inside_the_folder(dagbag, tmp_path):
+    from airflow_provider_kling.api.images import prepare_first_frame
+    from tests.conftest import make_png
+
+    location = runpy.run_path(str(DAG_FILE))["image_location"]
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(make_png(300, 300))
+    (tmp_path / "elsewhere.png").write_bytes(make_png(300, 300))
+    (folder / "b.png").symlink_to(tmp_path / "elsewhere.png")
+    image = {"uri": f"file://{folder}/a.png", "name": "a.png"}
+    assert prepare_first_frame(location(image))[1].startswith("PNG image 300x300")
+    with pytest.raises(ValueError, match="symbolic link"):
+        prepare_first_frame(location({"uri": f"file://{folder}/b.png", "name": "b.png"}))

@@ -350,7 +350,11 @@ def test_the_trigger_serializes_to_the_same_kwargs_after_a_reparse(tmp_path):
 
 @pytest.mark.parametrize(
     ("options", "field"),
-    [({"patterns": []}, "patterns"), ({"poll_interval": 0}, "poll_interval")],
+    [
+        ({"patterns": []}, "patterns"),
+        ({"poll_interval": 0}, "poll_interval"),
+        ({"rescan_seconds": -1}, "rescan_seconds"),
+    ],
 )
 def test_bad_arguments_are_refused_when_the_dag_is_parsed(tmp_path, options, field):
     from airflow_provider_kling.api import KlingValidationError
@@ -359,8 +363,8 @@ def test_bad_arguments_are_refused_when_the_dag_is_parsed(tmp_path, options, fie
         NewImagesTrigger(path=str(tmp_path), **options)
 
 
-def test_an_idle_local_folder_is_not_listed_again_and_only_new_files_are_stat_ed(tmp_path, monkeypatch):
-    import airflow_provider_kling.triggers.folder_listing as listing
+def test_an_idle_local_folder_is_not_listed_again_and_a_changed_one_is_read_whole(tmp_path, monkeypatch):
+    import airflow_provider_kling.triggers.local_folder as local_folder
 
     def changed_seconds_ago(seconds: float) -> None:
         # Directory timestamps tick coarsely: a change just now proves nothing, so date it back.
@@ -379,7 +383,10 @@ def test_an_idle_local_folder_is_not_listed_again_and_only_new_files_are_stat_ed
     (tmp_path / "c.png").write_bytes(PNG)
     changed_seconds_ago(5)
     assert sorted(e.name for e in lister.poll() or []) == ["a.png", "b.png", "c.png"]
-    assert lister.detailed == 1  # only the new file's details were read
+    # The folder's entries changed: every file in it is looked at, since a name still there may
+    # hold another file now (deleted and added again, renamed over).
+    assert lister.detailed == 3
+    assert lister.poll() is None
     (tmp_path / "b.png").unlink()
     changed_seconds_ago(4)
     assert sorted(e.name for e in lister.poll() or []) == ["a.png", "c.png"]
@@ -388,7 +395,7 @@ def test_an_idle_local_folder_is_not_listed_again_and_only_new_files_are_stat_ed
     assert lister.poll() is not None
 
     # A file rewritten in place changes no directory entry: the periodic full pass finds it.
-    monkeypatch.setattr(listing, "LOCAL_RESCAN_SECONDS", 0.0)
+    monkeypatch.setattr(local_folder, "LOCAL_RESCAN_SECONDS", 0.0)
     (tmp_path / "a.png").write_bytes(PNG + b"more")
     found = {e.name: e.size for e in lister.poll() or []}
     assert found["a.png"] == len(PNG) + 4
