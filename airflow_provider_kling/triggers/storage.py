@@ -16,6 +16,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_kling.api.errors import KlingValidationError
 from airflow_provider_kling.api.images import MAX_IMAGE_BYTES, check_image
+from airflow_provider_kling.api.validation import validate_number, validate_seconds
 from airflow_provider_kling.triggers.folder_cursor import Entry, FolderCursor, FolderWatch
 from airflow_provider_kling.triggers.folder_listing import FolderLister
 from airflow_provider_kling.triggers.local_folder import (
@@ -153,12 +154,16 @@ class NewImagesTrigger(BaseEventTrigger):
             patterns = [patterns]
         if not patterns:
             raise KlingValidationError("patterns", "it is empty", "one glob or more, e.g. '*.png'")
-        if not float(poll_interval) > 0:
-            raise KlingValidationError("poll_interval", f"{poll_interval!r}", "a positive number of seconds")
-        if not float(rescan_seconds) >= 0:
-            raise KlingValidationError(
-                "rescan_seconds", f"{rescan_seconds!r}", "0 or more seconds (0: every file on every poll)"
-            )
+        poll_interval = validate_seconds(poll_interval, "poll_interval")
+        settle_seconds = validate_number(
+            settle_seconds, "settle_seconds", allowed="a finite number of seconds, 0 or more", minimum=0
+        )
+        rescan_seconds = validate_number(
+            rescan_seconds,
+            "rescan_seconds",
+            allowed="a finite number of seconds, 0 or more (0: every file on every poll)",
+            minimum=0,
+        )
         self.path = str(path)
         self.patterns = [str(p) for p in patterns]
         self.conn_id = conn_id

@@ -24,6 +24,7 @@ from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator, KlingSubmitOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
+from airflow_provider_kling.triggers.storage import NewImagesTrigger
 from tests.unit.hostile import answer, raw_server
 from tests.unit.test_operator import FakeTI
 
@@ -68,6 +69,9 @@ def _build(field: str, value: Any) -> Any:
         "end_time": lambda v: KlingStatusTrigger(request_id="r", end_time=v),
         "submitted_at": lambda v: KlingStatusTrigger(request_id="r", end_time=1e9, submitted_at=v),
         "trigger poll_interval": lambda v: KlingStatusTrigger(request_id="r", end_time=1e9, poll_interval=v),
+        "folder poll_interval": lambda v: NewImagesTrigger(path="/tmp", poll_interval=v),
+        "folder settle_seconds": lambda v: NewImagesTrigger(path="/tmp", settle_seconds=v),
+        "folder rescan_seconds": lambda v: NewImagesTrigger(path="/tmp", rescan_seconds=v),
     }
     return builders[field](value)
 
@@ -90,6 +94,9 @@ FIELDS = [
     "end_time",
     "submitted_at",
     "trigger poll_interval",
+    "folder poll_interval",
+    "folder settle_seconds",
+    "folder rescan_seconds",
 ]
 
 
