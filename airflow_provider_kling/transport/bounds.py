@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import os
 import threading
 import time
 import zlib
@@ -299,6 +300,16 @@ def _check_size(size: int, what: str) -> None:
             "it was not read further",
             sent=True,
         )
+
+
+def _forget_reads_in_child() -> None:
+    # A forked child (a Celery or LocalExecutor worker) inherits other threads' reservations,
+    # and maybe the lock held, but none of their reads: it starts with nothing held.
+    AnswerBuffer._held = 0
+    AnswerBuffer._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_reads_in_child)
 
 
 class _DeadlineReader(io.RawIOBase):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -107,3 +108,17 @@ def test_concurrent_huge_answers_share_one_process_bound():
     )
     assert any("already hold" in error for error in report["errors"]), report
     assert report["grew_mb"] < 32 + 40, report
+
+
+def test_a_forked_worker_starts_with_no_answer_held(monkeypatch):
+    # Another thread is mid-read, holding the lock and 10 MiB, when the process forks.
+    monkeypatch.setattr(bounds.AnswerBuffer, "_held", 10 * MB)
+    lock = bounds.AnswerBuffer._lock
+    with lock:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit code
+            free = bounds.AnswerBuffer._lock.acquire(timeout=2)
+            os._exit(0 if free and bounds.AnswerBuffer._held == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert bounds.AnswerBuffer._held == 10 * MB
