@@ -50,12 +50,12 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 # tests/e2e starts a whole Airflow deployment (Airflow 3.3 only); `make e2e` runs it.
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed services
 	$(BIN)/python -m pytest -q --ignore=tests/e2e
 
 # The same suite on the oldest Airflow we claim to support. The docs' recipes (tests/docs) run
 # once, on the pinned Airflow they are written for: each starts Airflow commands, minutes in all.
-floor: $(FLOOR_VENV)/.installed
+floor: $(FLOOR_VENV)/.installed services
 	$(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/docs
 
 # Debian's Chromium for the UI tests, driven by the pinned `playwright` package
@@ -63,11 +63,13 @@ floor: $(FLOOR_VENV)/.installed
 browser:
 	@test -x /usr/bin/chromium || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
-# Debian's Postgres and Redis for the production topology (Postgres, CeleryExecutor on Redis):
-# each test run makes its own throw-away cluster and broker from these programs.
+# Debian's Postgres and Redis for the production topology (Postgres, CeleryExecutor on Redis),
+# and nginx, which tests/integration/test_nginx.py puts in front of the simulator: each test run
+# makes its own throw-away cluster, broker and nginx from these programs.
 services:
-	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null; } || \
-	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql redis-server; }
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null \
+	   && test -x /usr/sbin/nginx; } || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql redis-server nginx; }
 
 # Real deployments (api-server, scheduler, dag-processor, triggerers, workers, simulator as
 # separate processes) started and stopped by the tests themselves, each module on the topology

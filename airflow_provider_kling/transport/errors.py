@@ -253,6 +253,7 @@ def raise_for_submit(err: KlingAPIError, *, model: str, started_at: float) -> No
 def requests_errors(what: str, settings: ConnectionSettings) -> Iterator[None]:
     """Raise ``requests``' failures to get an answer as a ``KlingTransportError``, with ``sent`` set."""
     import requests
+    import urllib3
 
     try:
         yield
@@ -268,6 +269,15 @@ def requests_errors(what: str, settings: ConnectionSettings) -> Iterator[None]:
         ) from None
     except requests.exceptions.RequestException as err:
         # A malformed answer (conflicting lengths, broken chunks or gzip): the request arrived.
+        raise KlingTransportError(
+            f"{what}: unreadable answer ({_connection_problem(err)})", sent=True
+        ) from None
+    except urllib3.exceptions.ReadTimeoutError as err:
+        # An answer's body is read from urllib3 itself (transport.bounds), whose errors are its own.
+        raise KlingTransportError(
+            f"{what}: no answer within {settings.timeout:g} s ({err})", sent=True
+        ) from None
+    except urllib3.exceptions.HTTPError as err:
         raise KlingTransportError(
             f"{what}: unreadable answer ({_connection_problem(err)})", sent=True
         ) from None

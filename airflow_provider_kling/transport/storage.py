@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 from airflow_provider_kling.api.redaction import redacted_errors
 from airflow_provider_kling.api.validation import validate_byte_cap, validate_whole
 from airflow_provider_kling.exceptions import KlingDownloadError, KlingTransportError
-from airflow_provider_kling.transport.bounds import call_deadline, download_seconds
+from airflow_provider_kling.transport.bounds import (
+    ACCEPT_ENCODING,
+    call_deadline,
+    download_seconds,
+    read_answer,
+)
 from airflow_provider_kling.transport.errors import error_for_status, requests_errors
 from airflow_provider_kling.transport.fetch import MAX_REDIRECTS, FetchPolicy
 from airflow_provider_kling.transport.pinning import Pins, pinned_session
@@ -100,8 +105,11 @@ def stream_download(
             resp = _follow(session, pins, url, policy, (connect_timeout, idle), user_agent)
         with resp:
             if resp.status_code >= 400:
+                with requests_errors(what, settings):
+                    # Read as an API answer is, bounded: an error page may be endless.
+                    text = read_answer(resp, what=what)[:2000]
                 raise error_for_status(
-                    resp.status_code, resp.text[:2000], resp.headers, what=what, secrets=settings.secrets
+                    resp.status_code, text, resp.headers, what=what, secrets=settings.secrets
                 )
             _check_headers(url, resp.headers, max_bytes, content_types)
             length = resp.headers.get("Content-Length", "")
@@ -137,7 +145,7 @@ def _follow(
             checked.url.url,
             stream=True,
             timeout=timeout,
-            headers={"User-Agent": user_agent},
+            headers={"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             allow_redirects=False,
         )
         if not 300 <= resp.status_code < 400:
