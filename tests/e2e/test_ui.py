@@ -118,7 +118,7 @@ def test_the_connection_form_shows_the_kling_fields_and_tests_against_the_simula
     row.get_by_role("button", name="Test Connection").click()
     # The API server ran KlingHook.test_connection() against the simulator; the UI toasts its answer.
     expect(page.get_by_text("Test Connection Successful")).to_be_visible()
-    expect(page.get_by_text(re.compile(r"Connected to .*models available"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Connected to GMI Cloud at .*models served"))).to_be_visible()
     page.wait_for_timeout(800)  # let the toast finish sliding in, for the screenshot only
     page.screenshot(path=str(STATIC / "connection-test.png"))
 
