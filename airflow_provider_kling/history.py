@@ -31,7 +31,7 @@ def request_record(
     :param metadata: request id, model, prompt, duration, resolution and ``cost_usd``.
     :param submitted_at: when GMI accepted the request (Unix time).
     :param image: the source image's name without suffix (see
-        :func:`~airflow_provider_kling.api.images.image_stem`), so a download elsewhere in
+        :func:`~airflow_provider_kling.api.image_stem`), so a download elsewhere in
         the DAG can name the video after it; ``None`` for an inline image.
     """
     return {
