@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
 
 from airflow.sdk.exceptions import AirflowException
 
@@ -135,12 +139,22 @@ class KlingConnectionNotFound(AirflowNotFoundException, AirflowFailException):
 
     @classmethod
     @contextmanager
-    def on_lookup(cls, conn_id: str) -> Iterator[None]:
-        """Turn Airflow's generic "isn't defined" from the lookup inside into this error."""
+    def on_lookup(cls, conn_id: str, log: Logger | None = None) -> Iterator[None]:
+        """
+        Turn Airflow's generic "isn't defined" from the lookup inside into this error, alone:
+        chained, Airflow's message would be the first one the task log shows, a whole
+        traceback above the one that names the fix.
+
+        :param log: also log the message here first, so it is the task log's first error line,
+            not only the last line of the traceback under Airflow's "Task failed with exception".
+        """
         try:
             yield
-        except AirflowNotFoundException as err:
-            raise cls(conn_id) from err
+        except AirflowNotFoundException:
+            error = cls(conn_id)
+            if log is not None:
+                log.error("%s", error)
+            raise error from None
 
 
 class KlingDownloadError(AirflowException):

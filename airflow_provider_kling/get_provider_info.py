@@ -9,13 +9,15 @@ from airflow_provider_kling import __version__
 # One definition of the connection form, used both here (Airflow >= 3.2 reads it without
 # importing the hook) and by KlingHook's legacy form methods (Airflow 3.1), so they agree.
 # Port stays visible: Airflow 3.3.2's Test button works only for a connection that stores
-# one (apache/airflow#73298); 443 changes nothing else.
+# one (apache/airflow#73298); 443 changes nothing else. Airflow's form has no help text for a
+# standard field, so the label says it; a bare "443" placeholder looked like a saved value.
 HIDDEN_FIELDS = ["schema", "login", "extra"]
-RELABELING = {"host": "Base URL", "password": "API key"}
+PORT_LABEL = "Port (optional; 443 lets the Test button work)"
+RELABELING = {"host": "Base URL", "password": "API key", "port": PORT_LABEL}
 PLACEHOLDERS = {
     "host": "https://console.gmicloud.ai",
     "password": "GMI Cloud API key",
-    "port": "443",
+    "port": "empty, or e.g. 443",
     "organization_id": "only for multi-organization accounts",
     "timeout": "30",
 }

@@ -13,7 +13,7 @@ database: it never calls GMI, so a page load costs nothing and never needs the A
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 #: XCom key of the submitting task's record: request id, model, prompt, duration, resolution, cost.
@@ -22,12 +22,17 @@ REQUEST_KEY = "kling_request"
 STATUS_KEY = "kling_status"
 
 
-def request_record(metadata: Mapping[str, Any], submitted_at: float) -> dict[str, Any]:
+def request_record(
+    metadata: Mapping[str, Any], submitted_at: float, image: str | None = None
+) -> dict[str, Any]:
     """
     The row record, from :func:`~airflow_provider_kling.outputs.request_metadata`.
 
     :param metadata: request id, model, prompt, duration, resolution and ``cost_usd``.
     :param submitted_at: when GMI accepted the request (Unix time).
+    :param image: the source image's name without suffix (see
+        :func:`~airflow_provider_kling.api.image_stem`), so a download elsewhere in
+        the DAG can name the video after it; ``None`` for an inline image.
     """
     return {
         "request_id": metadata["request_id"],
@@ -37,7 +42,24 @@ def request_record(metadata: Mapping[str, Any], submitted_at: float) -> dict[str
         "resolution": metadata.get("resolution"),
         "estimated_cost_usd": metadata.get("cost_usd"),
         "submitted_at": submitted_at,
+        "image": image,
     }
+
+
+def recorded_image(ti: Any, task_ids: Iterable[str], request_id: str) -> str | None:
+    """
+    The source image name the task that submitted ``request_id`` recorded, looked up among
+    ``task_ids`` (a download's upstream tasks) at the caller's own map index: the mapped
+    submit ``i`` made the request the mapped download ``i`` gets. ``None`` if none did.
+    """
+    for task_id in sorted(task_ids):
+        # The map index is explicit: left out, Airflow 3.3 pulls every index as a list.
+        found = ti.xcom_pull(task_ids=task_id, key=REQUEST_KEY, map_indexes=ti.map_index)
+        for record in found if isinstance(found, list) else [found]:
+            if isinstance(record, Mapping) and record.get("request_id") == request_id:
+                image = record.get("image")
+                return image if isinstance(image, str) and image else None
+    return None
 
 
 def success_record(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,4 +100,11 @@ def failure_record(request_id: str, status: str, error: str | None) -> dict[str,
     }
 
 
-__all__ = ["REQUEST_KEY", "STATUS_KEY", "failure_record", "request_record", "success_record"]
+__all__ = [
+    "REQUEST_KEY",
+    "STATUS_KEY",
+    "failure_record",
+    "recorded_image",
+    "request_record",
+    "success_record",
+]

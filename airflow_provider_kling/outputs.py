@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from airflow_provider_kling.hooks.kling import KlingHook
 
 #: The default file name under the destination; Jinja is rendered first, then the
-#: ``{request_id}`` and ``{index}`` fields are filled in for each video.
+#: ``{request_id}``, ``{index}`` and ``{image}`` fields are filled in for each video.
 DEFAULT_FILENAME = "{{ run_id }}/{request_id}_{index}.mp4"
 #: The default size cap of one video: a 15 s 1080p clip is a few tens of MB.
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -47,24 +47,36 @@ def safe_relative_name(name: str) -> str:
     return str(PurePosixPath(*kept))
 
 
-def output_names(template: str, request_id: str, count: int) -> list[str]:
+#: The fields a file name template may use.
+FILENAME_FIELDS = "fields {request_id}, {index} and {image}"
+
+
+def uses_image(template: str) -> bool:
+    """Whether a file name template names the video after its source image."""
+    return "{image}" in template
+
+
+def output_names(template: str, request_id: str, count: int, image: str | None = None) -> list[str]:
     """
     The sanitised file name of each of a request's ``count`` videos.
 
-    :param template: a file name with ``{request_id}`` and ``{index}`` fields (Jinja
-        already rendered).
+    :param template: a file name with ``{request_id}``, ``{index}`` and ``{image}`` fields
+        (Jinja already rendered).
     :param request_id: the request the videos belong to.
     :param count: how many videos it has.
+    :param image: the source image's name without suffix (``red`` for ``red.jpg``), for
+        ``{image}``; the request id stands in when it is unknown (an inline image).
     :raises KlingValidationError: the template has another field, or gives two videos the
         same name.
     """
     names: list[str] = []
+    fields: dict[str, Any] = {"request_id": request_id, "image": image or request_id}
     for index in range(count):
         try:
-            raw = template.format_map({"request_id": request_id, "index": index})
+            raw = template.format_map({**fields, "index": index})
         except (KeyError, IndexError, ValueError) as err:
             raise KlingValidationError(
-                "filename", f"{template!r} cannot be filled in ({err!r})", "fields {request_id} and {index}"
+                "filename", f"{template!r} cannot be filled in ({err!r})", FILENAME_FIELDS
             ) from None
         names.append(safe_relative_name(raw))
     if len(set(names)) < len(names):
@@ -108,6 +120,7 @@ def download_videos(
     destination_conn_id: str | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     content_types: Collection[str] | None = None,
+    image: str | None = None,
 ) -> list[dict[str, Any]]:
     """
     Stream each video of a request into ``destination``, one at a time.
@@ -120,6 +133,7 @@ def download_videos(
     :param destination_conn_id: the object store's Airflow connection, if any.
     :param max_bytes: the largest video accepted.
     :param content_types: accepted ``Content-Type`` prefixes; ``None`` for the hook's default.
+    :param image: the source image's name, for ``{image}`` (see :func:`output_names`).
     :return: one ``{"url", "uri", "size", "sha256"}`` per video, in order.
     """
     if not media_urls:
@@ -129,7 +143,7 @@ def download_videos(
     if content_types is not None:
         extra["content_types"] = content_types
     files = []
-    for url, name in zip(media_urls, output_names(filename, request_id, len(media_urls)), strict=True):
+    for url, name in zip(media_urls, output_names(filename, request_id, len(media_urls), image), strict=True):
         written = hook.download(url, folder / name, **extra)
         files.append({"url": url, "uri": written.uri, "size": written.size, "sha256": written.sha256})
     return files

@@ -17,12 +17,13 @@ from airflow_provider_kling.api.events import STILL_BILLING, KlingResult
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, Decision, WaitState, begin, step
 from airflow_provider_kling.events import result_from_event
 from airflow_provider_kling.exceptions import AirflowSensorTimeout, KlingRequestFailedError, KlingWaitError
-from airflow_provider_kling.history import STATUS_KEY, failure_record, success_record
+from airflow_provider_kling.history import STATUS_KEY, failure_record, recorded_image, success_record
 from airflow_provider_kling.outputs import (
     DEFAULT_FILENAME,
     DEFAULT_MAX_BYTES,
     download_videos,
     set_asset_extras,
+    uses_image,
 )
 
 if TYPE_CHECKING:
@@ -188,17 +189,35 @@ class KlingTaskMixin(_TaskBase):
         """Request id, model, prompt, duration, resolution and cost, for asset events."""
         return {"request_id": result["request_id"]}
 
+    def source_image(self, context: Context, request_id: str) -> str | None:
+        """
+        The name of the image ``request_id`` was made from, for ``{image}`` in a file name: what
+        the submitting task upstream recorded. A submit operator knows its own.
+        """
+        return recorded_image(context["ti"], self.get_flat_relative_ids(upstream=True), request_id)
+
     def download(self, context: Context, result: KlingResult, spec: DownloadSpec) -> list[dict[str, Any]]:
         """Stream every video of ``result`` to ``spec``; one ``{"url", "uri", "size", "sha256"}`` each."""
+        filename = spec.filename or self.render_template(DEFAULT_FILENAME, context)
+        image = None
+        if uses_image(filename):
+            image = self.source_image(context, result["request_id"])
+            if image is None:
+                self.log.warning(
+                    "No image name is known for Kling request %s (an inline image, or no Kling submit "
+                    "upstream of this task): {image} in the file name is its request id instead",
+                    result["request_id"],
+                )
         files = download_videos(
             self.hook,
             request_id=result["request_id"],
             media_urls=result["media_urls"],
             destination=spec.destination,
-            filename=spec.filename or self.render_template(DEFAULT_FILENAME, context),
+            filename=filename,
             destination_conn_id=spec.conn_id,
             max_bytes=spec.max_bytes,
             content_types=spec.content_types,
+            image=image,
         )
         for file in files:
             self.log.info(

@@ -20,6 +20,7 @@ from airflow_provider_kling.api.errors import KlingAPIError, KlingError, KlingVa
 from airflow_provider_kling.api.images import (
     MAX_IMAGE_BYTES,
     classify_first_frame,
+    image_stem,
     prepare_first_frame,
 )
 from airflow_provider_kling.api.models import (
@@ -92,6 +93,7 @@ __all__ = [
     "classify_first_frame",
     "connection_settings",
     "estimate_cost",
+    "image_stem",
     "prepare_first_frame",
     "prepare_payload",
     "validate_byte_cap",

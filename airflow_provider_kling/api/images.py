@@ -275,3 +275,28 @@ def _read_image(path: Any, field_name: str) -> EncodedImage:
     # two copies of the base64, not those and the file too (bench/memory.py).
     del data
     return replace(image, b64=b64.decode("ascii"))
+
+
+def image_stem(value: Any) -> str | None:
+    """
+    The name a video made from this image can carry: the image's file name without its
+    suffix (``shoes/red.jpg`` and ``https://cdn/x/red.jpg?v=2`` give ``red``), or ``None`` for
+    an image with no name (bytes, base64, a data URI) or a value that is not an image.
+
+    Only the value is looked at: nothing is read, so this is free at any time.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            kind = classify_first_frame(text)
+        except KlingValidationError:
+            return None
+        if kind in ("base64", "data_uri"):
+            return None
+        name = urlsplit(text).path if kind == "url" else text
+    elif isinstance(value, os.PathLike) or hasattr(value, "read_bytes"):
+        name = str(getattr(value, "path", None) or value)
+    else:
+        return None
+    stem = Path(name.replace("\\", "/").rstrip("/")).stem
+    return stem or None

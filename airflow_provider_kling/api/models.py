@@ -6,7 +6,7 @@ A model not listed here is sent as given; the caller logs that it was not valida
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,3 +191,12 @@ def prepare_payload(model: Any, payload: Any) -> PreparedPayload:
         )
         raise KlingValidationError(name, f"{model} requires it", allowed)
     return PreparedPayload(model=model, payload=prepared, validated=True, images=images)
+
+
+def served_models_report(base_url: str, models: Sequence[str]) -> str:
+    """
+    What a connection test says on success: where, how many models the key may call, and
+    whether the image-to-video model is one of them (a submit for it fails otherwise).
+    """
+    found = "among them" if I2V_MODEL in models else "NOT among them, so its submits would fail"
+    return f"Connected to GMI Cloud at {base_url}: {len(models)} models served, {I2V_MODEL} {found}."

@@ -15,6 +15,7 @@ from airflow.sdk import BaseHook
 from airflow_provider_kling import __version__, exceptions
 from airflow_provider_kling.api import ConnectionSettings, KlingRequest, connection_settings, validate_model
 from airflow_provider_kling.api.body import JsonBody
+from airflow_provider_kling.api.models import served_models_report
 from airflow_provider_kling.api.ownership import ClockReading
 from airflow_provider_kling.api.redaction import log_masks, redacted_errors
 from airflow_provider_kling.api.validation import validate_number, validate_whole
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection, ObjectStoragePath
 
 USER_AGENT = f"airflow-provider-kling/{__version__}"
-# Seconds to open a TCP/TLS connection; separate from the read timeout so a dead host
-# fails fast while a slow answer still gets the connection's full timeout.
+# Seconds to open a TCP/TLS connection, apart from the read timeout: a dead host fails fast.
 CONNECT_TIMEOUT = 10.0
 
 
@@ -117,8 +117,7 @@ class KlingHook(_KlingHookBase):
     #: The last answer's ``Date`` header and when it was asked and answered: GMI's clock.
     server_clock: ClockReading | None = None
 
-    # The connection form: defined on this class itself, not on the base, because Airflow 3.1's
-    # ProvidersManager reads them only from the registered hook class's own ``__dict__``.
+    # The form is defined here, not on the base: Airflow 3.1 reads only the hook class's own __dict__.
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Connection form layout for Airflow 3.1; 3.2+ reads the same from the provider info."""
@@ -132,7 +131,7 @@ class KlingHook(_KlingHookBase):
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's API key, base URL, organization and timeout, validated."""
-        with exceptions.KlingConnectionNotFound.on_lookup(self.kling_conn_id):
+        with exceptions.KlingConnectionNotFound.on_lookup(self.kling_conn_id, self.log):
             conn = self.get_connection(self.kling_conn_id)
         settings = _settings(conn, conn.extra_dejson)
         if masks := log_masks(settings.secrets, masked=conn.password):
@@ -231,10 +230,11 @@ class KlingHook(_KlingHookBase):
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with a read-only call that costs nothing (list models)."""
         try:
-            models = self.list_models()
+            report = served_models_report(self.settings.base_url, self.list_models())
         except Exception as err:
             return False, str(err)
-        return True, f"Connected to {self.settings.base_url}: {len(models)} models available."
+        self.log.info("%s", report)  # Airflow's CLI prints only "Connection success!", not the report
+        return True, report
 
     def download(
         self,
@@ -334,7 +334,7 @@ class KlingAsyncHook(_KlingHookBase):
     async def __aenter__(self) -> KlingAsyncHook:
         import httpx
 
-        with exceptions.KlingConnectionNotFound.on_lookup(self.kling_conn_id):
+        with exceptions.KlingConnectionNotFound.on_lookup(self.kling_conn_id, self.log):
             try:
                 conn = await self.aget_connection(self.kling_conn_id)
             except ImportError:  # Airflow 3.1 outside a task or triggerer has no supervisor to ask

@@ -37,9 +37,12 @@ class KlingDownloadVideoOperator(KlingTaskMixin, BaseOperator):
         Give this or ``media_urls``.
     :param media_urls: the video URLs to fetch (templated), a list or one URL; the files
         are named with ``request_id`` if given, else ``video``.
-    :param filename: the file name under ``destination`` (templated; then ``{request_id}``
-        and ``{index}`` are filled in). Default ``{{ run_id }}/{request_id}_{index}.mp4``.
-        Every part is sanitised, so no name escapes the destination.
+    :param filename: the file name under ``destination`` (templated; then ``{request_id}``,
+        ``{index}`` and ``{image}`` are filled in). Default ``{{ run_id }}/{request_id}_{index}.mp4``.
+        ``{image}`` is the source image's file name without its suffix (``red_shoe`` for
+        ``red_shoe.jpg``), as the Kling submit upstream of this task recorded it; the request
+        id stands in for an image with no name (bytes, base64). Every part is sanitised, so
+        no name escapes the destination.
     :param kling_conn_id: the ``kling`` connection (used to look the request up, and for
         the read timeout).
     :param destination_conn_id: the Airflow connection of the object store, if it needs one.

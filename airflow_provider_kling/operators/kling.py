@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kling.api import (
     I2V_MODEL,
     PreparedPayload,
     classify_first_frame,
+    image_stem,
     prepare_first_frame,
     validate_duration,
     validate_model,
@@ -17,6 +18,9 @@ from airflow_provider_kling.api import (
 )
 from airflow_provider_kling.operators.submit import KlingSubmitOperator, is_template
 from airflow_provider_kling.submission import STATE_KEY
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 class KlingI2VOperator(KlingSubmitOperator):
@@ -109,6 +113,10 @@ class KlingI2VOperator(KlingSubmitOperator):
         return PreparedPayload(
             model=model, payload=payload, validated=True, images={"first_frame": description}
         )
+
+    def source_image(self, context: Context, request_id: str) -> str | None:
+        """The name of ``first_frame`` (``red`` for ``shoes/red.jpg``); ``None`` for an inline image."""
+        return image_stem(self.field_value("first_frame"))
 
     def summary(self) -> dict[str, Any]:
         """Prompt, duration and resolution, for asset events; never the image."""

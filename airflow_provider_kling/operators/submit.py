@@ -16,6 +16,7 @@ from airflow_provider_kling.api import (
     PreparedPayload,
     classify_first_frame,
     estimate_cost,
+    image_stem,
     prepare_payload,
     validate_byte_cap,
     validate_model,
@@ -114,8 +115,9 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         ``ObjectStoragePath`` (templated). The result gains ``files``
         (``[{"url", "uri", "size", "sha256"}]``).
     :param download_filename: the file name under ``download_to`` (templated; then
-        ``{request_id}`` and ``{index}`` are filled in). Default
-        ``{{ run_id }}/{request_id}_{index}.mp4``. Names are sanitised so none escapes the folder.
+        ``{request_id}``, ``{index}`` and ``{image}``, the submitted image's file name without
+        its suffix, are filled in). Default ``{{ run_id }}/{request_id}_{index}.mp4``. Names
+        are sanitised so none escapes the folder.
     :param download_conn_id: the Airflow connection of the object store, if it needs one.
     :param max_download_bytes: refuse a larger video. Default 2 GiB.
     """
@@ -230,6 +232,13 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         payload = self.payload if isinstance(self.payload, dict) else {}
         return {k: payload[k] for k in _SUMMARY_KEYS if k in payload}
 
+    def source_image(self, context: Context, request_id: str) -> str | None:
+        """The name of the image this task submitted (payload ``first_frame`` or ``image``)."""
+        payload = self.field_value("payload")
+        if not isinstance(payload, dict):
+            return None
+        return image_stem(payload.get("first_frame", payload.get("image")))
+
     def describe(self, result: KlingResult) -> Mapping[str, Any]:
         return request_metadata(result["request_id"], validate_model(self.model), self.summary())
 
@@ -257,7 +266,8 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         context["ti"].xcom_push(key="request_id", value=record.request_id)
         accepted = submitted_at(record.created_at, time.time())
         metadata = self.describe({"request_id": record.request_id})
-        context["ti"].xcom_push(key=REQUEST_KEY, value=request_record(metadata, accepted))
+        record_of_request = request_record(metadata, accepted, self.source_image(context, record.request_id))
+        context["ti"].xcom_push(key=REQUEST_KEY, value=record_of_request)
         if not self.wait_for_completion:
             if self.outlets:
                 set_asset_extras(self.outlets, context, metadata)

@@ -82,8 +82,8 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         ``ObjectStoragePath`` (templated). The result gains ``files``
         (``[{"url", "uri", "size", "sha256"}]``).
     :param download_filename: the file name under ``download_to`` (templated; then
-        ``{request_id}`` and ``{index}`` are filled in). Default
-        ``{{ run_id }}/{request_id}_{index}.mp4``.
+        ``{request_id}``, ``{index}`` and ``{image}``, the name of the image the Kling submit
+        upstream recorded, are filled in). Default ``{{ run_id }}/{request_id}_{index}.mp4``.
     :param download_conn_id: the Airflow connection of the object store, if it needs one.
     :param max_download_bytes: refuse a larger video. Default 2 GiB.
     :param request_info: what was submitted, for the asset events (templated):

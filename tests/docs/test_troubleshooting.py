@@ -54,3 +54,35 @@ def test_the_command_line_test_of_a_stored_connection_works(airflow_home, kling_
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Connection success!" in proc.stdout, proc.stdout
+
+
+def test_a_parse_time_error_is_found_with_list_import_errors(airflow_home, tmp_path):
+    # What the page says `airflow dags test` answers, and where the real error is instead.
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "my_videos.py").write_text(
+        "import pendulum\n"
+        "from airflow.sdk import DAG\n"
+        "from airflow_provider_kling.operators.kling import KlingI2VOperator\n"
+        "with DAG(dag_id='my_videos', schedule=None, start_date=pendulum.datetime(2026, 1, 1)):\n"
+        "    KlingI2VOperator(task_id='submit', first_frame='https://example.com/a.png', resolution='4k')\n"
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+
+    def airflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["airflow", *args], env=env, capture_output=True, text=True, timeout=300)
+
+    test = airflow("dags", "test", "my_videos")
+    assert test.returncode != 0
+    assert "Dag 'my_videos' could not be found; either it does not exist or it failed to parse" in (
+        test.stdout + test.stderr
+    )
+    listed = airflow("dags", "list-import-errors")
+    assert listed.returncode == 1, listed.stdout + listed.stderr  # any import error: exit status 1
+    assert "Invalid resolution: '4k' is not supported. Allowed: '720p' or '1080p'." in listed.stdout

@@ -94,7 +94,8 @@ def test_the_connection_form_shows_the_kling_fields_and_tests_against_the_simula
     expect(api_key).to_have_attribute("placeholder", "GMI Cloud API key")
     expect(dialog.locator("input[name=login]")).to_have_count(0)
     # Port is shown, for the Test button of Airflow 3.3.2 (it works only with a stored port).
-    expect(dialog.locator("input[name=port]")).to_have_attribute("placeholder", "443")
+    expect(dialog.locator("input[name=port]")).to_have_attribute("placeholder", "empty, or e.g. 443")
+    expect(dialog.get_by_text("Port (optional; 443 lets the Test button work)", exact=True)).to_be_visible()
     dialog.locator("input[name=host]").fill(simulator.base_url)
     dialog.locator("input[name=port]").fill(str(urllib.parse.urlsplit(simulator.base_url).port))
     api_key.fill(simulator.api_key)
@@ -118,7 +119,7 @@ def test_the_connection_form_shows_the_kling_fields_and_tests_against_the_simula
     row.get_by_role("button", name="Test Connection").click()
     # The API server ran KlingHook.test_connection() against the simulator; the UI toasts its answer.
     expect(page.get_by_text("Test Connection Successful")).to_be_visible()
-    expect(page.get_by_text(re.compile(r"Connected to .*models available"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Connected to GMI Cloud at .*models served"))).to_be_visible()
     page.wait_for_timeout(800)  # let the toast finish sliding in, for the screenshot only
     page.screenshot(path=str(STATIC / "connection-test.png"))
 

@@ -256,9 +256,14 @@ def test_a_record_without_status_is_an_api_error(hook, requests_mock):
         hook.get_request("req-1")
 
 
-def test_test_connection_success(hook, requests_mock):
-    requests_mock.get(f"{API}/models", json={"model_ids": ["a", "b", "c"]})
-    assert hook.test_connection() == (True, f"Connected to {TEST_BASE_URL}: 3 models available.")
+def test_test_connection_success_says_where_how_many_and_whether_kling_is_served(hook, requests_mock):
+    requests_mock.get(f"{API}/models", json={"model_ids": ["a", "kling-3.0-turbo-i2v", "c"]})
+    assert hook.test_connection() == (
+        True,
+        f"Connected to GMI Cloud at {TEST_BASE_URL}: 3 models served, kling-3.0-turbo-i2v among them.",
+    )
+    requests_mock.get(f"{API}/models", json={"model_ids": ["a"]})
+    assert "kling-3.0-turbo-i2v NOT among them, so its submits would fail" in hook.test_connection()[1]
 
 
 def test_test_connection_failure_explains_without_the_key(hook, requests_mock):

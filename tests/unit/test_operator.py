@@ -76,7 +76,7 @@ def test_local_file_is_sent_as_base64_and_id_is_pushed(
     request_id = task.execute(context)
     record = context["ti"].pushed.pop("kling_request")
     assert context["ti"].pushed == {"request_id": request_id, "estimated_cost_usd": 1.4}
-    # What the Kling videos view shows for this request: never the image.
+    # What the Kling videos view shows for this request: never the image, only its file's name.
     assert record == {
         "request_id": request_id,
         "model": "kling-3.0-turbo-i2v",
@@ -85,6 +85,7 @@ def test_local_file_is_sent_as_base64_and_id_is_pushed(
         "resolution": "1080p",
         "estimated_cost_usd": 1.4,
         "submitted_at": pytest.approx(time.time(), abs=120),
+        "image": "frame",
     }
     assert kling_simulator.count("POST /requests") == 1
     sent = kling_simulator.requests[0]

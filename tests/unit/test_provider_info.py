@@ -181,11 +181,16 @@ def test_the_connection_form_hides_and_relabels_fields(providers_manager):
     behaviour = providers_manager.field_behaviours["kling"]
     # Port shows: on Airflow 3.3.2 the Test button works only for a connection that stores one.
     assert set(behaviour["hidden_fields"]) == {"schema", "login", "extra"}
-    assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
+    assert behaviour["relabeling"] == {
+        "host": "Base URL",
+        "password": "API key",
+        "port": "Port (optional; 443 lets the Test button work)",
+    }
     placeholders = behaviour["placeholders"]
     assert placeholders["host"] == "https://console.gmicloud.ai"
     assert placeholders["password"] == "GMI Cloud API key"
-    assert placeholders["port"] == "443"
+    # Not a bare "443", which reads as a value already saved.
+    assert placeholders["port"] == "empty, or e.g. 443"
     for name in EXTRA_FIELDS:
         assert f"extra__kling__{name}" in placeholders
 
