@@ -103,3 +103,17 @@ def test_the_plugin_mounts_its_app_only_in_the_api_server_and_shows_it_everywher
     assert views["dag_run"]["href"] == "/kling/?dag_id={DAG_ID}&run_id={RUN_ID}"
     assert views["task_instance"]["href"].endswith("&task_id={TASK_ID}&map_index={MAP_INDEX}")
     assert len({v["url_route"] for v in views.values()}) == 5
+
+
+def test_the_page_names_its_own_address_as_its_base_and_serves_its_theme(client):
+    # Inside Airflow's UI the script moves the frame's address to the UI's root, so the UI
+    # does not mirror /kling/ into its address bar: relative URLs must then still reach the app.
+    http, _ = client
+    page = http.get("/", headers={"host": "airflow.example"})
+    assert page.status_code == 200
+    assert '<head>\n<base href="/">' in page.text
+    assert 'src="static/theme.js"' in page.text
+    theme = http.get("/static/theme.js")
+    assert theme.status_code == 200
+    assert 'getItem("theme")' in theme.text  # Airflow's stored colour mode
+    assert http.get("/static/index.html").status_code == 404
