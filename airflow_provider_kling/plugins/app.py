@@ -8,6 +8,7 @@ Nothing here holds, reads or sends the Kling API key: the data are the tasks' re
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +18,7 @@ from airflow.api_fastapi.app import get_auth_manager
 # FastAPI reads the dependencies out of the annotations at run time: these stay real imports.
 from airflow.api_fastapi.common.db.common import SessionDep  # noqa: TC002
 from airflow.api_fastapi.core_api.security import GetUserDep, get_user
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 
 from airflow_provider_kling.api.filetypes import HEAD_BYTES, video_type
@@ -76,13 +77,18 @@ def create_app() -> FastAPI:
     )
 
     @app.get("/", response_class=HTMLResponse)
-    def index() -> HTMLResponse:
-        return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
+    def index(request: Request) -> HTMLResponse:
+        # The page's own address is fixed as its base: inside Airflow's UI the script takes
+        # its path out of the frame's address (so the UI does not mirror /kling/ into its own
+        # address bar), and relative URLs must still reach this app.
+        base = f'<base href="{html.escape(request.url.path, quote=True)}">'
+        page = (STATIC / "index.html").read_text(encoding="utf-8")
+        return HTMLResponse(page.replace("<head>", f"<head>\n{base}", 1))
 
     @app.get("/static/{name}")
     def static(name: str) -> FileResponse:
         path = STATIC / name
-        if name not in {"app.js", "style.css"} or not path.is_file():
+        if name not in {"app.js", "style.css", "theme.js"} or not path.is_file():
             raise HTTPException(404, "No such file")
         return FileResponse(path)
 

@@ -156,6 +156,10 @@ def test_the_gallery_shows_the_example_runs_video_and_it_plays(browser, stack, a
         frame = page.frame_locator("iframe[title='Kling videos']")
         card = frame.locator(f"article[data-request-id='{request_id}']")
         expect(card).to_be_visible()
+        # The address stays the page's own: Airflow's UI mirrors a frame's address into it.
+        assert urllib.parse.urlsplit(page.url).path.rstrip("/") == "/plugin/kling-videos", page.url
+        # Airflow's time format, in UTC as the page says.
+        expect(card.locator("time.when")).to_have_text(re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$"))
         expect(card.locator(".status")).to_have_text("success")
         expect(card.locator(".cost")).to_have_text(f"${cost_of(api, EXAMPLE, run_id):.2f}")
         expect(card.locator(".prompt")).to_contain_text("Slow dolly-in on the mug")
@@ -169,6 +173,50 @@ def test_the_gallery_shows_the_example_runs_video_and_it_plays(browser, stack, a
         assert played["currentTime"] > 0.3, played
         page.wait_for_timeout(500)
         page.screenshot(path=str(STATIC / "kling-videos.png"))
+    finally:
+        context.close()
+
+
+def test_the_view_looks_like_airflow_in_light_and_dark(browser, stack, api, runs):  # noqa: F811
+    from playwright.sync_api import expect
+
+    context, page = browse(browser, stack, api.client.headers["Authorization"].removeprefix("Bearer "))
+    try:
+        page.goto(f"{stack.base_url}/plugin/kling-videos")
+        frame = page.frame_locator("iframe[title='Kling videos']")
+        expect(frame.locator("article.video").first).to_be_visible()
+        # Styled controls, not the browser's: no native select arrow, Airflow's rounded corners.
+        select = frame.locator("select[name=status]")
+        assert select.evaluate("e => getComputedStyle(e).appearance") == "none"
+        assert select.evaluate("e => getComputedStyle(e).borderTopLeftRadius") == "6px"
+        # Days typed as ISO dates, never the browser's mm/dd/yyyy picker; a wrong one is named.
+        since = frame.locator("input[name=since]")
+        expect(since).to_have_attribute("type", "text")
+        expect(since).to_have_attribute("placeholder", "yyyy-mm-dd")
+        since.fill("12/04/2026")
+        frame.locator("button[type=submit]").click()
+        expect(frame.locator("#message")).to_have_text(
+            'Invalid From: "12/04/2026" is not a date. Allowed: yyyy-mm-dd, such as 2026-12-04.'
+        )
+        since.fill("")
+        frame.locator("button[type=submit]").click()
+        expect(frame.locator("#message")).to_have_text("")
+        # The spend chart has a dollar axis and the value of each day on its bar.
+        expect(frame.locator("#per-day svg text.tick", has_text="$0.00")).to_have_count(1)
+        expect(frame.locator("#per-day svg text.value").first).to_have_text(re.compile(r"^\$\d+\.\d\d$"))
+        assert frame.locator("html").evaluate("e => e.className") == "light"
+
+        # Airflow's dark mode (stored as localStorage "theme", the class "dark" on the UI's <html>).
+        page.evaluate("() => localStorage.setItem('theme', 'dark')")
+        page.reload()
+        frame = page.frame_locator("iframe[title='Kling videos']")
+        expect(frame.locator("article.video").first).to_be_visible()
+        assert page.evaluate("() => document.documentElement.classList.contains('dark')")
+        expect(frame.locator("html")).to_have_class(re.compile(r"\bdark\b"))
+        background = frame.locator("body").evaluate("e => getComputedStyle(e).backgroundColor")
+        assert background == "rgb(9, 9, 11)", background
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(STATIC / "kling-videos-dark.png"))
     finally:
         context.close()
 

@@ -182,3 +182,16 @@ def test_an_object_store_copy_is_sniffed_the_same_way(tmp_path, png_bytes):
     assert refused.value.status_code == 415
     (tmp_path / "clip.mp4").write_bytes(_rendered_mp4(png_bytes))
     assert stored_video(f"file://{tmp_path / 'clip.mp4'}").media_type == "video/mp4"
+
+def test_the_page_names_its_own_address_as_its_base_and_serves_its_theme(client):
+    # Inside Airflow's UI the script moves the frame's address to the UI's root, so the UI
+    # does not mirror /kling/ into its address bar: relative URLs must then still reach the app.
+    http, _ = client
+    page = http.get("/", headers={"host": "airflow.example"})
+    assert page.status_code == 200
+    assert '<head>\n<base href="/">' in page.text
+    assert 'src="static/theme.js"' in page.text
+    theme = http.get("/static/theme.js")
+    assert theme.status_code == 200
+    assert 'getItem("theme")' in theme.text  # Airflow's stored colour mode
+    assert http.get("/static/index.html").status_code == 404

@@ -5,9 +5,15 @@
 const PAGE_SIZE = 24;
 const CONTEXT = ["dag_id", "run_id", "task_id", "map_index", "request_id"];
 const params = new URLSearchParams(window.location.search);
-// The page is served at <ui base>/kling/; the UI's own pages are under <ui base>/.
-const uiBase = window.location.pathname.replace(/kling\/?$/, "");
+// The page is served at <ui base>/kling/ (its <base>); the UI's own pages are under <ui base>/.
+const uiBase = new URL(document.baseURI).pathname.replace(/kling\/?$/, "");
+// Airflow's UI mirrors a Browse page's frame address into its own (/plugin/kling-videos/kling/).
+// Inside the UI the frame takes the UI's root as its address instead, so the address bar keeps
+// the page's own route; the <base> keeps every relative URL of the page on this app.
+if (window.parent !== window) window.history.replaceState(null, "", uiBase + window.location.search);
 let offset = 0;
+// Every time on the page is UTC, as are the day filters and the per-day totals the server adds up.
+const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -32,14 +38,39 @@ function query(extra) {
     const value = form.elements[name].value;
     if (value) q.set(name, value);
   }
-  if (form.elements.since.value) q.set("since", form.elements.since.value + "T00:00:00Z");
-  if (form.elements.until.value) {
-    const until = new Date(form.elements.until.value + "T00:00:00Z");
+  const since = day(form.elements.since, "From");
+  if (since) q.set("since", since.toISOString());
+  const until = day(form.elements.until, "To");
+  if (until) {
     until.setUTCDate(until.getUTCDate() + 1);
     q.set("until", until.toISOString());
   }
   for (const [name, value] of Object.entries(extra || {})) q.set(name, value);
   return q;
+}
+
+// A day typed as yyyy-mm-dd, as the start of that UTC day; empty is no bound. Anything else is
+// refused by name, before any request, instead of being read as some other date.
+function day(input, label) {
+  const text = input.value.trim();
+  if (!text) return null;
+  const match = DAY.exec(text);
+  const date = match ? new Date(Date.UTC(+match[1], +match[2] - 1, +match[3])) : null;
+  if (!date || date.getUTCDate() !== +match[3] || date.getUTCMonth() !== +match[2] - 1) {
+    input.setAttribute("aria-invalid", "true");
+    throw new Error(`Invalid ${label}: ${JSON.stringify(text)} is not a date. Allowed: yyyy-mm-dd, such as 2026-12-04.`);
+  }
+  input.removeAttribute("aria-invalid");
+  return date;
+}
+
+const pad2 = (n) => String(n).padStart(2, "0");
+
+// Airflow's own format, 2026-12-04 03:11, in UTC.
+function when(iso) {
+  const t = new Date(iso);
+  if (Number.isNaN(t.getTime())) return "–";
+  return `${t.getUTCFullYear()}-${pad2(t.getUTCMonth() + 1)}-${pad2(t.getUTCDate())} ${pad2(t.getUTCHours())}:${pad2(t.getUTCMinutes())}`;
 }
 
 async function getJSON(path, q) {
@@ -93,41 +124,47 @@ function card(v) {
       " · ",
       el("a", { href: logHref(v), target: "_top" }, "task log"),
       " · ",
-      el("span", { class: "when" }, new Date(v.recorded_at).toLocaleString()),
+      el("time", { class: "when", datetime: v.recorded_at, title: "UTC" }, `${when(v.recorded_at)} UTC`),
     ),
   );
 }
 
+function svgNode(tag, attrs, text) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// Bars with their values, a dollar axis with grid lines and the days (UTC) under the bars.
 function barChart(days) {
-  const ns = "http://www.w3.org/2000/svg";
-  const width = 520, height = 140, pad = 24;
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "Estimated spend per day");
-  const top = Math.max(...days.map((d) => d.spend_usd), 0.01);
-  const step = Math.min((width - pad) / Math.max(days.length, 1), 48);
+  const width = 560, height = 190, left = 48, right = 8, top = 18, bottom = 24;
+  const svg = svgNode("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Estimated spend per day (UTC)" });
+  const plotH = height - top - bottom;
+  const most = Math.max(...days.map((d) => d.spend_usd), 0);
+  // A round top for the axis: 1, 2 or 5 times a power of ten, at or above the largest day.
+  const magnitude = 10 ** Math.floor(Math.log10(Math.max(most, 0.01)));
+  const axisTop = [1, 2, 5, 10].map((m) => m * magnitude).find((v) => v >= most) || magnitude;
+  const y = (value) => top + plotH - (plotH * value) / axisTop;
+  for (const tick of [0, axisTop / 2, axisTop]) {
+    svg.append(svgNode("line", { class: "grid", x1: left, x2: width - right, y1: y(tick), y2: y(tick) }));
+    svg.append(svgNode("text", { class: "tick", x: left - 6, y: y(tick) + 3, "text-anchor": "end" }, usd(tick)));
+  }
+  const step = Math.min((width - left - right) / Math.max(days.length, 1), 64);
+  const every = Math.ceil(days.length / 12);
   days.forEach((d, i) => {
-    const h = ((height - 2 * pad) * d.spend_usd) / top;
-    const bar = document.createElementNS(ns, "rect");
-    bar.setAttribute("x", pad + i * step + 2);
-    bar.setAttribute("y", height - pad - h);
-    bar.setAttribute("width", Math.max(step - 4, 2));
-    bar.setAttribute("height", h);
-    bar.setAttribute("class", "bar");
-    const title = document.createElementNS(ns, "title");
-    title.textContent = `${d.day}: ${usd(d.spend_usd)} (${d.count} requests)`;
-    bar.append(title);
+    const x = left + i * step;
+    const bar = svgNode("rect", { class: "bar", x: x + step * 0.15, y: y(d.spend_usd), width: Math.max(step * 0.7, 2), height: Math.max(y(0) - y(d.spend_usd), 0) });
+    bar.append(svgNode("title", {}, `${d.day}: ${usd(d.spend_usd)} (${d.count} requests)`));
     svg.append(bar);
-    if (days.length <= 14 || i % Math.ceil(days.length / 14) === 0) {
-      const label = document.createElementNS(ns, "text");
-      label.setAttribute("x", pad + i * step + step / 2);
-      label.setAttribute("y", height - 6);
-      label.setAttribute("text-anchor", "middle");
-      label.textContent = d.day.slice(5);
-      svg.append(label);
+    if (days.length <= 16) {
+      svg.append(svgNode("text", { class: "value", x: x + step / 2, y: y(d.spend_usd) - 4, "text-anchor": "middle" }, usd(d.spend_usd)));
+    }
+    if (i % every === 0) {
+      svg.append(svgNode("text", { class: "tick", x: x + step / 2, y: height - 8, "text-anchor": "middle" }, d.day.slice(5)));
     }
   });
+  svg.append(svgNode("line", { class: "axis", x1: left, x2: width - right, y1: y(0), y2: y(0) }));
   return svg;
 }
 
@@ -149,6 +186,7 @@ async function load() {
       getJSON("api/videos", query({ offset, limit: PAGE_SIZE })),
       getJSON("api/totals", query()),
     ]);
+    message.classList.remove("error");
     showTotals(totals);
     document.getElementById("gallery").replaceChildren(...page.videos.map(card));
     const last = Math.min(page.offset + page.videos.length, page.total);
@@ -158,6 +196,7 @@ async function load() {
     message.textContent = page.total ? "" : "No Kling videos match.";
   } catch (err) {
     message.textContent = err.message;
+    message.classList.add("error");
   }
 }
 
