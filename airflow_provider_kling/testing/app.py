@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from airflow_provider_kling.api.connection import API_PREFIX
 from airflow_provider_kling.testing import wire
 from airflow_provider_kling.testing.catalog import MODEL_IDS, model_detail, validate_payload
 from airflow_provider_kling.testing.faults import Fault
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1/ie/requestqueue/apikey"
 #: Scope extension through which the simulator's uvicorn protocol lets the app drop a connection.
 ABORT_EXTENSION = "kling_simulator.abort"
 

@@ -1,17 +1,31 @@
-"""The simulator's model catalog and the payload checks the real service is known (or likely) to make."""
+"""What GMI serves about its models: the ids it lists, each model's detail record, its payload checks.
+
+What a model takes (its fields, which are required, the allowed values, the prompt limit, the price)
+is the provider's own declaration in :mod:`airflow_provider_kling.api`, read here, so client and
+simulator agree by construction: a model added to ``MODEL_SPECS`` is served and checked. Defined here
+is only GMI's side: its other models, its words for each parameter, and how it answers a bad payload
+(in its own terms, a 400 or its odd 500, never the provider's messages).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-I2V_MODEL = "kling-3.0-turbo-i2v"
-T2V_MODEL = "kling-3.0-turbo-t2v"
+from airflow_provider_kling.api import (
+    ASPECT_RATIOS,
+    MAX_DURATION,
+    MAX_PROMPT_CHARS,
+    MIN_DURATION,
+    MODEL_SPECS,
+    PRICES_PER_SECOND,
+    RESOLUTIONS,
+)
+from airflow_provider_kling.api.models import SOUND_OPTIONS
+from airflow_provider_kling.testing.wire import BACKEND_ERROR
 
-#: What ``GET /models`` lists. The real list has hundreds of ids; a few non-Kling ones keep clients honest.
-MODEL_IDS: tuple[str, ...] = (
-    I2V_MODEL,
-    T2V_MODEL,
-    "kling-v3-image-to-video",
+#: Models GMI serves that the provider has no spec for. The real list has hundreds of ids; a few
+#: non-Kling ones keep clients honest.
+OTHER_MODELS: tuple[str, ...] = (
     "kling-v2-5-turbo",
     "kling-v2-6",
     "seedream-5.0-lite",
@@ -21,17 +35,12 @@ MODEL_IDS: tuple[str, ...] = (
     "deepseek-ai/DeepSeek-V3.1",
 )
 
-RESOLUTIONS = ("720p", "1080p")
-DURATIONS = tuple(str(n) for n in range(3, 16))
-ASPECT_RATIOS = ("16:9", "9:16", "1:1")
-MAX_PROMPT_CHARS = 2500
-BACKEND_ERROR = "Backend error (400). Please try again."
+#: What ``GET /models`` lists: every model the provider has a spec for, then the others.
+MODEL_IDS: tuple[str, ...] = (*MODEL_SPECS, *OTHER_MODELS)
 
 
 def _param(
-    name: str,
     type_: str,
-    required: bool,
     description: str,
     *,
     options: tuple[str, ...] | None = None,
@@ -40,9 +49,7 @@ def _param(
     max_value: int | None = None,
 ) -> dict[str, Any]:
     return {
-        "name": name,
         "type": type_,
-        "required": required,
         "description": description,
         "options": list(options) if options is not None else None,
         "default": default,
@@ -51,68 +58,70 @@ def _param(
     }
 
 
-_PROMPT = _param("prompt", "string", False, "Describe the motion and action (up to 2500 chars).")
-_RESOLUTION = _param(
-    "resolution", "enum", False, "Output resolution: '720p' or '1080p'.", options=RESOLUTIONS, default="720p"
-)
-_DURATION = _param(
-    "duration", "enum", False, "Total duration in seconds (3-15).", options=DURATIONS, default="5",
-    min_value=3, max_value=15,
-)  # fmt: skip
-_PRICE = {"price": 0.112, "pricing_type": "per_second", "unit": "second"}
-
-_DETAILS: dict[str, dict[str, Any]] = {
-    I2V_MODEL: {
-        "brief_description": "Kling v3.0 Turbo image-to-video: animates a single source image.",
-        "parameters": [
-            _param("first_frame", "image", True, "The starting frame image (Base64 string or URL)."),
-            _PROMPT,
-            _RESOLUTION,
-            _DURATION,
-        ],
-        "price_info": _PRICE,
-    },
-    T2V_MODEL: {
-        "brief_description": "Kling v3.0 Turbo text-to-video.",
-        "parameters": [
-            {**_PROMPT, "required": True},
-            _RESOLUTION,
-            _param(
-                "aspect_ratio", "enum", False, "Output aspect ratio.", options=ASPECT_RATIOS, default="16:9"
-            ),
-            _DURATION,
-        ],
-        "price_info": _PRICE,
-    },
-    "kling-v3-image-to-video": {
-        "brief_description": "Kling v3 image-to-video.",
-        "parameters": [
-            {**_PROMPT, "required": True},
-            _param("image", "image", True, "The source image (Base64 string or URL)."),
-            _param("image_tail", "image", False, "Optional last frame."),
-            _param("negative_prompt", "string", False, "What to avoid."),
-            _DURATION,
-            _param("sound", "enum", False, "Generate sound.", options=("on", "off"), default="off"),
-        ],
-    },
+# GMI's record of each parameter a spec'd model takes, by name. A default here is one the
+# provider's specs do not state; a spec's ``defaults`` win.
+_PARAMETERS: dict[str, dict[str, Any]] = {
+    "first_frame": _param("image", "The starting frame image (Base64 string or URL)."),
+    "image": _param("image", "The source image (Base64 string or URL)."),
+    "image_tail": _param("image", "Optional last frame."),
+    "prompt": _param("string", f"Describe the motion and action (up to {MAX_PROMPT_CHARS} chars)."),
+    "negative_prompt": _param("string", "What to avoid."),
+    "resolution": _param(
+        "enum", f"Output resolution: {' or '.join(map(repr, RESOLUTIONS))}.", options=RESOLUTIONS
+    ),
+    "duration": _param(
+        "enum",
+        f"Total duration in seconds ({MIN_DURATION}-{MAX_DURATION}).",
+        # GMI's enum is of strings: an int duration is refused, so clients are caught sending one.
+        options=tuple(str(n) for n in range(MIN_DURATION, MAX_DURATION + 1)),
+        min_value=MIN_DURATION,
+        max_value=MAX_DURATION,
+    ),
+    "aspect_ratio": _param("enum", "Output aspect ratio.", options=ASPECT_RATIOS, default="16:9"),
+    "sound": _param("enum", "Generate sound.", options=SOUND_OPTIONS, default="off"),
 }
+
+
+def _parameters(model_id: str) -> list[dict[str, Any]]:
+    spec = MODEL_SPECS[model_id]
+    return [
+        {
+            "name": name,
+            **_PARAMETERS[name],
+            "required": name in spec.required,
+            "default": spec.defaults.get(name, _PARAMETERS[name]["default"]),
+        }
+        for name in spec.fields
+    ]
 
 
 def model_detail(model_id: str) -> dict[str, Any] | None:
     """The ``GET /models/{id}`` answer, or ``None`` for an unknown model."""
     if model_id not in MODEL_IDS:
         return None
-    detail = _DETAILS.get(
-        model_id, {"brief_description": f"Simulated model {model_id}.", "parameters": [_PROMPT]}
-    )
-    return {"model": model_id, **detail}
+    if model_id not in MODEL_SPECS:
+        prompt = {"name": "prompt", **_PARAMETERS["prompt"], "required": False}
+        brief = f"Simulated model {model_id}."
+        return {"model": model_id, "brief_description": brief, "parameters": [prompt]}
+    detail: dict[str, Any] = {
+        "model": model_id,
+        "brief_description": MODEL_SPECS[model_id].description,
+        "parameters": _parameters(model_id),
+    }
+    rates = PRICES_PER_SECOND.get(model_id)
+    if rates:
+        # GMI's record gives one price: the lowest, that of the default resolution.
+        detail["price_info"] = {"price": min(rates.values()), "pricing_type": "per_second", "unit": "second"}
+    return detail
 
 
 def validate_payload(model: str, payload: object) -> tuple[int, str] | None:
     """Return ``(status, error)`` when the real service would reject this submit, else ``None``.
 
-    Structural problems answer 400; bad enum values answer 500 "Backend error (400)" because that is
-    what GMI is reported to do for invalid parameter values.
+    The model's detail record is what is checked, as GMI checks against its own: structural
+    problems answer 400; a value outside an enum's options answers 500 "Backend error (400)",
+    because that is what GMI is reported to do for invalid parameter values. Keys a model does
+    not take are let through, as GMI is not known to refuse them.
     """
     if not isinstance(payload, dict):
         return 400, "payload must be a JSON object"
@@ -121,28 +130,15 @@ def validate_payload(model: str, payload: object) -> tuple[int, str] | None:
     prompt = payload.get("prompt")
     if prompt is not None and (not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS):
         return 400, f"prompt must be a string of at most {MAX_PROMPT_CHARS} characters"
-    if model == I2V_MODEL:
-        return _require(payload, "first_frame") or _check_enums(payload, aspect_ratio=False)
-    if model == T2V_MODEL:
-        return _require(payload, "prompt") or _check_enums(payload, aspect_ratio=True)
-    if model == "kling-v3-image-to-video":
-        return _require(payload, "prompt") or _require(payload, "image")
-    return None
-
-
-def _require(payload: dict[str, Any], key: str) -> tuple[int, str] | None:
-    value = payload.get(key)
-    if not isinstance(value, str) or not value.strip():
-        return 400, f"{key} is required"
-    return None
-
-
-def _check_enums(payload: dict[str, Any], *, aspect_ratio: bool) -> tuple[int, str] | None:
-    # The documented enums are strings; an int duration is rejected so clients are caught sending one.
-    if "resolution" in payload and payload["resolution"] not in RESOLUTIONS:
-        return 500, BACKEND_ERROR
-    if "duration" in payload and payload["duration"] not in DURATIONS:
-        return 500, BACKEND_ERROR
-    if aspect_ratio and "aspect_ratio" in payload and payload["aspect_ratio"] not in ASPECT_RATIOS:
-        return 500, BACKEND_ERROR
+    if model not in MODEL_SPECS:
+        return None
+    parameters = _parameters(model)
+    for parameter in parameters:
+        value = payload.get(parameter["name"])
+        if parameter["required"] and (not isinstance(value, str) or not value.strip()):
+            return 400, f"{parameter['name']} is required"
+    for parameter in parameters:
+        options = parameter["options"]
+        if options is not None and parameter["name"] in payload and payload[parameter["name"]] not in options:
+            return 500, BACKEND_ERROR
     return None

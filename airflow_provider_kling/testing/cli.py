@@ -1,8 +1,9 @@
-"""The simulator's command line: ``python -m airflow_provider_kling.testing.simulator``."""
+"""The simulator's command line (``python -m ...testing.simulator``), made from its settings' declarations."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -10,75 +11,60 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_provider_kling.testing.config import DEFAULT_OUTCOME_SHAPE, SimulatorConfig
+from airflow_provider_kling.testing.config import ServerSettings, SimulatorConfig
 from airflow_provider_kling.testing.simulator import KlingSimulator
-from airflow_provider_kling.testing.wire import (
-    FAILURE_SHAPES,
-    PAYLOAD_ECHOES,
-    SUBMIT_SHAPES,
-    SUBMIT_STATUSES,
-)
 
 
-def _model_list(text: str) -> list[str]:
-    return [model.strip() for model in text.split(",") if model.strip()]
+def _model_list(text: str) -> frozenset[str]:
+    return frozenset(model.strip() for model in text.split(",") if model.strip())
 
 
-def _outcome_shape(text: str) -> str:
-    # SimulatorConfig knows what is valid; argparse turns its ValueError into a usage error.
-    SimulatorConfig(outcome_shape=text)
-    return text
+def _add_setting(group: argparse._ArgumentGroup, field: dataclasses.Field[object]) -> None:
+    """One option per settings field: ``--queued-seconds`` for ``queued_seconds``, its help and default.
+
+    Values stay text for the field's own check to read, which then names the setting and what it
+    allows; only a set of models and a flag need reading first.
+    """
+    default = field.metadata.get("cli_default", field.default)
+    help_text = field.metadata["help"].replace("%", "%%")
+    flag = "--" + field.name.replace("_", "-")
+    if isinstance(default, bool):
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        return
+    if default not in (None, frozenset()):
+        help_text += " (default: %(default)s)"
+    if isinstance(default, frozenset):
+        group.add_argument(flag, default=default, type=_model_list, metavar="MODEL,...", help=help_text)
+        return
+    group.add_argument(flag, default=default, choices=field.metadata["choices"], help=help_text)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; see ``--help``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: an option for every field of the two settings classes."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_kling.testing.simulator",
         description="Serve a local GMI request-queue simulator. Prints the base URL, then serves until "
         "SIGTERM or Ctrl+C. Tests can drive it through the unauthenticated /_simulator/ control API.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)"
-    )
-    parser.add_argument("--api-key", default="sim-test-key", help="accepted API key (default: %(default)s)")
-    parser.add_argument("--queued-seconds", type=float, default=1.0)
-    parser.add_argument("--processing-seconds", type=float, default=2.0)
-    parser.add_argument(
-        "--processing-seconds-max", type=float, default=None, help="draw each request's time up to this"
-    )
-    parser.add_argument(
-        "--outcome-shape",
-        type=_outcome_shape,
-        default=DEFAULT_OUTCOME_SHAPE,
-        help="a shape, rotate (all of them), or comma-separated shapes to cycle (default: %(default)s)",
-    )
-    parser.add_argument("--submit-status", choices=SUBMIT_STATUSES, default="queued")
-    parser.add_argument("--submit-shape", choices=SUBMIT_SHAPES, default="standard")
-    parser.add_argument("--failure-shape", choices=FAILURE_SHAPES, default="outcome_object")
-    parser.add_argument("--payload-echo", choices=PAYLOAD_ECHOES, default="verbatim")
-    parser.add_argument(
-        "--instant-models", default="", help="comma-separated models answering at once; * = all"
-    )
-    parser.add_argument(
-        "--sync-models",
-        default="",
-        help="comma-separated models answering {status: success} with no outcome at once; * = all",
-    )
-    parser.add_argument("--media-base-url", default=None, help="base of media URLs (default: the request's)")
-    parser.add_argument("--media-bytes", type=int, default=None, help="serve every video as this many bytes")
-    parser.add_argument(
-        "--rate-limit",
-        type=int,
-        default=None,
-        help="accept at most this many submits per --rate-limit-seconds",
-    )
-    parser.add_argument("--rate-limit-seconds", type=float, default=60.0)
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
-    parser.add_argument("--access-log", action="store_true", help="log one line per request (no headers)")
-    args = parser.parse_args(argv)
+    server = parser.add_argument_group("server")
+    for field in dataclasses.fields(ServerSettings):
+        _add_setting(server, field)
+    behaviour = parser.add_argument_group("behaviour (changeable while serving: POST /_simulator/config)")
+    for field in dataclasses.fields(SimulatorConfig):
+        _add_setting(behaviour, field)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; see ``--help``."""
+    parser = build_parser()
+    try:
+        simulator = KlingSimulator(**vars(parser.parse_args(argv)))
+    except ValueError as exc:  # a setting's own check: it names the setting and what it allows
+        parser.error(str(exc))
+    server = simulator.server_settings
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
     stop = threading.Event()
@@ -88,31 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    simulator = KlingSimulator(
-        api_key=args.api_key,
-        host=args.host,
-        port=args.port,
-        queued_seconds=args.queued_seconds,
-        processing_seconds=args.processing_seconds,
-        processing_seconds_max=args.processing_seconds_max,
-        outcome_shape=args.outcome_shape,
-        submit_status=args.submit_status,
-        instant_models=_model_list(args.instant_models),
-        sync_models=_model_list(args.sync_models),
-        submit_shape=args.submit_shape,
-        failure_shape=args.failure_shape,
-        payload_echo=args.payload_echo,
-        media_base_url=args.media_base_url,
-        media_bytes=args.media_bytes,
-        rate_limit=args.rate_limit,
-        rate_limit_seconds=args.rate_limit_seconds,
-        log_level=args.log_level,
-        access_log=args.access_log,
-    )
     try:
         simulator.start()
     except (OSError, RuntimeError) as exc:
-        print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(f"error: cannot serve on {server.host}:{server.port}: {exc}", file=sys.stderr)
         return 1
     try:
         print(simulator.base_url, flush=True)

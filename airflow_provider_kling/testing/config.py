@@ -1,12 +1,21 @@
-"""The simulator's behaviour knobs, checked when set (see docs/simulator.rst)."""
+"""The simulator's settings, each declared once: its default, its check and its help (see docs/simulator.rst).
+
+:class:`SimulatorConfig` says how the simulated GMI behaves and can change while it runs;
+:class:`ServerSettings` says where and how it listens. ``KlingSimulator(**settings)``, the pytest
+marker, the control API and the command line (generated from these fields by :mod:`.cli`) all read
+these declarations, so a new setting is added here and nowhere else.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from airflow_provider_kling.api.errors import KlingValidationError
+from airflow_provider_kling.api.validation import validate_number, validate_whole
 from airflow_provider_kling.testing.wire import (
     FAILURE_SHAPES,
     OUTCOME_SHAPES,
@@ -18,112 +27,275 @@ from airflow_provider_kling.testing.wire import (
 #: Every outcome shape GMI is known to answer with, one request after another.
 DEFAULT_OUTCOME_SHAPE = "rotate"
 
+# A check takes a value and its field's name, and gives the value to keep or raises ValueError.
+Check = Callable[[Any, str], Any]
 
-@dataclass(frozen=True)
-class SimulatorConfig:
-    """Behaviour knobs. Timing, outcome shape and instant or synchronous answers are fixed per request
-    when it is submitted; ``failure_shape``, ``payload_echo`` and ``media_base_url`` apply to every read.
 
-    :param queued_seconds: how long a request reports ``queued``.
-    :param processing_seconds: how long it then reports ``processing`` before its terminal status.
-    :param processing_seconds_max: when set, each request's processing time is drawn uniformly between
-        ``processing_seconds`` and this, so requests finish at scattered times (benchmarks, load tests).
-    :param outcome_shape: one of ``media_objects``, ``media_strings``, ``video_url``, ``url`` (a flat
-        ``outcome.url``); ``rotate`` to cycle all of them, one request after another, so every client code
-        path gets exercised (the default); or a comma-separated list of shapes to cycle.
-    :param submit_status: status in the submit answer: ``queued`` (default), ``dispatched`` or ``created``.
-    :param submit_shape: keys of a submit answer for a request that has not finished: ``standard``
-        (``request_id``, ``model``, ``status`` and the three timestamps) or ``minimal`` (``request_id`` and
-        ``status`` only, as a live answer was seen).
-    :param instant_models: models whose submit answers a terminal record at once; ``"*"`` means all.
-    :param sync_models: models that finish at once but whose submit answer is the short record with the
-        terminal status and no ``outcome`` (``{"status": "success"}``); the outcome comes with the GET of
-        the same request. ``"*"`` means all; the prompt marker ``SIMULATE_SYNC`` does it for one request.
-    :param payload_echo: the ``payload`` of a GET record: ``verbatim`` (the submitted payload, a base64
-        ``first_frame`` included, as GMI's docs show), ``empty`` (``{}``, as one live record had) or
-        ``absent`` (no ``payload`` key).
-    :param failure_shape: where a failure's message goes: ``outcome_object`` (``{"error": ...}``),
-        ``outcome_string``, ``error_field`` (top-level ``error``) or ``reason_field`` (top-level ``reason``).
-    :param media_base_url: base of media URLs in outcomes; default is the base URL the poll came in on.
-    :param media_bytes: when set, every video is served as exactly this many bytes (the clip, then zero
-        padding), streamed, so large downloads can be tested without storing them.
-    :param media_bytes_per_second: with ``media_bytes``, stream videos no faster than this, so a test
-        can act while a download is under way.
-    :param rate_limit: when set, GMI's per-organization rate limit: at most this many submits are accepted
-        in any ``rate_limit_seconds``; the next one is answered 429 with GMI's rate-limit body and the
-        milliseconds until a slot frees up.
-    :param rate_limit_seconds: the window of ``rate_limit`` (GMI's is 60 seconds).
-    """
+def _seconds(value: Any, name: str) -> float:
+    return validate_number(value, name, allowed="a number of seconds, 0 or more", minimum=0)
 
-    queued_seconds: float = 1.0
-    processing_seconds: float = 2.0
-    processing_seconds_max: float | None = None
-    outcome_shape: str = DEFAULT_OUTCOME_SHAPE
-    submit_status: str = "queued"
-    submit_shape: str = "standard"
-    instant_models: frozenset[str] = frozenset()
-    sync_models: frozenset[str] = frozenset()
-    failure_shape: str = "outcome_object"
-    payload_echo: str = "verbatim"
-    media_base_url: str | None = None
-    media_bytes: int | None = None
-    media_bytes_per_second: float | None = None
-    rate_limit: int | None = None
-    rate_limit_seconds: float = 60.0
+
+def _positive(unit: str) -> Check:
+    return lambda value, name: validate_number(value, name, allowed=f"a number of {unit} above 0", above=0)
+
+
+def _whole(allowed: str, minimum: int, maximum: int | None = None) -> Check:
+    def check(value: Any, name: str) -> int:
+        number = validate_whole(value, name, allowed=allowed, minimum=minimum)
+        if maximum is not None and number > maximum:
+            raise KlingValidationError(name, f"{number} is out of range", allowed)
+        return number
+
+    return check
+
+
+def _optional(check: Check) -> Check:
+    return lambda value, name: None if value is None else check(value, name)
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise KlingValidationError(name, f"{value!r} is not text", "a non-blank string")
+    return value
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise KlingValidationError(name, f"{value!r} is not a boolean", "True or False")
+    return value
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    def check(value: Any, name: str) -> str:
+        if value not in choices:
+            raise KlingValidationError(name, f"{value!r} is not one of them", ", ".join(choices))
+        return str(value)
+
+    return check
+
+
+def _models(value: Any, name: str) -> frozenset[str]:
+    # A string would be read as a set of characters: "kling-v2-6" is not 10 model ids.
+    allowed = 'a collection of model ids, "*" meaning all'
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise KlingValidationError(name, f"{value!r} is not a collection of model ids", allowed)
+    models = frozenset(value)
+    if not all(isinstance(model, str) for model in models):
+        raise KlingValidationError(name, f"{sorted(map(repr, models))} are not all text", allowed)
+    return models
+
+
+def _outcome_shape(value: Any, name: str) -> str:
+    allowed = f"rotate, or one or more (comma-separated) of {', '.join(OUTCOME_SHAPES)}"
+    if not isinstance(value, str) or not set(_rotation(value)) <= set(OUTCOME_SHAPES):
+        raise KlingValidationError(name, f"{value!r} is not a shape", allowed)
+    return value
+
+
+def _rotation(outcome_shape: str) -> tuple[str, ...]:
+    if outcome_shape == "rotate":
+        return OUTCOME_SHAPES
+    return tuple(shape.strip() for shape in outcome_shape.split(","))
+
+
+def setting(
+    default: Any,
+    help: str,
+    check: Check | None = None,
+    *,
+    choices: tuple[str, ...] | None = None,
+    cli_default: Any = dataclasses.MISSING,
+) -> Any:
+    """A field of a settings class: ``help`` is its one description (``--help``, the API docs);
+    ``check`` (or ``choices``) is applied whenever it is set; ``cli_default`` overrides the default
+    on the command line only."""
+    if check is None:
+        assert choices is not None, "a setting needs a check or its choices"
+        check = _one_of(choices)
+    metadata: dict[str, Any] = {"help": help, "check": check, "choices": choices}
+    if cli_default is not dataclasses.MISSING:
+        metadata["cli_default"] = cli_default
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+_S = TypeVar("_S", bound="_Settings")
+
+
+class _Settings:
+    """What both settings classes share: every field checked when set, and changed copies."""
 
     def __post_init__(self) -> None:
-        for models in ("instant_models", "sync_models"):
-            if isinstance(getattr(self, models), str):
-                raise ValueError(f"{models} must be a collection of model ids, not a string")
-            object.__setattr__(self, models, frozenset(getattr(self, models)))
-        if not (self.queued_seconds >= 0 and self.processing_seconds >= 0):
-            raise ValueError("queued_seconds and processing_seconds must be >= 0")
-        if (
-            self.processing_seconds_max is not None
-            and not self.processing_seconds_max >= self.processing_seconds
-        ):
-            raise ValueError("processing_seconds_max must be >= processing_seconds")
-        if self.media_bytes is not None and not (isinstance(self.media_bytes, int) and self.media_bytes >= 0):
-            raise ValueError("media_bytes must be a whole number of bytes >= 0")
-        if self.media_bytes_per_second is not None and not self.media_bytes_per_second > 0:
-            raise ValueError("media_bytes_per_second must be > 0")
-        if self.rate_limit is not None and not (isinstance(self.rate_limit, int) and self.rate_limit >= 1):
-            raise ValueError("rate_limit must be a whole number of submits >= 1")
-        if not self.rate_limit_seconds > 0:
-            raise ValueError("rate_limit_seconds must be > 0")
-        if not isinstance(self.outcome_shape, str) or not set(self.outcome_rotation()) <= set(OUTCOME_SHAPES):
-            raise ValueError(
-                "outcome_shape must be rotate or one or more (comma-separated) of "
-                f"{', '.join(OUTCOME_SHAPES)}, got {self.outcome_shape!r}"
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = field.metadata["check"](getattr(self, field.name), field.name)
+            object.__setattr__(self, field.name, value)
+
+    def updated(self: _S, changes: Mapping[str, Any]) -> _S:
+        """A copy with ``changes`` applied; an unknown field or a bad value raises ``ValueError``."""
+        names = field_names(type(self))
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise KlingValidationError(
+                "setting", f"{', '.join(unknown)} is not a setting of {type(self).__name__}", ", ".join(names)
             )
-        for name, value, allowed in (
-            ("submit_status", self.submit_status, SUBMIT_STATUSES),
-            ("submit_shape", self.submit_shape, SUBMIT_SHAPES),
-            ("failure_shape", self.failure_shape, FAILURE_SHAPES),
-            ("payload_echo", self.payload_echo, PAYLOAD_ECHOES),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def field_names(settings: type) -> tuple[str, ...]:
+    """The names of a settings class's fields, in declaration order."""
+    return tuple(field.name for field in dataclasses.fields(settings))
+
+
+def _document(settings: type) -> None:
+    """Give a settings class's docstring a ``:param:`` line per field, from its ``help``."""
+    params = []
+    for field in dataclasses.fields(settings):
+        choices = field.metadata["choices"]
+        among = f" (one of {', '.join(choices)})" if choices else ""
+        params.append(f":param {field.name}: {field.metadata['help']}{among}")
+    settings.__doc__ = "\n\n".join([inspect.cleandoc(settings.__doc__ or ""), "\n".join(params)])
+
+
+@dataclass(frozen=True)
+class ServerSettings(_Settings):
+    """Where and how the simulator listens; fixed once it is made."""
+
+    api_key: str = setting(
+        "sim-test-key", "the only API key accepted (Authorization: Bearer <key>); others get 401", _text
+    )
+    host: str = setting("127.0.0.1", "address to listen on (loopback unless told otherwise)", _text)
+    port: int = setting(
+        0,
+        "port to listen on; 0 picks a free one",
+        _whole("a port number, 0 to 65535 (0: a free one)", 0, 65535),
+        cli_default=8765,
+    )
+    log_level: str = setting(
+        "warning", "the server's log level", choices=("debug", "info", "warning", "error")
+    )
+    access_log: bool = setting(False, "log one line per request (headers are never logged)", _flag)
+    backlog: int = setting(
+        4096,
+        "connections the socket queues before accepting them",
+        _whole("a whole number of connections, 1 or more", 1),
+    )
+
+
+@dataclass(frozen=True)
+class SimulatorConfig(_Settings):
+    """How the simulated GMI behaves. Timing, outcome shape and instant or synchronous answers are fixed
+    per request when it is submitted; ``failure_shape``, ``payload_echo`` and ``media_base_url`` apply
+    to every read. Change them while it runs with ``KlingSimulator.configure`` or
+    ``POST /_simulator/config``."""
+
+    queued_seconds: float = setting(1.0, "how long a request reports queued", _seconds)
+    processing_seconds: float = setting(
+        2.0, "how long it then reports processing before its terminal status", _seconds
+    )
+    processing_seconds_max: float | None = setting(
+        None,
+        "when set, each request's processing time is drawn uniformly between processing_seconds and "
+        "this, so requests finish at scattered times (benchmarks, load tests)",
+        _optional(_seconds),
+    )
+    outcome_shape: str = setting(
+        DEFAULT_OUTCOME_SHAPE,
+        f"where a success's video URL goes: one of {', '.join(OUTCOME_SHAPES)} (url is a flat "
+        "outcome.url); rotate to cycle all of them one request after another, so every client code "
+        "path gets exercised; or a comma-separated list of shapes to cycle",
+        _outcome_shape,
+    )
+    submit_status: str = setting("queued", "the status in a submit answer", choices=SUBMIT_STATUSES)
+    submit_shape: str = setting(
+        "standard",
+        "the keys of a submit answer for an unfinished request: standard (request_id, model, status "
+        "and three timestamps) or minimal (request_id and status only, as a live answer was seen)",
+        choices=SUBMIT_SHAPES,
+    )
+    instant_models: frozenset[str] = setting(
+        frozenset(), "models whose submit answers the finished record at once; * means all", _models
+    )
+    sync_models: frozenset[str] = setting(
+        frozenset(),
+        "models that finish at once but whose submit answer is the short record with the terminal "
+        "status and no outcome, which comes with the GET of the request; * means all (the prompt "
+        "marker SIMULATE_SYNC does it for one request)",
+        _models,
+    )
+    failure_shape: str = setting(
+        "outcome_object",
+        "where a failure's text goes: outcome_object ({error: ...}), outcome_string, error_field "
+        "(top-level error) or reason_field (top-level reason)",
+        choices=FAILURE_SHAPES,
+    )
+    payload_echo: str = setting(
+        "verbatim",
+        "the payload of a GET record: verbatim (what was submitted, a base64 first_frame included, "
+        "as GMI's docs show), empty ({}, as one live record had) or absent (no payload key)",
+        choices=PAYLOAD_ECHOES,
+    )
+    media_base_url: str | None = setting(
+        None, "base of media URLs in outcomes; unset: the base URL the poll came in on", _optional(_text)
+    )
+    media_bytes: int | None = setting(
+        None,
+        "when set, every video is served as exactly this many bytes (the clip, then zero padding), "
+        "streamed, so large downloads can be tested without storing them",
+        _optional(_whole("a whole number of bytes, 0 or more", 0)),
+    )
+    media_bytes_per_second: float | None = setting(
+        None,
+        "with media_bytes, stream videos no faster than this, so a test can act while a download is "
+        "under way",
+        _optional(_positive("bytes per second")),
+    )
+    rate_limit: int | None = setting(
+        None,
+        "when set, GMI's per-organization rate limit: at most this many submits are accepted in any "
+        "rate_limit_seconds; the next is answered 429 with GMI's rate-limit body",
+        _optional(_whole("a whole number of submits, 1 or more", 1)),
+    )
+    rate_limit_seconds: float = setting(
+        60.0, "the window of rate_limit (GMI's is 60 seconds)", _positive("seconds")
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.processing_seconds_max is not None and self.processing_seconds_max < self.processing_seconds:
+            raise KlingValidationError(
+                "processing_seconds_max",
+                f"{self.processing_seconds_max:g} is below processing_seconds ({self.processing_seconds:g})",
+                "a number of seconds, processing_seconds or more",
+            )
 
     def outcome_rotation(self) -> tuple[str, ...]:
         """The outcome shapes successive requests take, cycled (a single shape: every request's)."""
-        if self.outcome_shape == "rotate":
-            return OUTCOME_SHAPES
-        return tuple(shape.strip() for shape in self.outcome_shape.split(","))
-
-    def updated(self, changes: Mapping[str, Any]) -> SimulatorConfig:
-        """A copy with ``changes`` applied; unknown or invalid values raise ``ValueError``."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown config fields: {sorted(unknown)}")
-        try:
-            return dataclasses.replace(self, **changes)
-        except TypeError as exc:
-            raise ValueError(f"bad config value: {exc}") from exc
+        return _rotation(self.outcome_shape)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as served by ``GET /_simulator/config``."""
         data = dataclasses.asdict(self)
-        data["instant_models"] = sorted(self.instant_models)
-        data["sync_models"] = sorted(self.sync_models)
-        return data
+        return {k: sorted(v) if isinstance(v, frozenset) else v for k, v in data.items()}
+
+
+_document(ServerSettings)
+_document(SimulatorConfig)
+
+
+def split_settings(
+    settings: Mapping[str, Any], config: SimulatorConfig | None = None
+) -> tuple[ServerSettings, SimulatorConfig]:
+    """Keyword settings, each given to the class that declares it; behaviour ones applied over ``config``.
+
+    :raises TypeError: a name neither class declares, as for any unexpected keyword argument.
+    :raises ValueError: a bad value, naming the setting and what it allows.
+    """
+    server_names = field_names(ServerSettings)
+    known = (*server_names, *field_names(SimulatorConfig))
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise TypeError(
+            f"Invalid setting: {', '.join(unknown)} is not a simulator setting. Allowed: {', '.join(known)}."
+        )
+    server = ServerSettings(**{k: v for k, v in settings.items() if k in server_names})
+    behaviour = {k: v for k, v in settings.items() if k not in server_names}
+    return server, (config or SimulatorConfig()).updated(behaviour)

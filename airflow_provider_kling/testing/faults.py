@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_kling.api import I2V_MODEL, MODEL_SPECS
+from airflow_provider_kling.testing import wire
+
 #: Route keys that accept faults and are counted. Path parameters are written ``{id}``.
 ROUTE_KEYS: tuple[str, ...] = (
     "POST /requests",
@@ -118,8 +121,6 @@ class Fault:
             return record
         echo: dict[str, Any] = {}
         if self.reshape == "normalised_echo":
-            from airflow_provider_kling.api.models import MODEL_SPECS
-
             spec = MODEL_SPECS.get(str(record.get("model")))
             filled = {**(spec.defaults if spec is not None else {}), **record["payload"]}
             echo = {k: _as_number(v) for k, v in reversed(list(filled.items()))}
@@ -140,7 +141,7 @@ class Fault:
         cls,
         retry_after_ms: int = 29970,
         *,
-        model: str = "kling-3.0-turbo-i2v",
+        model: str = I2V_MODEL,
         limit: int = 2,
         interval_seconds: int = 60,
         retry_after_header: bool = False,
@@ -183,7 +184,7 @@ class Fault:
     @classmethod
     def backend_error(cls, **kwargs: Any) -> Fault:
         """The 500 GMI answers for some invalid parameter values (and genuine backend trouble)."""
-        return cls.error(500, "Backend error (400). Please try again.", **kwargs)
+        return cls.error(500, wire.BACKEND_ERROR, **kwargs)
 
     @classmethod
     def non_json(

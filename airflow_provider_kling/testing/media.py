@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
+from airflow_provider_kling.api import I2V_MODEL, MAX_DURATION, MODEL_SPECS
+
 log = logging.getLogger(__name__)
 
 FPS = 12
@@ -35,7 +37,9 @@ MAX_SIDE = 480
 # A clip made for a request: its duration, and its longer side by resolution, small enough to
 # encode in a moment yet telling 720p from 1080p.
 SIDE_BY_RESOLUTION = {"720p": 320, "1080p": 480}
-DEFAULT_DURATION = 5
+# What GMI's model doc says a request without them gets.
+_DEFAULTS = MODEL_SPECS[I2V_MODEL].defaults
+DEFAULT_DURATION = int(_DEFAULTS["duration"])
 THUMBNAIL_SIDE = 320
 
 
@@ -89,14 +93,13 @@ class ClipSpec:
 
     @classmethod
     def of(cls, payload: dict[str, Any]) -> ClipSpec:
-        """The request's ``duration`` (3..15 s, default 5) and ``resolution`` (720p or 1080p)."""
+        """The request's ``duration`` and ``resolution``, or the model's defaults."""
         try:
-            seconds = min(15, max(1, int(str(payload.get("duration", DEFAULT_DURATION)))))
+            seconds = min(MAX_DURATION, max(1, int(str(payload.get("duration", DEFAULT_DURATION)))))
         except ValueError:
             seconds = DEFAULT_DURATION
-        side = SIDE_BY_RESOLUTION.get(
-            str(payload.get("resolution", "720p")).lower(), SIDE_BY_RESOLUTION["720p"]
-        )
+        default_side = SIDE_BY_RESOLUTION[_DEFAULTS["resolution"]]
+        side = SIDE_BY_RESOLUTION.get(str(payload.get("resolution", "")).lower(), default_side)
         return cls(seconds, side)
 
 

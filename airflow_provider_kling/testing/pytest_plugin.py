@@ -13,6 +13,9 @@ Example::
     @pytest.mark.kling_simulator(outcome_shape="video_url", processing_seconds=1.0)
     def test_with_other_settings(kling_simulator): ...
 
+    @pytest.mark.kling_simulator(SimulatorConfig(instant_models={"*"}))
+    def test_with_a_shared_config(kling_simulator): ...
+
 Make a request fail by putting ``SIMULATE_FAILURE: your message`` in its prompt (or calling
 ``kling_simulator.fail_next("message")``); ``SIMULATE_CANCEL`` ends it ``cancelled`` and
 ``SIMULATE_STUCK`` keeps it ``queued`` forever. Script HTTP-level trouble (rate limits, 503s, resets,
@@ -38,8 +41,9 @@ FAST_TIMINGS = {"queued_seconds": 0.2, "processing_seconds": 0.3}
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "kling_simulator(**options): KlingSimulator arguments for the kling_simulator fixture, "
-        "e.g. outcome_shape='video_url', queued_seconds=0.5, instant_models=['kling-3.0-turbo-i2v']",
+        "kling_simulator(config=None, **settings): KlingSimulator arguments for the kling_simulator "
+        "fixture: a SimulatorConfig and/or settings by name, e.g. outcome_shape='video_url', "
+        "queued_seconds=0.5, instant_models=['kling-3.0-turbo-i2v']",
     )
 
 
@@ -48,17 +52,21 @@ def kling_simulator(request: pytest.FixtureRequest) -> Iterator[KlingSimulator]:
     """A running GMI request-queue simulator, fresh for each test.
 
     Requests spend 0.2 s ``queued`` and 0.3 s ``processing``, then succeed with a downloadable MP4;
-    the outcome's shape rotates through the three shapes GMI is known to return. Override any
+    the outcome's shape rotates through the shapes GMI is known to return. Give any
     :class:`~airflow_provider_kling.testing.KlingSimulator` argument with the
-    ``@pytest.mark.kling_simulator(...)`` marker. Useful attributes: ``base_url``, ``api_key``,
+    ``@pytest.mark.kling_simulator(...)`` marker: a
+    :class:`~airflow_provider_kling.testing.config.SimulatorConfig` (used as it is, its timings
+    included) and settings by name. Useful attributes: ``base_url``, ``api_key``,
     ``requests`` (what was submitted, with headers), ``count(route)``, ``script(route, faults)``,
     ``fail_next(message)``.
     """
     from airflow_provider_kling.testing.simulator import KlingSimulator
 
     marker = request.node.get_closest_marker("kling_simulator")
-    options = {**FAST_TIMINGS, **(marker.kwargs if marker else {})}
-    with KlingSimulator(**options) as simulator:
+    args, settings = (marker.args, marker.kwargs) if marker else ((), {})
+    # A config the test gives says its own timings; settings by name go over the fast ones.
+    options = settings if args or "config" in settings else {**FAST_TIMINGS, **settings}
+    with KlingSimulator(*args, **options) as simulator:
         yield simulator
 
 

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import uvicorn
 
+from airflow_provider_kling.api.connection import API_PREFIX
 from airflow_provider_kling.testing import wire
-from airflow_provider_kling.testing.app import ABORT_EXTENSION, API_PREFIX, create_app
-from airflow_provider_kling.testing.config import DEFAULT_OUTCOME_SHAPE, SimulatorConfig
+from airflow_provider_kling.testing.app import ABORT_EXTENSION, create_app
+from airflow_provider_kling.testing.config import SimulatorConfig, split_settings
 from airflow_provider_kling.testing.readiness import wait_until
 from airflow_provider_kling.testing.state import SimulatorState, SubmittedRequest
 
@@ -77,67 +78,30 @@ class AbortableHTTPProtocol(_BaseProtocol):
 class KlingSimulator:
     """A GMI request-queue simulator running in a background thread on ``host`` (loopback by default).
 
-    :param api_key: the only ``Authorization: Bearer`` key accepted.
-    :param port: port to listen on; 0 picks a free one (read it back from :attr:`port`).
+    Its settings are the fields of :class:`~airflow_provider_kling.testing.config.ServerSettings`
+    (``api_key``, ``host``, ``port``, ...) and of
+    :class:`~airflow_provider_kling.testing.config.SimulatorConfig` (``queued_seconds``,
+    ``outcome_shape``, ...), given by name: ``KlingSimulator(queued_seconds=0.2)``.
+
+    :param config: behaviour to start from; settings given by name apply over it.
     :param clock: time source for the request lifecycle, e.g. a
         :class:`~airflow_provider_kling.testing.state.ManualClock`.
-    :param log_level: uvicorn's log level; ``access_log`` enables its access log (no headers are logged).
-
-    The remaining parameters are the fields of
-    :class:`~airflow_provider_kling.testing.config.SimulatorConfig`.
+    :raises TypeError: a setting neither class declares.
+    :raises ValueError: a setting's value is not allowed; the message says what is.
     """
 
     def __init__(
         self,
+        config: SimulatorConfig | None = None,
         *,
-        api_key: str = "sim-test-key",
-        host: str = "127.0.0.1",
-        port: int = 0,
-        queued_seconds: float = 1.0,
-        processing_seconds: float = 2.0,
-        processing_seconds_max: float | None = None,
-        outcome_shape: str = DEFAULT_OUTCOME_SHAPE,
-        submit_status: str = "queued",
-        submit_shape: str = "standard",
-        instant_models: Iterable[str] = (),
-        sync_models: Iterable[str] = (),
-        failure_shape: str = "outcome_object",
-        payload_echo: str = "verbatim",
-        media_base_url: str | None = None,
-        media_bytes: int | None = None,
-        media_bytes_per_second: float | None = None,
-        rate_limit: int | None = None,
-        rate_limit_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
-        log_level: str = "warning",
-        access_log: bool = False,
-        backlog: int = 4096,
+        **settings: Any,
     ) -> None:
-        config = SimulatorConfig(
-            queued_seconds=queued_seconds,
-            processing_seconds=processing_seconds,
-            processing_seconds_max=processing_seconds_max,
-            outcome_shape=outcome_shape,
-            submit_status=submit_status,
-            submit_shape=submit_shape,
-            instant_models=frozenset(instant_models),
-            sync_models=frozenset(sync_models),
-            failure_shape=failure_shape,
-            payload_echo=payload_echo,
-            media_base_url=media_base_url,
-            media_bytes=media_bytes,
-            media_bytes_per_second=media_bytes_per_second,
-            rate_limit=rate_limit,
-            rate_limit_seconds=rate_limit_seconds,
-        )
-        self.state = SimulatorState(api_key, config, clock)
+        self.server_settings, config = split_settings(settings, config)
+        self.state = SimulatorState(self.server_settings.api_key, config, clock)
         self.app = create_app(self.state)
-        self.host = host
-        self._requested_port = port
+        self.host = self.server_settings.host
         self._port: int | None = None
-        self._log_level = log_level
-        self._access_log = access_log
-        self._backlog = backlog
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -151,8 +115,8 @@ class KlingSimulator:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self._requested_port))
-            sock.listen(self._backlog)
+            sock.bind((self.host, self.server_settings.port))
+            sock.listen(self.server_settings.backlog)
         except OSError:
             sock.close()
             raise
@@ -166,11 +130,11 @@ class KlingSimulator:
             ws="none",
             lifespan="off",
             log_config=None,  # never reconfigure the host process's logging
-            log_level=self._log_level,
-            access_log=self._access_log,
+            log_level=self.server_settings.log_level,
+            access_log=self.server_settings.access_log,
             proxy_headers=False,
             server_header=False,
-            backlog=self._backlog,
+            backlog=self.server_settings.backlog,
             timeout_graceful_shutdown=1,
         )
         server = uvicorn.Server(config)

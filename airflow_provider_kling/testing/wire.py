@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kling.api import FAILED_STATUSES, SUCCESS_STATUS
 from airflow_provider_kling.testing.media import thumbnail_extension
 
 if TYPE_CHECKING:
@@ -27,7 +28,9 @@ SUBMIT_STATUSES = ("queued", "dispatched", "created")
 SUBMIT_SHAPES = ("standard", "minimal")
 #: What a GET record's ``payload`` is (see ``SimulatorConfig.payload_echo``).
 PAYLOAD_ECHOES = ("verbatim", "empty", "absent")
-TERMINAL_STATUSES = frozenset({"success", "failed", "cancelled"})
+#: GMI's answer (HTTP 500) to some invalid parameter values, and to genuine backend trouble.
+BACKEND_ERROR = "Backend error (400). Please try again."
+TERMINAL_STATUSES = FAILED_STATUSES | {SUCCESS_STATUS}
 SIM_ORG_ID = "00000000-0000-4000-8000-00000000a11f"
 SIM_USER_ID = "00000000-0000-4000-8000-0000000051a1"
 

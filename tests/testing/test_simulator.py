@@ -595,7 +595,7 @@ def test_rate_limit_refuses_submits_beyond_the_window_until_a_slot_frees(
     assert len(sim.requests) == 3
     assert sim.refused_submits == 2
     assert sim.count("POST /requests") == 5
-    with pytest.raises(ValueError, match="rate_limit must be"):
+    with pytest.raises(ValueError, match="Invalid rate_limit: 0 is out of range"):
         sim.configure(rate_limit=0)
 
 
@@ -1042,6 +1042,14 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
 
             def test_environment_is_restored():
                 assert "AIRFLOW_CONN_KLING_DEFAULT" not in os.environ
+
+            from airflow_provider_kling.testing import SimulatorConfig
+
+            @pytest.mark.kling_simulator(SimulatorConfig(queued_seconds=5), api_key="shared")
+            def test_marker_config(kling_simulator):
+                assert kling_simulator.config.queued_seconds == 5
+                assert kling_simulator.config.processing_seconds == 2  # the config's own, not the fast one
+                assert kling_simulator.api_key == "shared"
             """
         )
     )
@@ -1055,4 +1063,4 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
     ]  # fmt: skip
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "4 passed" in result.stdout
