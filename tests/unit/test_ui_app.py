@@ -183,6 +183,7 @@ def test_an_object_store_copy_is_sniffed_the_same_way(tmp_path, png_bytes):
     (tmp_path / "clip.mp4").write_bytes(_rendered_mp4(png_bytes))
     assert stored_video(f"file://{tmp_path / 'clip.mp4'}").media_type == "video/mp4"
 
+
 def test_the_page_names_its_own_address_as_its_base_and_serves_its_theme(client):
     # Inside Airflow's UI the script moves the frame's address to the UI's root, so the UI
     # does not mirror /kling/ into its address bar: relative URLs must then still reach the app.
