@@ -98,8 +98,8 @@ async def test_a_resumed_trigger_polls_at_once_when_the_first_check_has_passed(
 def test_serialize_keeps_the_schedule_and_its_origin():
     trigger = KlingStatusTrigger(request_id="r1", end_time=2000.0, submitted_at=1000.0)
     _, kwargs = trigger.serialize()
-    assert kwargs["poll_interval"] is None
-    assert kwargs["submitted_at"] == 1000.0
+    assert kwargs["state"]["schedule"] == DEFAULT_SCHEDULE.to_dict()
+    assert kwargs["state"]["submitted_at"] == 1000.0
     resumed = KlingStatusTrigger(**kwargs)
     assert resumed.schedule == DEFAULT_SCHEDULE
     assert resumed.submitted_at == 1000.0
@@ -131,7 +131,7 @@ def test_the_sensor_defers_with_the_default_schedule_from_gmis_creation_time(
 ):
     request_id = submit(kling_simulator)
     trigger = deferred_trigger(KlingStatusSensor(task_id="wait", request_id=request_id, deferrable=True), {})
-    assert trigger.poll_interval is None
+    assert trigger.schedule == DEFAULT_SCHEDULE
     created = kling_simulator.get_request(request_id).submitted_at
     assert int(created) <= trigger.submitted_at <= time.time()
 
