@@ -37,7 +37,7 @@ class KlingEvent(TypedDict):
     :param error: GMI's failure text (``failed``/``cancelled`` only).
     :param model: the model GMI's last record of the request names (``None`` without one).
     :param submitted: what that record echoes of the payload, only the keys that describe a
-        video (:data:`DESCRIBED_KEYS`), never an image: so a task describes the video from the
+        video (``DESCRIBED_KEYS``), never an image: so a task describes the video from the
         record its wait already read, with no second fetch.
     """
 
