@@ -94,9 +94,12 @@ class PollSchedule:
 
         :param age: seconds since the request was submitted.
         :param polled: whether this wait has polled yet; before the first poll the wait runs to
-            ``first`` (zero if that has passed).
+            ``first`` (zero if that has passed). After a poll it is one interval, and still not
+            before ``first``: a sensor checks at once, and the trigger it defers to then keeps
+            the schedule rather than polling again within seconds.
         """
-        base = self.interval_at(age) if polled else max(0.0, self.first - age)
+        first = self.first - age
+        base = max(first, self.interval_at(age)) if polled else max(0.0, first)
         if base == 0.0 or self.jitter == 0.0:
             return base
         return base * (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
