@@ -84,10 +84,14 @@ class KlingStatusTrigger(BaseTrigger):
         if state is None:
             state = _state_of_arguments(request_id, end_time, poll_interval, max_poll_failures, submitted_at)
         else:
-            given = {"request_id": request_id, "end_time": end_time, "poll_interval": poll_interval}
-            given |= {"submitted_at": submitted_at}
-            named = [k for k, v in given.items() if v is not None]
-            named += ["max_poll_failures"] if max_poll_failures != DEFAULT_MAX_POLL_FAILURES else []
+            given = {
+                "request_id": request_id is not None,
+                "end_time": end_time is not None,
+                "poll_interval": poll_interval is not None,
+                "max_poll_failures": max_poll_failures != DEFAULT_MAX_POLL_FAILURES,
+                "submitted_at": submitted_at is not None,
+            }
+            named = [name for name, is_given in given.items() if is_given]
             if named:
                 raise KlingValidationError(
                     "KlingStatusTrigger arguments",
