@@ -121,20 +121,18 @@ class KlingTaskMixin(_TaskBase):
         decision.log_to(self.log)
         return decision
 
-    def defer_wait(self, state: WaitState, poll_interval: float | None) -> None:
-        """Hand the wait to the triggerer; the task resumes in :meth:`execute_complete`."""
+    def defer_wait(self, state: WaitState) -> None:
+        """
+        Hand the wait to the triggerer as it stands (schedule, failures so far, last status
+        included); the task resumes in :meth:`execute_complete`.
+        """
         from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 
+        trigger = KlingStatusTrigger(
+            state=state, kling_conn_id=self.kling_conn_id, cancel_on_kill=self.cancel_on_kill
+        )
         self.defer(
-            trigger=KlingStatusTrigger(
-                request_id=state.request_id,
-                end_time=state.deadline,
-                kling_conn_id=self.kling_conn_id,
-                poll_interval=poll_interval,
-                max_poll_failures=state.max_failures,
-                cancel_on_kill=self.cancel_on_kill,
-                submitted_at=state.submitted_at,
-            ),
+            trigger=trigger,
             method_name="execute_complete",
             timeout=timedelta(seconds=max(0.0, state.deadline - time.time()) + DEFER_GRACE),
         )

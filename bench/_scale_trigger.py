@@ -8,6 +8,7 @@ one), and it ends its task itself, so the figures are the triggerers' own.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import AsyncIterator
@@ -40,7 +41,7 @@ class ScaleTrigger(KlingStatusTrigger):
         ti = self.task_instance
         if ti is None:
             raise RuntimeError("ScaleTrigger waits for a mapped task; run it from a deferred task")
-        self.request_id = request_ids(self.ids_file)[ti.map_index]
+        self.state = dataclasses.replace(self.state, request_id=request_ids(self.ids_file)[ti.map_index])
         async for event in super().run():
             payload = event.payload
             ok = payload.get("status") == "success"

@@ -117,6 +117,7 @@ def scaled(schedule: PollSchedule, k: float) -> PollSchedule:
 
 async def run_triggers(sim: SimulatorProcess, schedule: PollSchedule, renders: list[float], k: float) -> None:
     """Submit each render and start its trigger at once, so no trigger starts late."""
+    from airflow_provider_kling.api.waiting import WaitState
     from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 
     async def wait(trigger: KlingStatusTrigger) -> None:
@@ -127,8 +128,9 @@ async def run_triggers(sim: SimulatorProcess, schedule: PollSchedule, renders: l
     for render in renders:
         await asyncio.to_thread(sim.control, "config", {"processing_seconds": render * k})
         request_id = await asyncio.to_thread(sim.submit)
-        trigger = KlingStatusTrigger(request_id=request_id, end_time=time.time() + 300)
-        trigger.schedule = schedule  # the same schedule, in compressed time
+        # The same schedule, in compressed time.
+        state = WaitState(request_id, submitted_at=time.time(), deadline=time.time() + 300, schedule=schedule)
+        trigger = KlingStatusTrigger(state=state)
         tasks.append(asyncio.create_task(wait(trigger)))
     await asyncio.gather(*tasks)
 

@@ -35,6 +35,10 @@ class KlingEvent(TypedDict):
     :param media_urls: the video URLs (success only).
     :param outcome: GMI's own ``outcome`` object (success only, else ``{}``).
     :param error: GMI's failure text (``failed``/``cancelled`` only).
+    :param model: the model GMI's last record of the request names (``None`` without one).
+    :param submitted: what that record echoes of the payload, only the keys that describe a
+        video (``DESCRIBED_KEYS``), never an image: so a task describes the video from the
+        record its wait already read, with no second fetch.
     """
 
     status: EventStatus
@@ -43,6 +47,8 @@ class KlingEvent(TypedDict):
     media_urls: list[str]
     outcome: dict[str, Any]
     error: str | None
+    model: str | None
+    submitted: dict[str, Any]
 
 
 class KlingResult(TypedDict, total=False):
@@ -62,6 +68,10 @@ class KlingResult(TypedDict, total=False):
     files: list[dict[str, Any]]
 
 
+#: The payload keys that describe a video, for asset events and the Kling videos view.
+DESCRIBED_KEYS = ("prompt", "duration", "resolution")
+
+
 def loggable_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """The record minus the payload echo, which can hold a multi-megabyte base64 image."""
     return {k: ("<omitted>" if k == "payload" else v) for k, v in record.items()}
@@ -75,6 +85,8 @@ def make_event(
     media_urls: list[str] | None = None,
     outcome: dict[str, Any] | None = None,
     error: str | None = None,
+    model: str | None = None,
+    submitted: Mapping[str, Any] | None = None,
 ) -> KlingEvent:
     """An event with every key present, so readers never guess at a missing one."""
     return {
@@ -84,7 +96,19 @@ def make_event(
         "media_urls": list(media_urls or []),
         "outcome": dict(outcome or {}),
         "error": error,
+        "model": model,
+        "submitted": described(submitted),
     }
+
+
+def described(payload: Any) -> dict[str, Any]:
+    """
+    The keys of a payload (or GMI's echo of it) that describe a video. Only plain values are
+    kept: the event crosses the triggerer's database, and an echo is GMI's to shape.
+    """
+    if not isinstance(payload, Mapping):
+        return {}
+    return {k: payload[k] for k in DESCRIBED_KEYS if isinstance(payload.get(k), str | int | float)}
 
 
 def event_from_record(record: KlingRequest) -> KlingEvent:
@@ -95,6 +119,8 @@ def event_from_record(record: KlingRequest) -> KlingEvent:
     there is nothing to return.
     """
     rid = record.request_id
+    # What the record says was submitted, so describing the video needs no second fetch.
+    seen: dict[str, Any] = {"model": record.model, "submitted": record.raw.get("payload")}
     if record.verdict == "failed":
         reason = record.error or "GMI gave no reason"
         status: EventStatus = "cancelled" if record.status == "cancelled" else "failed"
@@ -103,6 +129,7 @@ def event_from_record(record: KlingRequest) -> KlingEvent:
             rid,
             f"Kling request {rid} ended {record.status}: {reason}. Record: {loggable_record(record.raw)}",
             error=record.error,
+            **seen,
         )
     if not record.media_urls:
         return make_event(
@@ -110,6 +137,7 @@ def event_from_record(record: KlingRequest) -> KlingEvent:
             rid,
             f"GMI reports Kling request {rid} succeeded but its outcome names no video URL. "
             f"Record: {loggable_record(record.raw)}",
+            **seen,
         )
     outcome = record.raw.get("outcome")
     return make_event(
@@ -118,6 +146,7 @@ def event_from_record(record: KlingRequest) -> KlingEvent:
         f"Kling request {rid} succeeded: {', '.join(record.media_urls)}",
         media_urls=record.media_urls,
         outcome=dict(outcome) if isinstance(outcome, Mapping) else {},
+        **seen,
     )
 
 
@@ -152,13 +181,15 @@ def parse_event(value: Any) -> KlingEvent | None:
     Read an event that crossed a process boundary; ``None`` when it is not one.
 
     Missing optional keys are filled in, so an event serialized by an earlier version of the
-    provider (which left out ``outcome`` and ``error`` on some statuses) still reads.
+    provider (which left out ``outcome`` and ``error`` on some statuses, and ``model`` and
+    ``submitted`` on all) still reads.
     """
     if not isinstance(value, Mapping) or value.get("status") not in EVENT_STATUSES:
         return None
     urls = value.get("media_urls")
     outcome = value.get("outcome")
     error = value.get("error")
+    model = value.get("model")
     request_id = str(value.get("request_id") or "<unknown>")
     status: EventStatus = value["status"]
     return make_event(
@@ -168,4 +199,6 @@ def parse_event(value: Any) -> KlingEvent | None:
         media_urls=[str(u) for u in urls] if isinstance(urls, list) else [],
         outcome=dict(outcome) if isinstance(outcome, Mapping) else {},
         error=str(error) if error is not None else None,
+        model=model if isinstance(model, str) else None,
+        submitted=value.get("submitted"),
     )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from airflow_provider_kling.api.errors import KlingValidationError
-from airflow_provider_kling.api.validation import validate_seconds
+from airflow_provider_kling.api.validation import validate_number, validate_seconds
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,22 @@ class PollSchedule:
         """What a task's ``poll_interval`` / ``poke_interval`` asks for: fixed if set, else the default."""
         return DEFAULT_SCHEDULE if seconds is None else cls.fixed(seconds)
 
+    def to_dict(self) -> dict[str, float | None]:
+        """The schedule as JSON, which has no infinity: a fixed schedule's ``slow_after`` is ``None``."""
+        return {name: None if math.isinf(value) else value for name, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PollSchedule:
+        """A schedule from :meth:`to_dict`; a key left out takes its default."""
+        values: dict[str, float] = {}
+        for name in (f.name for f in fields(cls) if f.name in data):
+            field, value = f"poll schedule {name}", data[name]
+            if name == "slow_after" and value is None:
+                values[name] = math.inf
+            else:
+                values[name] = validate_number(value, field, allowed="a finite number of seconds")
+        return cls(**values)
+
     def interval_at(self, age: float) -> float:
         """The interval, before jitter, after a poll of a request ``age`` seconds old."""
         if age <= self.slow_after:
@@ -77,9 +94,12 @@ class PollSchedule:
 
         :param age: seconds since the request was submitted.
         :param polled: whether this wait has polled yet; before the first poll the wait runs to
-            ``first`` (zero if that has passed).
+            ``first`` (zero if that has passed). After a poll it is one interval, and still not
+            before ``first``: a sensor checks at once, and the trigger it defers to then keeps
+            the schedule rather than polling again within seconds.
         """
-        base = self.interval_at(age) if polled else max(0.0, self.first - age)
+        first = self.first - age
+        base = max(first, self.interval_at(age)) if polled else max(0.0, first)
         if base == 0.0 or self.jitter == 0.0:
             return base
         return base * (rng or random).uniform(1 - self.jitter, 1 + self.jitter)

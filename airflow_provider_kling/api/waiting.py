@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from airflow_provider_kling.api.errors import KlingError
+from airflow_provider_kling.api.errors import KlingError, KlingValidationError
 from airflow_provider_kling.api.events import (
     KlingEvent,
     error_event,
     event_from_record,
     timeout_event,
 )
-from airflow_provider_kling.api.polling import DEFAULT_SCHEDULE, PollSchedule
+from airflow_provider_kling.api.polling import DEFAULT_SCHEDULE, PollSchedule, submitted_at
 from airflow_provider_kling.api.records import KlingRequest, is_known_status
-from airflow_provider_kling.api.validation import validate_number
+from airflow_provider_kling.api.validation import validate_number, validate_poll_failures, validate_whole
 
 #: Consecutive failed polls (each after the hook's own retries) tolerated before a wait gives up.
 DEFAULT_MAX_POLL_FAILURES = 10
@@ -37,7 +38,11 @@ Note = tuple[int, str]
 @dataclass(frozen=True)
 class WaitState:
     """
-    Where a wait stands; JSON-safe through :meth:`to_dict`, so it survives a process change.
+    A request in flight: everything a wait needs, from the submit answer to the wait's last event.
+
+    It is the one value that crosses every process a wait moves through: the trigger serializes
+    it as its ``state`` argument, and a rescheduled sensor keeps it in the task state store
+    between pokes, both through :meth:`to_dict`.
 
     :param request_id: the request waited for.
     :param submitted_at: when it was submitted (Unix time): the schedule counts from it.
@@ -59,33 +64,70 @@ class WaitState:
     polled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The progress of the wait, for a store that outlives the process (not the schedule)."""
+        """The wait as JSON, for a store that outlives the process."""
         return {
             "request_id": self.request_id,
             "submitted_at": self.submitted_at,
             "deadline": self.deadline,
+            "schedule": self.schedule.to_dict(),
+            "max_failures": self.max_failures,
             "failures": self.failures,
             "last_status": self.last_status,
             "polled": self.polled,
         }
 
-    def resumed(self, saved: Any) -> WaitState:
-        """This wait, continued from :meth:`to_dict` of the same request's earlier progress."""
-        if not isinstance(saved, dict) or saved.get("request_id") != self.request_id:
-            return self
-        # A stored NaN deadline would never pass: an unreadable time starts the wait afresh.
-        unix = "Unix time"
-        try:
-            return replace(
-                self,
-                submitted_at=validate_number(saved["submitted_at"], "submitted_at", allowed=unix),
-                deadline=validate_number(saved["deadline"], "deadline", allowed=unix),
-                failures=int(saved["failures"]),
-                last_status=saved["last_status"] if isinstance(saved["last_status"], str) else None,
-                polled=bool(saved["polled"]),
+    @classmethod
+    def from_dict(cls, data: Any) -> WaitState:
+        """
+        The wait :meth:`to_dict` gave, as a resumed trigger reads it.
+
+        :raises KlingValidationError: a field is missing or unusable (it is named).
+        """
+        if not isinstance(data, Mapping):
+            shown = type(data).__name__
+            raise KlingValidationError(
+                "state", f"{shown} is not a mapping", "the dict WaitState.to_dict() gives"
             )
-        except (KeyError, TypeError, ValueError):
+        request_id = data.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise KlingValidationError(
+                "request_id", f"{request_id!r} is not a request id", "a non-empty string"
+            )
+        schedule = data.get("schedule", DEFAULT_SCHEDULE.to_dict())
+        if not isinstance(schedule, Mapping):
+            raise KlingValidationError("schedule", f"{schedule!r} is not a mapping", "PollSchedule.to_dict()")
+        return cls(
+            request_id=request_id,
+            schedule=PollSchedule.from_dict(schedule),
+            max_failures=validate_poll_failures(data.get("max_failures", DEFAULT_MAX_POLL_FAILURES)),
+            **_progress(data),
+        )
+
+    def resumed(self, saved: Any) -> WaitState:
+        """
+        This wait, continued from :meth:`to_dict` of the same request's earlier progress (a
+        rescheduled sensor's last poke). The task's own schedule and failure budget stay: they
+        are its arguments, which a changed DAG may have changed.
+        """
+        if not isinstance(saved, Mapping) or saved.get("request_id") != self.request_id:
             return self
+        try:
+            return replace(self, **_progress(saved))
+        except ValueError:  # an unreadable saved wait starts afresh
+            return self
+
+
+def _progress(data: Mapping[str, Any]) -> dict[str, Any]:
+    """How far a saved wait got; a NaN deadline would never pass, so every time must be finite."""
+    unix = "a finite Unix time in seconds"
+    status = data.get("last_status")
+    return {
+        "submitted_at": validate_number(data.get("submitted_at"), "submitted_at", allowed=unix),
+        "deadline": validate_number(data.get("deadline"), "deadline", allowed=unix),
+        "failures": validate_whole(data.get("failures", 0), "failures", allowed="a count, 0 or more"),
+        "last_status": status if isinstance(status, str) else None,
+        "polled": bool(data.get("polled", False)),
+    }
 
 
 @dataclass(frozen=True)
@@ -141,7 +183,7 @@ def step(
 def _after_record(state: WaitState, now: float, record: KlingRequest, rng: random.Random | None) -> Decision:
     rid = state.request_id
     # GMI's own clock says when the request was made; a time ahead of ours counts as now.
-    origin = min(record.created_at.timestamp(), now) if record.created_at else state.submitted_at
+    origin = submitted_at(record.created_at, now) if record.created_at else state.submitted_at
     notes: list[Note] = []
     if record.status != state.last_status:
         if not is_known_status(record.status):

@@ -300,7 +300,7 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
             max_failures=self.max_poll_failures,
         )
         if self.deferrable:
-            self.defer_wait(state, self.poll_interval)
+            self.defer_wait(state)
         return self.finish(context, self.wait_here(context, state))
 
     def finish(

@@ -16,6 +16,7 @@ from airflow_provider_kling.api import (
     validate_request_id,
     validate_seconds,
 )
+from airflow_provider_kling.api.events import KlingEvent, parse_event
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, WaitState
 from airflow_provider_kling.exceptions import (
     AirflowSensorTimeout,
@@ -140,6 +141,7 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         self.max_poll_failures = validate_poll_failures(max_poll_failures)
         self.cancel_on_kill = cancel_on_kill
         self._wait: WaitState | None = None
+        self._ended: KlingEvent | None = None
 
     def on_kill(self) -> None:
         try:
@@ -196,7 +198,7 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
             return done.xcom_value
         assert self._wait is not None
         if self.deferrable:
-            self.defer_wait(self._wait, self.poke_interval if self.fixed_interval else None)
+            self.defer_wait(self._wait)
         self.log.info(
             "Waiting in this worker slot, which stays taken for up to %.0f s until Kling request %s "
             "ends. To free it, pass deferrable=True (the wait runs in the triggerer) or "
@@ -229,12 +231,20 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
             self.download_to, self.download_filename, self.download_conn_id, self.max_download_bytes
         )
 
+    def result_of(self, context: Context, event: Any) -> KlingResult:
+        # The event carries what the wait's last record said was submitted: keep it to describe
+        # the video (every way of waiting passes here just before finish).
+        self._ended = parse_event(event)
+        return super().result_of(context, event)
+
     def describe(self, result: KlingResult) -> Mapping[str, Any]:
-        # The event names model, prompt and duration: only GMI's record of the request knows them here.
-        record = self.hook.get_request(result["request_id"])
-        echo = record.raw.get("payload")
+        # From the record the last poll fetched, as the event carried it: no second fetch.
+        ended = self._ended
         return request_metadata(
-            record.request_id, record.model, echo if isinstance(echo, dict) else None, self.request_info
+            result["request_id"],
+            ended["model"] if ended is not None else None,
+            ended["submitted"] if ended is not None else None,
+            self.request_info,
         )
 
 

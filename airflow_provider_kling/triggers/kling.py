@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -33,77 +33,101 @@ class KlingStatusTrigger(BaseTrigger):
 
     Yields exactly one event, a :class:`~airflow_provider_kling.api.events.KlingEvent`:
     ``status`` (``success``, ``failed``, ``cancelled``, ``timeout`` or ``error``),
-    ``request_id``, ``message``, ``media_urls``, ``outcome`` and ``error``. Whatever an answer
+    ``request_id``, ``message``, ``media_urls``, ``outcome`` and ``error``, and the ``model``
+    and ``submitted`` values that GMI's last record named. Whatever an answer
     holds, ``run()`` never raises: a failure that no poll can mend is an ``error`` event.
     The decisions are :func:`airflow_provider_kling.api.waiting.step`'s, as in every other
     way of waiting.
 
+    The wait is one value, ``state``: the
+    :class:`~airflow_provider_kling.api.waiting.WaitState` the task deferred with (request,
+    submit time, deadline, schedule, failure budget, where the wait stands), or its
+    ``to_dict()``, which is what the trigger serializes. Without ``state``, the wait is built
+    from the arguments below, the form a trigger serialized by an earlier version of the
+    provider has:
+
     :param request_id: the request to wait for.
+    :param end_time: the deadline as Unix time (``time.time()``). Wall-clock on purpose:
+        a trigger can resume in another triggerer process after a restart, where a
+        monotonic clock would mean nothing.
     :param kling_conn_id: the ``kling`` connection holding the API key.
     :param poll_interval: poll at once, then every this many seconds. ``None`` (the default)
         uses :data:`~airflow_provider_kling.api.polling.DEFAULT_SCHEDULE`: first poll 25 s
         after the submit, then about every 9.5 s, slowing to every 30 s for a request older
         than 10 minutes. Each sleep varies by up to 10%, so that many mapped tasks do not
         poll GMI in lockstep.
-    :param submitted_at: when the request was submitted, as Unix time: the default schedule
-        counts from it. Defaults to the trigger's creation, and is serialized, so a trigger
-        resumed in another triggerer keeps its place in the schedule.
-    :param end_time: the deadline as Unix time (``time.time()``). Wall-clock on purpose:
-        a trigger can resume in another triggerer process after a restart, where a
-        monotonic clock would mean nothing.
     :param max_poll_failures: consecutive failed polls (after the hook's own retries)
         tolerated before the trigger gives up with an ``error`` event.
     :param cancel_on_kill: when a user kills the deferred task (Airflow 3.3+), ask GMI to
         cancel the request (best effort). Otherwise it keeps running and is billed.
+    :param submitted_at: when the request was submitted, as Unix time: the default schedule
+        counts from it. Defaults to the trigger's creation.
+    :param state: the wait as one value; then ``request_id``, ``end_time``,
+        ``poll_interval``, ``max_poll_failures`` and ``submitted_at`` are not given.
     """
 
     def __init__(
         self,
-        request_id: str,
-        end_time: float,
+        request_id: str | None = None,
+        end_time: float | None = None,
         kling_conn_id: str = "kling_default",
         poll_interval: float | None = None,
         max_poll_failures: int = DEFAULT_MAX_POLL_FAILURES,
         cancel_on_kill: bool = False,
         submitted_at: float | None = None,
+        *,
+        state: WaitState | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        # A NaN deadline would never pass: every time is checked to be a finite number.
-        self.submitted_at = time.time() if submitted_at is None else _unix_time(submitted_at, "submitted_at")
-        self.cancel_on_kill = bool(cancel_on_kill)
-        self.request_id = request_id
-        self.end_time = _unix_time(end_time, "end_time")
         self.kling_conn_id = kling_conn_id
-        self.poll_interval = (
-            None if poll_interval is None else validate_seconds(poll_interval, "poll_interval")
-        )
-        self.max_poll_failures = validate_poll_failures(max_poll_failures)
-        self.schedule = PollSchedule.for_interval(self.poll_interval)
+        self.cancel_on_kill = bool(cancel_on_kill)
+        if state is None:
+            state = _state_of_arguments(request_id, end_time, poll_interval, max_poll_failures, submitted_at)
+        else:
+            given = {
+                "request_id": request_id is not None,
+                "end_time": end_time is not None,
+                "poll_interval": poll_interval is not None,
+                "max_poll_failures": max_poll_failures != DEFAULT_MAX_POLL_FAILURES,
+                "submitted_at": submitted_at is not None,
+            }
+            named = [name for name, is_given in given.items() if is_given]
+            if named:
+                raise KlingValidationError(
+                    "KlingStatusTrigger arguments",
+                    f"state and {', '.join(named)} given together",
+                    "state alone (it holds the whole wait), or the wait's arguments without state",
+                )
+        #: The wait, from the task's defer to this trigger's event.
+        self.state = state if isinstance(state, WaitState) else WaitState.from_dict(state)
+
+    # Read-only views of the state, under the names the trigger's arguments have.
+    @property
+    def request_id(self) -> str:
+        return self.state.request_id
+
+    @property
+    def end_time(self) -> float:
+        return self.state.deadline
+
+    @property
+    def submitted_at(self) -> float:
+        return self.state.submitted_at
+
+    @property
+    def schedule(self) -> PollSchedule:
+        return self.state.schedule
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        # The classpath and the kwargs' names are a contract with triggers already in the
-        # database: a trigger serialized by an earlier version must resume with this one.
+        # The classpath is a contract with triggers already in the database; so is each form
+        # of kwargs ever written: __init__ still reads the earlier one.
         return (
             "airflow_provider_kling.triggers.kling.KlingStatusTrigger",
             {
-                "request_id": self.request_id,
-                "end_time": self.end_time,
+                "state": self.state.to_dict(),
                 "kling_conn_id": self.kling_conn_id,
-                "poll_interval": self.poll_interval,
-                "max_poll_failures": self.max_poll_failures,
                 "cancel_on_kill": self.cancel_on_kill,
-                "submitted_at": self.submitted_at,
             },
-        )
-
-    def wait_state(self) -> WaitState:
-        """Where the wait starts: a resumed trigger keeps its deadline and its place in the schedule."""
-        return WaitState(
-            request_id=self.request_id,
-            submitted_at=self.submitted_at,
-            deadline=self.end_time,
-            schedule=self.schedule,
-            max_failures=self.max_poll_failures,
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -128,7 +152,7 @@ class KlingStatusTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def _wait(self, hook: KlingAsyncHook) -> KlingEvent:
-        decision = begin(self.wait_state(), time.time())
+        decision = begin(self.state, time.time())
         while decision.event is None:
             await asyncio.sleep(decision.sleep)
             decision = await self._poll_once(hook, decision.state)
@@ -192,6 +216,28 @@ class KlingStatusTrigger(BaseTrigger):
             self.log.warning("Could not read the state of the task waiting for %s: %s", self.request_id, err)
             return True
         return "deferred" in dict(states.get(ti.run_id) or {}).values()
+
+
+def _state_of_arguments(
+    request_id: str | None,
+    end_time: float | None,
+    poll_interval: float | None,
+    max_poll_failures: int,
+    submitted_at: float | None,
+) -> WaitState:
+    """The wait the trigger's own arguments describe (the form written before ``state``)."""
+    if request_id is None:
+        raise KlingValidationError("request_id", "not given", "the request to wait for, or state")
+    # A NaN deadline would never pass: every time is checked to be a finite number.
+    return WaitState(
+        request_id=request_id,
+        submitted_at=time.time() if submitted_at is None else _unix_time(submitted_at, "submitted_at"),
+        deadline=_unix_time(end_time, "end_time"),
+        schedule=PollSchedule.for_interval(
+            None if poll_interval is None else validate_seconds(poll_interval, "poll_interval")
+        ),
+        max_failures=validate_poll_failures(max_poll_failures),
+    )
 
 
 def _unix_time(value: Any, field: str) -> float:

@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_kling.api import DEFAULT_SCHEDULE, KlingValidationError, PollSchedule
 from airflow_provider_kling.api.polling import submitted_at
+from airflow_provider_kling.api.waiting import begin
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
@@ -98,8 +99,8 @@ async def test_a_resumed_trigger_polls_at_once_when_the_first_check_has_passed(
 def test_serialize_keeps_the_schedule_and_its_origin():
     trigger = KlingStatusTrigger(request_id="r1", end_time=2000.0, submitted_at=1000.0)
     _, kwargs = trigger.serialize()
-    assert kwargs["poll_interval"] is None
-    assert kwargs["submitted_at"] == 1000.0
+    assert kwargs["state"]["schedule"] == DEFAULT_SCHEDULE.to_dict()
+    assert kwargs["state"]["submitted_at"] == 1000.0
     resumed = KlingStatusTrigger(**kwargs)
     assert resumed.schedule == DEFAULT_SCHEDULE
     assert resumed.submitted_at == 1000.0
@@ -131,7 +132,7 @@ def test_the_sensor_defers_with_the_default_schedule_from_gmis_creation_time(
 ):
     request_id = submit(kling_simulator)
     trigger = deferred_trigger(KlingStatusSensor(task_id="wait", request_id=request_id, deferrable=True), {})
-    assert trigger.poll_interval is None
+    assert trigger.schedule == DEFAULT_SCHEDULE
     created = kling_simulator.get_request(request_id).submitted_at
     assert int(created) <= trigger.submitted_at <= time.time()
 
@@ -160,3 +161,17 @@ def test_an_interval_given_means_a_fixed_schedule_and_none_means_the_default():
 
     assert PollSchedule.for_interval(None) is DEFAULT_SCHEDULE
     assert PollSchedule.for_interval(7) == PollSchedule.fixed(7)
+
+
+@pytest.mark.parametrize(
+    ("age", "low", "high"), [(2.0, 23.0 * 0.9, 23.0 * 1.1), (100.0, 9.5 * 0.9, 9.5 * 1.1)]
+)
+def test_a_deferred_sensor_keeps_the_schedule_after_its_own_check(
+    kling_simulator, kling_connection_env, age, low, high
+):
+    # The sensor checked a request `age` seconds old; its trigger neither polls again at once
+    # nor before the first check the schedule promises (25 s after the submit).
+    request_id = submit(kling_simulator)
+    trigger = deferred_trigger(KlingStatusSensor(task_id="wait", request_id=request_id, deferrable=True), {})
+    now = trigger.submitted_at + age
+    assert low <= begin(trigger.state, now).sleep <= high

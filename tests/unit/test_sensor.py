@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 import requests
-from airflow.sdk import PokeReturnValue
+from airflow.sdk import Asset, PokeReturnValue
+from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_kling.exceptions import (
     AirflowSensorTimeout,
@@ -18,6 +23,7 @@ from airflow_provider_kling.sensors.kling import KlingStatusSensor
 from airflow_provider_kling.testing.readiness import wait_until
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from tests.compat import AirflowSkipException, TaskDeferred
+from tests.unit.test_operator import FakeTI
 
 
 def submit(sim: Any, prompt: str = "a calm sea") -> str:
@@ -188,3 +194,71 @@ def test_soft_fail_skips_a_timeout_but_not_a_failed_request():
     with pytest.raises(KlingRequestFailedError, match="bad image") as err:
         task.resume_execution("execute_complete", {"event": failed}, {})
     assert err.value.error == "bad image"
+
+
+# --- one fetch per poll ---------------------------------------------------------------------
+
+POLLS = "GET /requests/{id}"
+ASSET = Asset("kling://videos/sensor")
+
+
+def gets(sim: Any, call: Callable[[], Any]) -> tuple[Any, int]:
+    """What ``call`` gave, and how many times it fetched a request's record."""
+    before = sim.count(POLLS)
+    return call(), sim.count(POLLS) - before
+
+
+def waited_in_mode(sim: Any, mode: str, context: dict[str, Any]) -> Any:
+    """
+    Wait for one request with a sensor in ``mode``, and require one GET per check: none to
+    describe the video on the asset event. Poke mode checks a finished request (its own loop
+    would poll a running one an unknown number of times); the others see it running first.
+    """
+    from tests.unit.test_reliability import FakeStateStore
+    from tests.unit.test_waiting import RescheduledTI
+
+    request_id = submit(sim, prompt="a calm sea")
+    task = sensor(request_id=request_id, deferrable=mode == "deferrable", outlets=[ASSET])
+    if mode == "poke":
+        wait_for_status(sim, request_id, "success")
+        result, fetched = gets(sim, lambda: task.execute(context))
+        assert fetched == 1
+        return result
+    if mode == "reschedule":
+        context |= {"ti": RescheduledTI(datetime.now(timezone.utc)), "task_state_store": FakeStateStore()}
+        assert gets(sim, lambda: task.poke(context)) == (False, 1)
+        wait_for_status(sim, request_id, "success")
+        again = sensor(request_id=request_id, mode="reschedule", outlets=[ASSET])  # a new try
+        done, fetched = gets(sim, lambda: again.poke(context))
+        assert fetched == 1
+        return done.xcom_value
+    with pytest.raises(TaskDeferred) as deferred:
+        gets(sim, lambda: task.execute(context))
+    assert sim.count(POLLS) == 1
+    wait_for_status(sim, request_id, "success")
+    # The trigger carries on from the sensor's check (its next poll one interval later), so
+    # the finished request is read once.
+    (event,), fetched = gets(sim, lambda: asyncio.run(_events(deferred.value.trigger)))
+    assert fetched == 1
+    resumed = json.loads(json.dumps(event))  # as the event crosses the triggerer's database
+    result, fetched = gets(sim, lambda: task.execute_complete(context, event=resumed))
+    assert fetched == 0
+    return result
+
+
+async def _events(trigger: KlingStatusTrigger) -> list[dict[str, Any]]:
+    return [e.payload async for e in trigger.run()]
+
+
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+def test_a_sensor_describes_the_video_from_its_last_poll_without_fetching_again(
+    kling_simulator, kling_connection_env, mode
+):
+    context: dict[str, Any] = {"ti": FakeTI(), "outlet_events": OutletEventAccessors()}
+    result = waited_in_mode(kling_simulator, mode, context)
+    assert result["status"] == "success"
+    extra = context["outlet_events"][ASSET].extra
+    # What GMI's record said, as the previous version fetched it a second time to learn.
+    assert extra["model"] == "kling-3.0-turbo-i2v"
+    assert extra["prompt"] == "a calm sea"
+    assert extra["media_urls"] == result["media_urls"]

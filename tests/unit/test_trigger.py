@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_kling.api import KlingValidationError, PollSchedule
+from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from tests.unit.test_sensor import submit
 
@@ -118,3 +120,79 @@ def test_a_new_trigger_from_serialize_resumes_the_same_request(kling_simulator, 
     events = asyncio.run(run(KlingStatusTrigger(**kwargs)))
     assert events[0]["status"] == "success"
     assert kling_simulator.count("POST /requests") == 1
+
+
+# --- the wait as one value ------------------------------------------------------------------
+
+CLASSPATH = "airflow_provider_kling.triggers.kling.KlingStatusTrigger"
+
+
+def stored(classpath: str, kwargs: dict[str, Any]) -> KlingStatusTrigger:
+    """A trigger as a triggerer rebuilds it from Airflow's own row (serialized, stored, read back)."""
+    from airflow.models.trigger import Trigger
+
+    row = Trigger(classpath=classpath, kwargs=kwargs)
+    module, _, name = row.classpath.rpartition(".")
+    trigger = getattr(importlib.import_module(module), name)(**row.kwargs)
+    assert isinstance(trigger, KlingStatusTrigger)
+    return trigger
+
+
+def test_the_trigger_stores_the_wait_as_one_value_and_resumes_where_it_stood():
+    mid_wait = WaitState(
+        request_id="r1",
+        submitted_at=1000.0,
+        deadline=4600.0,
+        schedule=PollSchedule.fixed(7),
+        max_failures=4,
+        failures=2,
+        last_status="processing",
+        polled=True,
+    )
+    trigger = KlingStatusTrigger(state=mid_wait, kling_conn_id="kling_prod", cancel_on_kill=True)
+    classpath, kwargs = trigger.serialize()
+    assert (classpath, sorted(kwargs)) == (CLASSPATH, ["cancel_on_kill", "kling_conn_id", "state"])
+    rebuilt = stored(classpath, kwargs)
+    assert (rebuilt.state, rebuilt.kling_conn_id, rebuilt.cancel_on_kill) == (mid_wait, "kling_prod", True)
+
+
+async def test_a_trigger_serialized_by_the_previous_version_resumes_to_completion(
+    kling_simulator, kling_connection_env
+):
+    request_id = submit(kling_simulator)
+    previous = {  # what 0.x wrote to the trigger table: seven arguments, no state
+        "request_id": request_id,
+        "end_time": time.time() + 60,
+        "kling_conn_id": "kling_default",
+        "poll_interval": 0.05,
+        "max_poll_failures": 10,
+        "cancel_on_kill": False,
+        "submitted_at": time.time(),
+    }
+    trigger = stored(CLASSPATH, previous)
+    events = await run(trigger)
+    assert [(e["status"], e["request_id"]) for e in events] == [("success", request_id)]
+    assert events[0]["media_urls"][0].endswith(".mp4")
+    # Deferred again, it writes the one value.
+    assert sorted(trigger.serialize()[1]) == ["cancel_on_kill", "kling_conn_id", "state"]
+
+
+def test_the_state_and_the_wait_arguments_are_not_given_together():
+    state = WaitState(request_id="r1", submitted_at=1000.0, deadline=2000.0)
+    with pytest.raises(KlingValidationError, match=r"Invalid KlingStatusTrigger arguments: .*end_time"):
+        KlingStatusTrigger(state=state, end_time=3000.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"deadline": "soon"}, "deadline"),
+        ({"request_id": ""}, "request_id"),
+        ({"schedule": {"interval": "fast"}}, "poll schedule interval"),
+        ({"max_failures": -1}, "max_poll_failures"),
+    ],
+)
+def test_an_unreadable_state_names_its_field(change, field):
+    good = WaitState(request_id="r1", submitted_at=1000.0, deadline=2000.0).to_dict()
+    with pytest.raises(KlingValidationError, match=f"Invalid {field}: .* Allowed: "):
+        KlingStatusTrigger(state={**good, **change})

@@ -308,3 +308,30 @@ def test_every_way_of_waiting_carries_gmis_failure_text(kling_simulator, kling_c
     assert statuses == {"failed"}
     assert all("content policy" in message for _, message in verdicts.values()), verdicts
     assert len(set(verdicts.values())) == 1, verdicts
+
+
+def test_a_sensor_wait_saved_by_the_previous_version_resumes_with_the_tasks_own_schedule():
+    fresh = state(max_failures=3)
+    previous = {  # what the previous version kept between pokes: no schedule, no failure budget
+        "request_id": "r1",
+        "submitted_at": NOW - 50,
+        "deadline": NOW + 100,
+        "failures": 2,
+        "last_status": "processing",
+        "polled": True,
+    }
+    resumed = fresh.resumed(previous)
+    assert resumed == WaitState(
+        request_id="r1",
+        submitted_at=NOW - 50,
+        deadline=NOW + 100,
+        schedule=fresh.schedule,
+        max_failures=3,
+        failures=2,
+        last_status="processing",
+        polled=True,
+    )
+    # A third failure in a row is the last one the task allows.
+    last = step(resumed, NOW, KlingAPIError("busy", status_code=503)).event
+    assert last is not None
+    assert "failed 3 times in a row" in last["message"]
