@@ -24,7 +24,7 @@ from airflow_provider_kling.api.events import (
     event_from_record,
     timeout_event,
 )
-from airflow_provider_kling.api.polling import DEFAULT_SCHEDULE, PollSchedule
+from airflow_provider_kling.api.polling import DEFAULT_SCHEDULE, PollSchedule, submitted_at
 from airflow_provider_kling.api.records import KlingRequest, is_known_status
 from airflow_provider_kling.api.validation import validate_number
 
@@ -140,8 +140,8 @@ def step(
 
 def _after_record(state: WaitState, now: float, record: KlingRequest, rng: random.Random | None) -> Decision:
     rid = state.request_id
-    # GMI's own clock says when the request was made; a time ahead of ours counts as now.
-    origin = min(record.created_at.timestamp(), now) if record.created_at else state.submitted_at
+    # GMI's own clock says when the request was made.
+    origin = submitted_at(record.created_at, now, unknown=state.submitted_at)
     notes: list[Note] = []
     if record.status != state.last_status:
         if not is_known_status(record.status):
