@@ -229,7 +229,7 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
             self.download_to, self.download_filename, self.download_conn_id, self.max_download_bytes
         )
 
-    def describe(self, result: KlingResult) -> Mapping[str, Any]:
+    def asset_extra(self, result: KlingResult) -> Mapping[str, Any]:
         # The event names model, prompt and duration: only GMI's record of the request knows them here.
         record = self.hook.get_request(result["request_id"])
         echo = record.raw.get("payload")
