@@ -14,36 +14,90 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_kling.api.models import PreparedPayload
 
 #: XCom key of the submitting task's record: request id, model, prompt, duration, resolution, cost.
 REQUEST_KEY = "kling_request"
 #: XCom key of a request's outcome, pushed by the task that saw it end.
 STATUS_KEY = "kling_status"
+#: The one key of a request's estimated price, in its record, the task's result, its own XCom and
+#: the asset events.
+COST_KEY = "estimated_cost_usd"
+#: The name asset events used for the price before 0.x; still written beside :data:`COST_KEY` so
+#: a downstream DAG reading it keeps working. Deprecated.
+LEGACY_COST_KEY = "cost_usd"
 
 
-def request_record(
-    metadata: Mapping[str, Any], submitted_at: float, image: str | None = None
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RequestRecord:
     """
-    The row record, from :func:`~airflow_provider_kling.outputs.request_metadata`.
+    One submitted request as every step after the submit reads it: the ``kling_request`` XCom
+    (a row of the Kling videos view), the task's result price and its asset events.
 
-    :param metadata: request id, model, prompt, duration, resolution and ``cost_usd``.
+    :param request_id: the id GMI gave.
+    :param model: the model id.
+    :param prompt: the prompt sent (``None`` for none).
+    :param duration: the seconds asked for, as sent (``"5"``).
+    :param resolution: the resolution asked for.
+    :param estimated_cost_usd: the price checked against ``max_cost_usd`` (``None``: unknown).
     :param submitted_at: when GMI accepted the request (Unix time).
     :param image: the source image's name without suffix (see
-        :func:`~airflow_provider_kling.api.image_stem`), so a download elsewhere in
-        the DAG can name the video after it; ``None`` for an inline image.
+        :func:`~airflow_provider_kling.api.image_stem`), so a download elsewhere in the DAG can
+        name the video after it; ``None`` for an inline image.
     """
-    return {
-        "request_id": metadata["request_id"],
-        "model": metadata.get("model"),
-        "prompt": metadata.get("prompt"),
-        "duration": metadata.get("duration"),
-        "resolution": metadata.get("resolution"),
-        "estimated_cost_usd": metadata.get("cost_usd"),
-        "submitted_at": submitted_at,
-        "image": image,
-    }
+
+    request_id: str
+    model: str | None
+    prompt: str | None
+    duration: str | None
+    resolution: str | None
+    estimated_cost_usd: float | None
+    submitted_at: float
+    image: str | None = None
+
+    @classmethod
+    def of(cls, prepared: PreparedPayload, request_id: str, submitted_at: float) -> RequestRecord:
+        """The record of a prepared payload GMI accepted as ``request_id``."""
+        return cls(
+            request_id=request_id,
+            model=prepared.model,
+            prompt=prepared.summary["prompt"],
+            duration=prepared.summary["duration"],
+            resolution=prepared.summary["resolution"],
+            estimated_cost_usd=prepared.estimated_cost_usd,
+            submitted_at=submitted_at,
+            image=prepared.image,
+        )
+
+    @classmethod
+    def from_xcom(cls, value: Any) -> RequestRecord | None:
+        """The record :meth:`to_xcom` pushed (by this version or the previous one), or ``None``."""
+        if not isinstance(value, Mapping) or not isinstance(value.get("request_id"), str):
+            return None
+        cost = value.get(COST_KEY)
+        return cls(
+            request_id=value["request_id"],
+            model=value.get("model"),
+            prompt=value.get("prompt"),
+            duration=value.get("duration"),
+            resolution=value.get("resolution"),
+            estimated_cost_usd=float(cost) if isinstance(cost, int | float) else None,
+            submitted_at=float(value.get("submitted_at") or 0.0),
+            image=value.get("image"),
+        )
+
+    def to_xcom(self) -> dict[str, Any]:
+        """The ``kling_request`` XCom value."""
+        return asdict(self)
+
+    def asset_extra(self) -> dict[str, Any]:
+        """What the asset events say about the request (images never; see :data:`LEGACY_COST_KEY`)."""
+        shown = ("request_id", "model", "prompt", "duration", "resolution", COST_KEY)
+        return {key: getattr(self, key) for key in shown}
 
 
 def recorded_image(ti: Any, task_ids: Iterable[str], request_id: str) -> str | None:
@@ -101,10 +155,12 @@ def failure_record(request_id: str, status: str, error: str | None) -> dict[str,
 
 
 __all__ = [
+    "COST_KEY",
+    "LEGACY_COST_KEY",
     "REQUEST_KEY",
     "STATUS_KEY",
+    "RequestRecord",
     "failure_record",
     "recorded_image",
-    "request_record",
     "success_record",
 ]

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kling.api import KlingValidationError, estimate_cost
+from airflow_provider_kling.history import COST_KEY, LEGACY_COST_KEY
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -156,8 +157,10 @@ def request_metadata(
     request_info: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """
-    What an asset event says about a video: request id, model, prompt, duration,
-    resolution and estimated cost (``None`` where unknown). Images are never included.
+    What an asset event says about a video that this task did not submit (a sensor or a
+    download downstream): request id, model, prompt, duration, resolution and
+    ``estimated_cost_usd`` (``None`` where unknown). Images are never included. The submit
+    operators use their :class:`~airflow_provider_kling.history.RequestRecord` instead.
 
     :param request_id: the request.
     :param model: its model id, if known.
@@ -176,7 +179,7 @@ def request_metadata(
         "prompt": payload.get("prompt"),
         "duration": str(duration) if duration is not None else None,
         "resolution": payload.get("resolution"),
-        "cost_usd": cost,
+        COST_KEY: cost,
     }
 
 
@@ -185,13 +188,17 @@ def set_asset_extras(outlets: Sequence[Any], context: Mapping[str, Any], extra: 
     Put ``extra`` on the event of each asset in a task's ``outlets``.
 
     Airflow emits one event per outlet asset when the task succeeds; a downstream DAG
-    scheduled on the asset reads this from ``triggering_asset_events``.
+    scheduled on the asset reads this from ``triggering_asset_events``. The price is also
+    given under its deprecated name ``cost_usd``, for DAGs written against the previous version.
     """
     events = context.get("outlet_events")
     if events is None:
         return
     from airflow.sdk import Asset
 
+    extra = dict(extra)
+    if COST_KEY in extra:
+        extra[LEGACY_COST_KEY] = extra[COST_KEY]
     for outlet in outlets or []:
         if isinstance(outlet, Asset):
             events[outlet].extra.update(extra)

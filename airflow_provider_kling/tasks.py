@@ -7,7 +7,7 @@ each declares only its own arguments, and a wait ends the same way whichever tas
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -87,7 +87,7 @@ class KlingTaskMixin(_TaskBase):
     The part of every Kling task that is not about its own arguments.
 
     A task sets ``kling_conn_id`` and ``cancel_on_kill``, and overrides :meth:`download_spec` and
-    :meth:`describe` if it downloads or describes videos on its asset events.
+    :meth:`asset_extra` if it downloads or describes videos on its asset events.
     """
 
     kling_conn_id: str
@@ -183,8 +183,12 @@ class KlingTaskMixin(_TaskBase):
         """Where this task copies the videos, or ``None`` when it does not."""
         return None
 
-    def describe(self, result: KlingResult) -> Mapping[str, Any]:
-        """Request id, model, prompt, duration, resolution and cost, for asset events."""
+    def asset_extra(self, result: KlingResult) -> Mapping[str, Any]:
+        """
+        What the outlet assets' events say about the request: request id, model, prompt,
+        duration, resolution and estimated cost. Called only when the task has outlets, since
+        it may cost an API call.
+        """
         return {"request_id": result["request_id"]}
 
     def source_image(self, context: Context, request_id: str) -> str | None:
@@ -223,25 +227,17 @@ class KlingTaskMixin(_TaskBase):
             )
         return files
 
-    def finish(
-        self,
-        context: Context,
-        result: KlingResult,
-        describe: Callable[[KlingResult], Mapping[str, Any]] | None = None,
-    ) -> KlingResult:
+    def finish(self, context: Context, result: KlingResult) -> KlingResult:
         """
         The last step of every Kling task that ends with a video: download it if the task was
-        asked to, and describe it on the events of the task's outlet assets.
-
-        :param describe: what the asset events say; defaults to :meth:`describe`, and is called
-            only when the task has outlets, since it may cost an API call.
+        asked to, and describe it (:meth:`asset_extra`) on the events of the task's outlet assets.
         """
         spec = self.download_spec()
         if spec is not None:
             result["files"] = self.download(context, result, spec)
         if self.outlets:
             uris = [f["uri"] for f in result.get("files", [])]
-            extra = {**(describe or self.describe)(result), "media_urls": result["media_urls"], "uris": uris}
+            extra = {**self.asset_extra(result), "media_urls": result["media_urls"], "uris": uris}
             set_asset_extras(self.outlets, context, extra)
         self.record_status(context, success_record(result))
         return result

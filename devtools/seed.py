@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kling.history import REQUEST_KEY, STATUS_KEY, failure_record, request_record
+from airflow_provider_kling.history import REQUEST_KEY, STATUS_KEY, RequestRecord, failure_record
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -51,15 +51,15 @@ class FakeRequest:
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def request(self) -> dict[str, Any]:
-        metadata = {
-            "request_id": self.request_id,
-            "model": "kling-3.0-turbo-i2v",
-            "prompt": self.prompt,
-            "duration": "5",
-            "resolution": "720p",
-            "cost_usd": self.cost,
-        }
-        return request_record(metadata, self.at.timestamp())
+        return RequestRecord(
+            request_id=self.request_id,
+            model="kling-3.0-turbo-i2v",
+            prompt=self.prompt,
+            duration="5",
+            resolution="720p",
+            estimated_cost_usd=self.cost,
+            submitted_at=self.at.timestamp(),
+        ).to_xcom()
 
     def outcome(self) -> dict[str, Any] | None:
         if self.status is None:

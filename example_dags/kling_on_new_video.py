@@ -36,7 +36,8 @@ with DAG(
             extra = event.extra or {}
             print(
                 f"New video from request {extra.get('request_id')} ({extra.get('model')}, "
-                f"{extra.get('duration')} s at {extra.get('resolution')}, ${extra.get('cost_usd')}): "
+                f"{extra.get('duration')} s at {extra.get('resolution')}, "
+                f"${extra.get('estimated_cost_usd')}): "
                 f"{extra.get('uris')}"
             )
             uris.extend(extra.get("uris") or [])

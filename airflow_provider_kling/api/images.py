@@ -217,9 +217,24 @@ def decode_base64_image(value: str, *, field_name: str = "first_frame") -> Encod
     return encode_image(data, source=source, field_name=field_name)
 
 
-def prepare_first_frame(value: Any, *, field_name: str = "first_frame") -> tuple[str, str]:
+@dataclass(frozen=True)
+class FirstFrame:
     """
-    Turn any accepted ``first_frame`` into what the API takes, and a loggable description.
+    An image field read once: what to send, what to log, and the name a video may carry.
+
+    :param data: the URL as given, or the image's raw base64 (kept out of ``repr``).
+    :param description: a loggable line (type, pixel size, bytes and a short hash, or the URL).
+    :param name: the image's file name without its suffix (see :func:`image_stem`).
+    """
+
+    data: str = field(repr=False)
+    description: str
+    name: str | None
+
+
+def read_first_frame(value: Any, *, field_name: str = "first_frame") -> FirstFrame:
+    """
+    Turn any accepted ``first_frame`` into what the API takes, classifying and reading it once.
 
     URLs are sent as they are; everything else is read, checked to be a JPEG or PNG and
     sent as raw base64 (GMI does not document whether it accepts a ``data:`` prefix).
@@ -234,21 +249,28 @@ def prepare_first_frame(value: Any, *, field_name: str = "first_frame") -> tuple
     """
     if isinstance(value, bytes | bytearray | memoryview):
         image = encode_image(bytes(value), source="the bytes given", field_name=field_name)
-        return image.b64, image.describe()
+        return FirstFrame(image.b64, image.describe(), None)
     if isinstance(value, str):
         kind = classify_first_frame(value, field_name=field_name)
+        name = _stem(value, kind)
         if kind == "url":
-            return value.strip(), f"URL {value.strip()}"
+            return FirstFrame(value.strip(), f"URL {value.strip()}", name)
         if kind in ("base64", "data_uri"):
             image = decode_base64_image(value, field_name=field_name)
-            return image.b64, image.describe()
+            return FirstFrame(image.b64, image.describe(), name)
         value = Path(value.strip()).expanduser()
     if isinstance(value, os.PathLike) and not hasattr(value, "read_bytes"):
         value = Path(value)
     if hasattr(value, "read_bytes"):
         image = _read_image(value, field_name)
-        return image.b64, f"{image.describe()} from {value}"
+        return FirstFrame(image.b64, f"{image.describe()} from {value}", _stem(value, "path"))
     raise KlingValidationError(field_name, f"a {type(value).__name__} is not supported", _FIRST_FRAME_ALLOWED)
+
+
+def prepare_first_frame(value: Any, *, field_name: str = "first_frame") -> tuple[str, str]:
+    """What ``read_first_frame`` sends and logs: ``(URL or base64, description)``, from one read."""
+    frame = read_first_frame(value, field_name=field_name)
+    return frame.data, frame.description
 
 
 def _read_image(path: Any, field_name: str) -> EncodedImage:
@@ -286,17 +308,22 @@ def image_stem(value: Any) -> str | None:
     Only the value is looked at: nothing is read, so this is free at any time.
     """
     if isinstance(value, str):
-        text = value.strip()
         try:
-            kind = classify_first_frame(text)
+            return _stem(value, classify_first_frame(value))
         except KlingValidationError:
             return None
-        if kind in ("base64", "data_uri"):
-            return None
-        name = urlsplit(text).path if kind == "url" else text
-    elif isinstance(value, os.PathLike) or hasattr(value, "read_bytes"):
-        name = str(getattr(value, "path", None) or value)
-    else:
+    if isinstance(value, os.PathLike) or hasattr(value, "read_bytes"):
+        return _stem(value, "path")
+    return None
+
+
+def _stem(value: Any, kind: FirstFrameKind) -> str | None:
+    if kind in ("base64", "data_uri"):
         return None
+    if isinstance(value, str):
+        text = value.strip()
+        name = urlsplit(text).path if kind == "url" else text
+    else:
+        name = str(getattr(value, "path", None) or value)
     stem = Path(name.replace("\\", "/").rstrip("/")).stem
     return stem or None

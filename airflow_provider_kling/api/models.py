@@ -6,16 +6,18 @@ A model not listed here is sent as given; the caller logs that it was not valida
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_kling.api.errors import KlingValidationError
-from airflow_provider_kling.api.images import prepare_first_frame
+from airflow_provider_kling.api.images import FirstFrame, classify_first_frame, image_stem, read_first_frame
 from airflow_provider_kling.api.validation import (
     I2V_MODEL,
     MAX_PROMPT_CHARS,
     closest,
+    estimate_cost,
     validate_duration,
     validate_model,
     validate_prompt,
@@ -28,15 +30,17 @@ ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 SOUND_OPTIONS = ("on", "off")
 
 # A check takes the value and the field name; it returns the value to send and, for an
-# image, a loggable description (the base64 itself must never be logged).
-Check = Callable[[Any, str], tuple[Any, str | None]]
+# image, the image as read: its loggable description (the base64 itself must never be
+# logged) and its name.
+Check = Callable[[Any, str], tuple[Any, FirstFrame | None]]
 
 
-def _image(value: Any, name: str) -> tuple[Any, str | None]:
-    return prepare_first_frame(value, field_name=name)
+def _image(value: Any, name: str) -> tuple[Any, FirstFrame | None]:
+    frame = read_first_frame(value, field_name=name)
+    return frame.data, frame
 
 
-def _text(value: Any, name: str) -> tuple[Any, str | None]:
+def _text(value: Any, name: str) -> tuple[Any, FirstFrame | None]:
     try:
         return validate_prompt(value), None
     except KlingValidationError as err:
@@ -44,15 +48,15 @@ def _text(value: Any, name: str) -> tuple[Any, str | None]:
         raise KlingValidationError(name, err.problem, err.allowed) from None
 
 
-def _resolution(value: Any, name: str) -> tuple[Any, str | None]:
+def _resolution(value: Any, name: str) -> tuple[Any, FirstFrame | None]:
     return validate_resolution(value), None
 
 
-def _duration(value: Any, name: str) -> tuple[Any, str | None]:
+def _duration(value: Any, name: str) -> tuple[Any, FirstFrame | None]:
     return validate_duration(value), None
 
 
-def _aspect_ratio(value: Any, name: str) -> tuple[Any, str | None]:
+def _aspect_ratio(value: Any, name: str) -> tuple[Any, FirstFrame | None]:
     if value not in ASPECT_RATIOS:
         allowed = " or ".join(map(repr, ASPECT_RATIOS))
         raise KlingValidationError(
@@ -64,7 +68,7 @@ def _aspect_ratio(value: Any, name: str) -> tuple[Any, str | None]:
     return value, None
 
 
-def _sound(value: Any, name: str) -> tuple[Any, str | None]:
+def _sound(value: Any, name: str) -> tuple[Any, FirstFrame | None]:
     if isinstance(value, bool):
         return ("on" if value else "off"), None
     if isinstance(value, str) and value.strip().lower() in SOUND_OPTIONS:
@@ -91,6 +95,25 @@ class ModelSpec:
     required: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def is_image(self, name: str) -> bool:
+        """Whether a field holds an image (read from a file or decoded when checked)."""
+        return self.fields.get(name) is _image
+
+    def check_literal(self, name: str, value: Any) -> None:
+        """
+        The parse-time check of one literal argument, so a typo fails in the DAG's import errors:
+        the field's own check, except that an image is only classified (URL, base64, path), since
+        a file is read when the task runs, never while the DAG is parsed.
+
+        :raises KlingValidationError: the value could never be sent.
+        """
+        if value is None:
+            return
+        if not self.is_image(name):
+            self.fields[name](value, name)
+        elif isinstance(value, str):
+            classify_first_frame(value, field_name=name)
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -125,38 +148,67 @@ MODEL_SPECS: dict[str, ModelSpec] = {
 }
 
 
+#: The payload keys that say what video was asked for (for records and asset events).
+SUMMARY_KEYS = ("prompt", "duration", "resolution")
+
+
 @dataclass(frozen=True)
 class PreparedPayload:
     """
-    A payload ready to submit.
+    A payload ready to submit, and everything later steps say about it, worked out once.
 
     :param model: the model id, stripped.
     :param payload: what to send; images are URLs or raw base64.
     :param validated: ``False`` when the model has no spec and the payload went unchecked.
     :param images: a loggable description of each image field, by field name.
+    :param image: the source image's name without its suffix (``red`` for ``shoes/red.jpg``),
+        for ``{image}`` in a video's file name; ``None`` for an inline image or none.
+
+    ``summary`` (prompt, duration and resolution as sent, never an image) and
+    ``estimated_cost_usd`` are derived from ``payload`` when the value is made, so the cost
+    cap, the records, the result and the asset events all read the same price.
     """
 
     model: str
     payload: dict[str, Any]
     validated: bool
     images: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    summary: dict[str, Any] = field(init=False)
+    estimated_cost_usd: float | None = field(init=False)
 
-    def describe(self) -> str:
+    def __post_init__(self) -> None:
+        summary = {k: self.payload.get(k) for k in SUMMARY_KEYS}
+        if summary["duration"] is not None:
+            summary["duration"] = str(summary["duration"])
+        object.__setattr__(self, "summary", summary)
+        object.__setattr__(self, "estimated_cost_usd", estimate_cost(self.model, self.payload))
+
+    def log_line(self) -> str:
         """The payload for a log line: images by description, text and options as they are."""
         shown = {k: self.images.get(k, v) for k, v in self.payload.items()}
         return ", ".join(f"{k}={v!r}" for k, v in shown.items())
 
+    def describe(self) -> str:
+        """Deprecated name of :meth:`log_line`."""
+        warnings.warn(
+            "PreparedPayload.describe() is deprecated; use log_line()", DeprecationWarning, stacklevel=2
+        )
+        return self.log_line()
 
-def prepare_payload(model: Any, payload: Any) -> PreparedPayload:
+
+def prepare_payload(model: Any, payload: Any, *, spec: ModelSpec | None = None) -> PreparedPayload:
     """
     Check a payload against its model's spec and return what to send.
 
     Unknown keys are refused (a typo would otherwise be silently ignored by GMI), required
-    keys must be present, each value is checked, and images are read and encoded. A model
-    without a spec passes its payload through unchanged, with ``validated=False``.
+    keys must be present, each value is checked once, and images are read and encoded once,
+    after every other field passed (a typo costs no file read). A model without a spec passes
+    its payload through unchanged, with ``validated=False``.
 
     :param model: the GMI model id.
     :param payload: the request payload, a mapping of the model's parameters.
+    :param spec: the rules to check it by; default the model's own in ``MODEL_SPECS``.
     :raises KlingValidationError: before anything is sent.
     """
     model = validate_model(model)
@@ -164,33 +216,46 @@ def prepare_payload(model: Any, payload: Any) -> PreparedPayload:
         raise KlingValidationError(
             "payload", f"expected a mapping, got {type(payload).__name__}", "a dict of the model's parameters"
         )
-    spec = MODEL_SPECS.get(model)
+    spec = spec or MODEL_SPECS.get(model)
     if spec is None:
-        return PreparedPayload(model=model, payload=dict(payload), validated=False)
+        # Unchecked, but its image still names the video: the same keys the known models use.
+        raw = dict(payload)
+        return PreparedPayload(
+            model, raw, validated=False, image=image_stem(raw.get("first_frame", raw.get("image")))
+        )
     unknown = sorted(str(k) for k in payload if k not in spec.fields)
     if unknown:
         raise KlingValidationError(
             "payload", f"{', '.join(unknown)} is not a parameter of {model}", ", ".join(spec.fields)
         )
-    prepared: dict[str, Any] = {}
-    images: dict[str, str] = {}
-    for name, check in spec.fields.items():
-        if payload.get(name) is None:
-            continue
-        value, description = check(payload[name], name)
+    checked: dict[str, Any] = {}
+    frames: dict[str, FirstFrame] = {}
+    given = [name for name in spec.fields if payload.get(name) is not None]
+    for name in sorted(given, key=spec.is_image):  # images last: the only check that reads a file
+        value, frame = spec.fields[name](payload[name], name)
         if value is None:  # a blank optional text is left out
             continue
-        prepared[name] = value
-        if description is not None:
-            images[name] = description
-    for name in sorted(spec.required - prepared.keys()):
-        allowed = (
-            f"a non-blank prompt up to {MAX_PROMPT_CHARS} characters"
-            if name.endswith("prompt")
-            else "a value"
-        )
+        checked[name] = value
+        if frame is not None:
+            frames[name] = frame
+    for name in sorted(spec.required - checked.keys()):
+        if name in payload:  # given as None: the field's own check says what it takes
+            spec.fields[name](None, name)
+        if name.endswith("prompt"):
+            allowed = f"a non-blank prompt up to {MAX_PROMPT_CHARS} characters"
+        else:
+            allowed = (
+                "an image: an http(s) URL, base64, a file path or bytes" if spec.is_image(name) else "a value"
+            )
         raise KlingValidationError(name, f"{model} requires it", allowed)
-    return PreparedPayload(model=model, payload=prepared, validated=True, images=images)
+    return PreparedPayload(
+        model=model,
+        payload={name: checked[name] for name in spec.fields if name in checked},
+        validated=True,
+        images={name: frame.description for name, frame in frames.items()},
+        # The first image (the first frame, not a tail frame) names the video.
+        image=next(iter(frames.values())).name if frames else None,
+    )
 
 
 def served_models_report(base_url: str, models: Sequence[str]) -> str:

@@ -118,11 +118,12 @@ class PollSchedule:
 DEFAULT_SCHEDULE = PollSchedule()
 
 
-def submitted_at(created_at: datetime | None, now: float) -> float:
+def submitted_at(created_at: datetime | None, now: float, *, unknown: float | None = None) -> float:
     """When a request was submitted, as Unix time, from GMI's ``created_at`` (whole seconds).
 
-    GMI's clock may run ahead of ours; a time in the future, or none, counts as ``now``.
+    GMI's clock may run ahead of ours: a time in the future counts as ``now``. Without a
+    ``created_at`` the time is ``unknown`` (what the caller already knew), else ``now``.
     """
     if created_at is None:
-        return now
+        return now if unknown is None else unknown
     return min(created_at.timestamp(), now)

@@ -203,7 +203,9 @@ def estimate_cost(model: str, payload: Mapping[str, Any]) -> float | None:
     Estimated price in USD of one request, or ``None`` for a model without a known price.
 
     Kling bills per second of output, at a rate set by the resolution; a payload without
-    them is priced at GMI's defaults (720p, 5 seconds).
+    them is priced at GMI's defaults (720p, 5 seconds). The duration is read as
+    :func:`validate_duration` reads it (``5``, ``5.0`` and ``"5"`` are one price); one that
+    could not be sent has no price.
 
     :param model: the GMI model id; ``PRICES_PER_SECOND`` lists those with a price.
     :param payload: the request payload (``resolution`` and ``duration`` are read).
@@ -213,8 +215,8 @@ def estimate_cost(model: str, payload: Mapping[str, Any]) -> float | None:
         return None
     resolution = str(payload.get("resolution", "720p")).strip().lower()
     try:
-        seconds = int(str(payload.get("duration", 5)).strip())
-    except ValueError:
+        seconds = int(validate_duration(payload.get("duration", 5)))
+    except KlingValidationError:
         return None
     return round(seconds * rates.get(resolution, rates["720p"]), 4)
 

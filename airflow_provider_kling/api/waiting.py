@@ -182,8 +182,8 @@ def step(
 
 def _after_record(state: WaitState, now: float, record: KlingRequest, rng: random.Random | None) -> Decision:
     rid = state.request_id
-    # GMI's own clock says when the request was made; a time ahead of ours counts as now.
-    origin = submitted_at(record.created_at, now) if record.created_at else state.submitted_at
+    # GMI's own clock says when the request was made.
+    origin = submitted_at(record.created_at, now, unknown=state.submitted_at)
     notes: list[Note] = []
     if record.status != state.last_status:
         if not is_known_status(record.status):

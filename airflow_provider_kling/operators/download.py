@@ -94,7 +94,7 @@ class KlingDownloadVideoOperator(KlingTaskMixin, BaseOperator):
         types = None if self.content_types is None else tuple(self.content_types)
         return DownloadSpec(self.destination, self.filename, self.destination_conn_id, self.max_bytes, types)
 
-    def describe(self, result: KlingResult) -> Mapping[str, Any]:
+    def asset_extra(self, result: KlingResult) -> Mapping[str, Any]:
         # Only GMI's record knows the model (and, when it echoes the payload, the prompt).
         record = self._record
         echo = record.raw.get("payload") if record is not None else None

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
-from airflow_provider_kling.api import (
-    I2V_MODEL,
-    PreparedPayload,
-    classify_first_frame,
-    image_stem,
-    prepare_first_frame,
-    validate_duration,
-    validate_model,
-    validate_prompt,
-    validate_resolution,
-)
+from airflow_provider_kling.api import I2V_MODEL, MODEL_SPECS, ModelSpec, validate_model
 from airflow_provider_kling.operators.submit import KlingSubmitOperator, is_template
 from airflow_provider_kling.submission import STATE_KEY
 
-if TYPE_CHECKING:
-    from airflow.sdk import Context
+# The model's own rules, with the resolution and duration this operator always sends (its
+# arguments default to them): a template rendering to None there is a mistake, not GMI's default.
+_I2V_ARGUMENTS = MODEL_SPECS[I2V_MODEL]
+_I2V_ARGUMENTS = replace(_I2V_ARGUMENTS, required=_I2V_ARGUMENTS.required | {"resolution", "duration"})
 
 
 class KlingI2VOperator(KlingSubmitOperator):
@@ -82,49 +75,34 @@ class KlingI2VOperator(KlingSubmitOperator):
         self.resolution = resolution
         self.duration = duration
         super().__init__(model=model, **kwargs)
-        # Literal values are checked now, so a typo fails at parse time in the DAG's
-        # import errors instead of at run time; templates are checked after rendering.
-        for check, value in (
-            (validate_prompt, prompt),
-            (validate_resolution, resolution),
-            (validate_duration, duration),
-            (validate_model, model),
-        ):
-            if not is_template(value):
-                check(value)
-        if isinstance(self.first_frame, str) and not is_template(self.first_frame) and not self._inline:
-            classify_first_frame(self.first_frame)
+        # Literal values are checked now, by the spec's own per-field checks, so a typo fails at
+        # parse time in the DAG's import errors; templates are checked after rendering.
+        if not is_template(model):
+            validate_model(model)
+        spec = self.payload_spec()
+        for name, value in self.arguments().items():
+            if not is_template(value) and (name, None) not in self._inline:
+                spec.check_literal(name, value)
 
-    def build_payload(self) -> tuple[dict[str, Any], str]:
-        """Validate every input and build the request payload, with a loggable image description."""
-        prompt = validate_prompt(self.prompt)
-        resolution = validate_resolution(self.resolution)
-        duration = validate_duration(self.duration)
-        frame, description = prepare_first_frame(self.field_value("first_frame"))
-        payload: dict[str, Any] = {"first_frame": frame, "resolution": resolution, "duration": duration}
-        if prompt is not None:
-            payload["prompt"] = prompt
-        return payload, description
-
-    def prepare(self) -> PreparedPayload:
-        """The checked payload, with the image described for the log."""
-        model = validate_model(self.model)
-        payload, description = self.build_payload()
-        return PreparedPayload(
-            model=model, payload=payload, validated=True, images={"first_frame": description}
-        )
-
-    def source_image(self, context: Context, request_id: str) -> str | None:
-        """The name of ``first_frame`` (``red`` for ``shoes/red.jpg``); ``None`` for an inline image."""
-        return image_stem(self.field_value("first_frame"))
-
-    def summary(self) -> dict[str, Any]:
-        """Prompt, duration and resolution, for asset events; never the image."""
+    def arguments(self) -> dict[str, Any]:
+        """The payload fields as the task holds them (an inline image still hidden)."""
         return {
-            "prompt": validate_prompt(self.prompt),
-            "duration": validate_duration(self.duration),
-            "resolution": validate_resolution(self.resolution),
+            "first_frame": self.first_frame,
+            "prompt": self.prompt,
+            "resolution": self.resolution,
+            "duration": self.duration,
         }
+
+    def payload_spec(self) -> ModelSpec:
+        """
+        The turbo image-to-video spec, whatever ``model`` says: it is the payload this
+        operator builds, so its rules are the ones to check (also for a newer model id).
+        """
+        return _I2V_ARGUMENTS
+
+    def build_payload(self) -> dict[str, Any]:
+        """The payload of the arguments, inline image put back; the spec checks it."""
+        return {**self.arguments(), "first_frame": self.field_value("first_frame")}
 
 
 __all__ = ["STATE_KEY", "KlingI2VOperator", "KlingSubmitOperator"]

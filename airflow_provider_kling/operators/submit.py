@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -12,14 +12,12 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_kling.api import (
     KlingRequest,
+    ModelSpec,
     PollSchedule,
     PreparedPayload,
     classify_first_frame,
-    estimate_cost,
-    image_stem,
     prepare_payload,
     validate_byte_cap,
-    validate_model,
     validate_poll_failures,
     validate_seconds,
     validate_usd,
@@ -28,9 +26,9 @@ from airflow_provider_kling.api.events import event_from_record
 from airflow_provider_kling.api.polling import submitted_at
 from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
-from airflow_provider_kling.history import REQUEST_KEY, request_record
+from airflow_provider_kling.history import COST_KEY, REQUEST_KEY, RequestRecord
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
-from airflow_provider_kling.outputs import request_metadata, set_asset_extras
+from airflow_provider_kling.outputs import set_asset_extras
 from airflow_provider_kling.submission import STATE_KEY, Submitter
 from airflow_provider_kling.tasks import (
     DEFAULT_MAX_BYTES,
@@ -44,9 +42,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_kling.api.events import KlingResult
-
-# Payload keys that describe a video (for asset events); images are never copied there.
-_SUMMARY_KEYS = ("prompt", "duration", "resolution")
 
 
 def is_template(value: Any) -> bool:
@@ -154,7 +149,7 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._request_id: str | None = None
+        self._request: RequestRecord | None = None
         self._inline: dict[tuple[str, str | None], Any] = {}
         self.model = model
         self.payload = payload
@@ -223,24 +218,29 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
 
     # --- what is submitted -------------------------------------------------------------------
 
-    def prepare(self) -> PreparedPayload:
-        """Validate the inputs and build what to submit (subclasses build the payload their way)."""
-        return prepare_payload(self.model, self.field_value("payload") or {})
+    def payload_spec(self) -> ModelSpec | None:
+        """The rules the payload is checked by; ``None``: the model's own, if it has any."""
+        return None
 
-    def summary(self) -> dict[str, Any]:
-        """Prompt, duration and resolution as given, for asset events; never an image."""
-        payload = self.payload if isinstance(self.payload, dict) else {}
-        return {k: payload[k] for k in _SUMMARY_KEYS if k in payload}
+    def build_payload(self) -> Any:
+        """The payload as the DAG gave it, inline images put back (subclasses build theirs)."""
+        return self.field_value("payload") or {}
+
+    def prepare(self) -> PreparedPayload:
+        """
+        The one pass over the inputs: the payload checked by its spec (each field once, the
+        image read once), with its summary, price and image name.
+        """
+        return prepare_payload(self.model, self.build_payload(), spec=self.payload_spec())
 
     def source_image(self, context: Context, request_id: str) -> str | None:
-        """The name of the image this task submitted (payload ``first_frame`` or ``image``)."""
-        payload = self.field_value("payload")
-        if not isinstance(payload, dict):
-            return None
-        return image_stem(payload.get("first_frame", payload.get("image")))
+        """The name of the image this task submitted, from its record."""
+        request = self.submitted(context)
+        return request.image if request else None
 
-    def describe(self, result: KlingResult) -> Mapping[str, Any]:
-        return request_metadata(result["request_id"], validate_model(self.model), self.summary())
+    def asset_extra(self, result: KlingResult) -> Mapping[str, Any]:
+        # Called from finish(), after submitted() fetched the record.
+        return self._request.asset_extra() if self._request else {"request_id": result["request_id"]}
 
     def download_spec(self) -> DownloadSpec | None:
         if self.download_to is None:
@@ -252,28 +252,28 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
     # --- running -----------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
+        ti = context["ti"]
         prepared = self.prepare()
         if not prepared.validated:
             self.log.info(
                 "Model %s has no payload spec in this provider: the payload is sent as given, not validated",
                 prepared.model,
             )
-        cost = self._check_cost(prepared)
-        context["ti"].xcom_push(key="estimated_cost_usd", value=cost)
+        self.check_cost(prepared)
+        ti.xcom_push(key=COST_KEY, value=prepared.estimated_cost_usd)
         submitter = self.submitter(context)
-        record = submitter.request(prepared.model, prepared.payload, prepared.describe())
-        self._request_id = record.request_id
-        context["ti"].xcom_push(key="request_id", value=record.request_id)
-        accepted = submitted_at(record.created_at, time.time())
-        metadata = self.describe({"request_id": record.request_id})
-        record_of_request = request_record(metadata, accepted, self.source_image(context, record.request_id))
-        context["ti"].xcom_push(key=REQUEST_KEY, value=record_of_request)
+        answer = submitter.request(prepared.model, prepared.payload, prepared.log_line())
+        self._request = RequestRecord.of(
+            prepared, answer.request_id, submitted_at(answer.created_at, time.time())
+        )
+        ti.xcom_push(key="request_id", value=answer.request_id)
+        ti.xcom_push(key=REQUEST_KEY, value=self._request.to_xcom())
         if not self.wait_for_completion:
             if self.outlets:
-                set_asset_extras(self.outlets, context, metadata)
+                set_asset_extras(self.outlets, context, self._request.asset_extra())
             submitter.completed()
-            return record.request_id
-        return self._wait(context, record)
+            return answer.request_id
+        return self._wait(context, answer)
 
     def submitter(self, context: Context) -> Submitter:
         """The submit-once logic, over this try's task state store."""
@@ -291,11 +291,10 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         # then the record is fetched like any running request.
         if record.media_urls or record.verdict == "failed":
             return self.finish(context, self.result_of(context, event_from_record(record)))
-        now = time.time()
         state = WaitState(
             request_id=record.request_id,
-            submitted_at=submitted_at(record.created_at, now),
-            deadline=now + self.timeout,
+            submitted_at=self._request.submitted_at if self._request else time.time(),
+            deadline=time.time() + self.timeout,
             schedule=PollSchedule.for_interval(self.poll_interval),
             max_failures=self.max_poll_failures,
         )
@@ -303,22 +302,34 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
             self.defer_wait(state)
         return self.finish(context, self.wait_here(context, state))
 
-    def finish(
-        self,
-        context: Context,
-        result: KlingResult,
-        describe: Callable[[KlingResult], Mapping[str, Any]] | None = None,
-    ) -> KlingResult:
-        result["estimated_cost_usd"] = self.describe(result)["cost_usd"]
-        finished = super().finish(context, result, describe)
+    def finish(self, context: Context, result: KlingResult) -> KlingResult:
+        request = self.submitted(context)
+        result["estimated_cost_usd"] = request.estimated_cost_usd if request else None
+        finished = super().finish(context, result)
         self.submitter(context).completed()
         return finished
 
-    def _check_cost(self, prepared: PreparedPayload) -> float | None:
-        # Checked again here, before anything is paid: the attribute may have been set or
-        # rendered since __init__.
+    def submitted(self, context: Context) -> RequestRecord | None:
+        """
+        The record of this task's request: the one ``execute`` made, or, in a task resumed from
+        the triggerer (a new operator object), the one it pushed to XCom before deferring.
+        ``None`` only if that XCom is gone: the video is still returned, without its price.
+        """
+        if self._request is None:
+            ti = context["ti"]
+            pulled = ti.xcom_pull(task_ids=self.task_id, key=REQUEST_KEY, map_indexes=ti.map_index)
+            self._request = RequestRecord.from_xcom(pulled)
+        if self._request is None:
+            self.log.warning(
+                "No %s XCom of this task: the result and asset events have no price", REQUEST_KEY
+            )
+        return self._request
+
+    def check_cost(self, prepared: PreparedPayload) -> None:
+        """Refuse, before anything is paid, a request whose price is not within ``max_cost_usd``."""
+        # Checked again here: the attribute may have been set or rendered since __init__.
         cap = None if self.max_cost_usd is None else validate_usd(self.max_cost_usd, "max_cost_usd")
-        cost = estimate_cost(prepared.model, prepared.payload)
+        cost = prepared.estimated_cost_usd
         shown = f"${cost:.3f}" if cost is not None else "unknown (no price for this model)"
         self.log.info("Kling request estimated cost %s", shown)
         # "Not within the cap" rather than "over it", so a value no comparison holds for stops.
@@ -327,10 +338,9 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
                 f"Not submitted: the estimated cost {shown} is over max_cost_usd=${cap:.3f}. "
                 "Lower the duration or resolution, or raise max_cost_usd."
             )
-        return cost
 
     def on_kill(self) -> None:
-        self.kill_request(self._request_id)
+        self.kill_request(self._request.request_id if self._request else None)
 
 
 __all__ = ["STATE_KEY", "KlingSubmitOperator"]

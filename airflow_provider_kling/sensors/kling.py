@@ -237,7 +237,7 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         self._ended = parse_event(event)
         return super().result_of(context, event)
 
-    def describe(self, result: KlingResult) -> Mapping[str, Any]:
+    def asset_extra(self, result: KlingResult) -> Mapping[str, Any]:
         # From the record the last poll fetched, as the event carried it: no second fetch.
         ended = self._ended
         return request_metadata(

@@ -50,7 +50,7 @@ def test_pipeline_maps_over_a_folder_writes_videos_and_emits_asset_events(
         assert extra["model"] == "kling-3.0-turbo-i2v"
         assert extra["prompt"].startswith("A slow turntable spin")
         assert (extra["duration"], extra["resolution"]) == ("5", "720p")
-        assert extra["cost_usd"] == pytest.approx(0.56)
+        assert extra["estimated_cost_usd"] == pytest.approx(0.56)
         assert Path(extra["uris"][0].removeprefix("file://")) in videos
 
     log = ok(airflow_cli("dags", "test", "kling_on_new_video", **env))

@@ -181,7 +181,8 @@ def test_the_asset_event_describes_the_video(finished, context, tmp_path):
         "prompt": "steam",
         "duration": "5",
         "resolution": "1080p",
-        "cost_usd": pytest.approx(0.7),
+        "estimated_cost_usd": pytest.approx(0.7),
+        "cost_usd": pytest.approx(0.7),  # its deprecated name, for DAGs of the previous version
         "media_urls": finished["media_urls"],
         "uris": result["uris"],
     }
@@ -218,7 +219,7 @@ def test_the_operator_waits_downloads_and_sets_the_asset_event(
     assert extra["prompt"] == "steam rises"
     assert extra["duration"] == "4"
     assert extra["resolution"] == "720p"
-    assert extra["cost_usd"] == pytest.approx(0.448)
+    assert extra["estimated_cost_usd"] == extra["cost_usd"] == pytest.approx(0.448)
     assert extra["uris"] == [written["uri"]]
     assert "first_frame" not in str(extra)
 

@@ -89,7 +89,7 @@ def test_i2v_payload_is_checked_and_normalised(png_bytes):
         "duration": "7",
     }
     assert "PNG image 320x320" in prepared.images["first_frame"]
-    assert prepared.payload["first_frame"] not in prepared.describe()
+    assert prepared.payload["first_frame"] not in prepared.log_line()
 
 
 def test_t2v_needs_a_prompt_and_checks_the_aspect_ratio():
@@ -187,6 +187,10 @@ def test_every_spec_is_documented():
         ("kling-3.0-turbo-t2v", {}, 0.56),  # GMI's defaults: 720p, 5 s
         ("kling-v3-image-to-video", {"duration": "5"}, None),
         ("kling-3.0-turbo-i2v", {"duration": "five"}, None),
+        # Read as the duration check reads it, so the cap and the records agree.
+        ("kling-3.0-turbo-i2v", {"duration": 5.0}, 0.56),
+        ("kling-3.0-turbo-i2v", {"duration": " 5 "}, 0.56),
+        ("kling-3.0-turbo-i2v", {"duration": 5.5}, None),
     ],
 )
 def test_estimate_cost_from_the_price_table(model, payload, cost):

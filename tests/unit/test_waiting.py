@@ -190,7 +190,7 @@ def operator_wait(sim: Any, **limits: Any) -> tuple[str, str]:
     try:
         task.execute({"ti": FakeTI()})
     except Exception as err:
-        return verdict_of(err, task._request_id or "")
+        return verdict_of(err, task._request.request_id if task._request else "")
     return verdict_of(None, "")
 
 
