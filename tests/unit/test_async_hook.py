@@ -9,8 +9,7 @@ from airflow_provider_kling import __version__
 from airflow_provider_kling.api import KlingAPIError, KlingValidationError
 from airflow_provider_kling.exceptions import KlingConnectionNotFound, KlingTransportError
 from airflow_provider_kling.hooks.kling import KlingAsyncHook, KlingHook
-from tests.conftest import TEST_API_KEY, TEST_BASE_URL
-from tests.unit.test_hook import LOOKUP_SAYS_NOT_FOUND
+from tests.helpers import LOOKUP_SAYS_NOT_FOUND, TEST_API_KEY, TEST_BASE_URL
 
 API = f"{TEST_BASE_URL}/api/v1/ie/requestqueue/apikey"
 QUEUED = {"request_id": "req-1", "model": "kling-3.0-turbo-i2v", "status": "queued"}

@@ -9,7 +9,6 @@ import os
 import socket
 import stat
 
-import airflow
 import pytest
 import requests
 
@@ -22,7 +21,7 @@ from airflow_provider_kling.exceptions import (
     KlingTransportError,
 )
 from airflow_provider_kling.hooks.kling import KlingHook
-from tests.conftest import TEST_API_KEY, TEST_BASE_URL
+from tests.helpers import LOOKUP_SAYS_NOT_FOUND, TEST_API_KEY, TEST_BASE_URL
 
 API = f"{TEST_BASE_URL}/api/v1/ie/requestqueue/apikey"
 MODEL = "kling-3.0-turbo-i2v"
@@ -82,13 +81,6 @@ def test_the_connection_comes_from_an_environment_variable_outside_a_task(kling_
 def test_another_connection_id(kling_conn):
     kling_conn("my_kling", host="https://other.test")
     assert KlingHook("my_kling").settings.base_url == "https://other.test"
-
-
-# Airflow 3.1 asks the task supervisor for a connection its environment lacks, and outside a task
-# there is none (an ImportError); in a task, and on 3.2+ anywhere, the lookup says "not found".
-LOOKUP_SAYS_NOT_FOUND = pytest.mark.skipif(
-    airflow.__version__.startswith("3.1."), reason="Airflow 3.1 has no lookup outside a task"
-)
 
 
 @LOOKUP_SAYS_NOT_FOUND

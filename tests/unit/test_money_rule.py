@@ -22,9 +22,9 @@ from airflow_provider_kling.exceptions import (
 from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.submission import STATE_KEY, Entry
 from airflow_provider_kling.testing import Fault
+from tests.helpers import FakeStateStore, operator, submit, wait_for_status
+from tests.helpers import task_context as a_try
 from tests.unit.hostile import answer, raw_server
-from tests.unit.test_reliability import FakeStateStore, a_try, operator
-from tests.unit.test_sensor import submit, wait_for_status
 
 PAYLOAD = {"first_frame": "https://example.com/frame.png", "resolution": "720p", "duration": "5"}
 MODEL = "kling-3.0-turbo-i2v"
@@ -233,7 +233,7 @@ def test_a_retry_after_a_worker_died_mid_submit_adopts_what_it_created(kling_sim
     import requests
 
     resp = requests.post(
-        f"{kling_simulator.base_url}/api/v1/ie/requestqueue/apikey/requests",
+        f"{kling_simulator.api_url}/requests",
         json={"model": MODEL, "payload": sent},
         headers={"Authorization": f"Bearer {kling_simulator.api_key}"},
         timeout=10,

@@ -13,48 +13,11 @@ import pytest
 
 from airflow_provider_kling.api import KlingAPIError
 from airflow_provider_kling.exceptions import KlingRequestFailedError
-from airflow_provider_kling.operators.kling import STATE_KEY, KlingI2VOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
-from airflow_provider_kling.submission import Entry
 from airflow_provider_kling.testing import Fault
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
-from tests.unit.test_operator import FakeTI
-from tests.unit.test_sensor import submit, wait_for_status
-
-URL = "https://example.com/frame.png"
-
-
-class FakeStateStore:
-    """Stands in for Airflow 3.3's task_state_store: survives between tries of one task."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any, **_: Any) -> None:
-        self.data[key] = json.loads(json.dumps(value))  # what the real store keeps: JSON
-
-    def request_id(self) -> str | None:
-        entry = Entry.parse(self.data.get(STATE_KEY))
-        return entry.request_id if entry else None
-
-
-def a_try(store: FakeStateStore | None = None) -> dict[str, Any]:
-    context: dict[str, Any] = {"ti": FakeTI()}
-    if store is not None:
-        context["task_state_store"] = store
-    return context
-
-
-def operator(**kwargs: Any) -> KlingI2VOperator:
-    kwargs.setdefault("task_id", "submit")
-    kwargs.setdefault("first_frame", URL)
-    kwargs.setdefault("deferrable", False)
-    kwargs.setdefault("poll_interval", 0.05)
-    return KlingI2VOperator(**kwargs)
-
+from tests.helpers import FakeStateStore, operator, submit, wait_for_status
+from tests.helpers import task_context as a_try
 
 # --- Airflow task retries never submit twice ------------------------------------------
 

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import pytest
-import requests
 from airflow.sdk import PokeReturnValue
 
 from airflow_provider_kling.exceptions import (
@@ -15,37 +14,9 @@ from airflow_provider_kling.exceptions import (
     KlingTriggerEventError,
 )
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
-from airflow_provider_kling.testing.readiness import wait_until
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from tests.compat import AirflowSkipException, TaskDeferred
-
-
-def submit(sim: Any, prompt: str = "a calm sea") -> str:
-    resp = requests.post(
-        f"{sim.base_url}/api/v1/ie/requestqueue/apikey/requests",
-        json={
-            "model": "kling-3.0-turbo-i2v",
-            "payload": {"first_frame": "https://example.com/a.png", "prompt": prompt},
-        },
-        headers={"Authorization": f"Bearer {sim.api_key}"},
-        timeout=10,
-    )
-    resp.raise_for_status()
-    return str(resp.json()["request_id"])
-
-
-def wait_for_status(sim: Any, request_id: str, status: str) -> None:
-    """Wait until GMI (the simulator) reports ``status`` for the request, as a client would see it."""
-
-    def reached() -> bool:
-        resp = requests.get(
-            f"{sim.base_url}/api/v1/ie/requestqueue/apikey/requests/{request_id}",
-            headers={"Authorization": f"Bearer {sim.api_key}"},
-            timeout=10,
-        )
-        return bool(resp.json()["status"] == status)
-
-    wait_until(reached, 30, f"request {request_id} to become {status}", interval=0.05)
+from tests.helpers import submit, wait_for_status
 
 
 def sensor(**kwargs: Any) -> KlingStatusSensor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -13,12 +12,6 @@ from airflow_provider_kling.links import kling as links
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.operators.submit import KlingSubmitOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
-from tests.unit.test_operator import FakeTI
-
-
-@pytest.fixture
-def context() -> dict[str, Any]:
-    return {"ti": FakeTI(), "run_id": "manual__1"}
 
 
 def test_max_cost_refuses_before_submit_and_logs_the_estimate(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
-from tests.unit.test_sensor import submit
+from tests.helpers import submit
 
 
 async def run(trigger: KlingStatusTrigger) -> list[dict[str, Any]]:

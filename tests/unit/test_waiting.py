@@ -27,9 +27,7 @@ from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.sensors.kling import WAIT_STATE_KEY, KlingStatusSensor
 from airflow_provider_kling.testing import Fault
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
-from tests.unit.test_operator import FakeTI
-from tests.unit.test_reliability import FakeStateStore
-from tests.unit.test_sensor import submit
+from tests.helpers import FakeStateStore, FakeTI, submit
 
 NOW = 1_000_000.0
 
