@@ -57,8 +57,27 @@ class _Done:
         return iter(())
 
 
+class Sleeps(list[float]):
+    """The retry sleeps asked for, in order; :meth:`then` acts between two tries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: dict[int, Callable[[], Any]] = {}
+
+    def then(self, count: int, action: Callable[[], Any]) -> None:
+        """Run ``action`` when the ``count``-th sleep is asked for, before the next try."""
+        self.actions[count] = action
+
+    def __call__(self, seconds: float) -> _Done:
+        self.append(float(seconds))
+        action = self.actions.pop(len(self), None)
+        if action is not None:
+            action()
+        return _Done()
+
+
 @pytest.fixture
-def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
     """
     Make the hooks' retry sleeps instant, and record how long each one was asked to be.
 
@@ -67,15 +86,11 @@ def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """
     from airflow_provider_kling.transport import retries
 
-    sleeps: list[float] = []
+    sleeps = Sleeps()
     original = retries.retry_policy
 
-    def sleep(seconds: float) -> _Done:
-        sleeps.append(float(seconds))
-        return _Done()
-
     def policy(**kwargs: Any) -> dict[str, Any]:
-        return {**original(**kwargs), "sleep": sleep}
+        return {**original(**kwargs), "sleep": sleeps}
 
     monkeypatch.setattr(retries, "retry_policy", policy)
     return sleeps

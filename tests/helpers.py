@@ -13,10 +13,11 @@ import contextlib
 import json
 import logging
 import random
+import socket
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import airflow
@@ -198,6 +199,53 @@ def wait_for_status(sim: Any, request_id: str, status: str) -> None:
         return bool(resp.json()["status"] == status)
 
     wait_until(reached, 30, f"request {request_id} to become {status}", interval=0.05)
+
+
+@contextlib.contextmanager
+def unreachable_until(
+    how: str, sleeps: Any, tries: int = 2, on_start: Callable[[Any], Any] = lambda sim: None
+) -> Iterator[str]:
+    """
+    The base URL of a simulator that cannot be reached for the first ``tries`` tries of a call.
+
+    ``how`` is ``"refused"`` (nothing listens: a connect is refused at once) or ``"timeout"``
+    (a listener whose accept queue is full, so the kernel drops a connect and it times out).
+    At the ``tries``-th retry sleep (``sleeps``, the ``retry_sleeps`` fixture) a simulator starts
+    on that port, and ``on_start`` is given it.
+    """
+    from airflow_provider_kling.testing import KlingSimulator
+
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", 0))
+    port = blocker.getsockname()[1]
+    waiting: list[socket.socket] = []
+    if how == "refused":
+        blocker.close()
+    elif how == "timeout":
+        blocker.listen(0)
+        # A backlog of 0 holds one connection; with it taken, the next SYN goes unanswered.
+        waiting.append(socket.create_connection(("127.0.0.1", port)))
+    else:
+        raise ValueError(f"how must be 'refused' or 'timeout', not {how!r}")
+    started: list[Any] = []
+
+    def come_up() -> None:
+        blocker.close()
+        for conn in waiting:
+            conn.close()
+        started.append(KlingSimulator(port=port).start())
+        on_start(started[0])
+
+    sleeps.then(tries, come_up)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for sim in started:
+            sim.stop()
+        blocker.close()
+        for conn in waiting:
+            conn.close()
 
 
 # --- the drop-folder watch, run as the triggerer runs it ----------------------------------
