@@ -268,11 +268,18 @@ def test_cancel_on_kill_cancels_the_request(kling_simulator, kling_connection_en
     assert kling_simulator.record(request_id)["status"] == "cancelled"
 
 
-def test_cancel_failures_are_only_logged(kling_simulator, kling_connection_env, retry_sleeps):
+def test_a_cancel_gmi_refuses_is_a_warning_in_the_log_and_the_request_runs_on(
+    kling_simulator, kling_connection_env, retry_sleeps, caplog, capsys
+):
     task = operator(cancel_on_kill=True)
-    task.execute(a_try())
+    request_id = task.execute(a_try())
     kling_simulator.script("DELETE /requests/{id}", [Fault.error(405, "method not allowed")])
-    task.on_kill()  # must not raise
+    task.on_kill()  # a task being killed must not fail on its cleanup
+    log = caplog.text + "".join(capsys.readouterr())
+    assert f"Could not cancel Kling request {request_id} (GMI documents no cancel call)" in log
+    assert "method not allowed" in log
+    assert kling_simulator.count("DELETE /requests/{id}") == 1
+    assert kling_simulator.record(request_id)["status"] != "cancelled"
 
 
 async def test_trigger_on_kill_cancels_when_asked(kling_simulator, kling_connection_env):
