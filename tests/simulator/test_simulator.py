@@ -1020,6 +1020,7 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
             """
             import json, os
             import pytest, requests
+            from airflow_provider_kling.api import API_PREFIX
 
             def test_connection_points_at_the_simulator(kling_connection_env, kling_simulator):
                 connection = json.loads(os.environ["AIRFLOW_CONN_KLING_DEFAULT"])
