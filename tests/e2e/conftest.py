@@ -11,8 +11,10 @@ components reach it over loopback like any other HTTP server.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -36,6 +38,43 @@ PROCESSING_SECONDS = 8.0
 # most this many submits in any RATE_LIMIT_SECONDS, as GMI does per minute.
 RATE_LIMIT = 15
 RATE_LIMIT_SECONDS = 10.0
+#: The example DAG the deployments serve and most tests run.
+EXAMPLE = "kling_image_to_video"
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Screenshots change with every run (ports, times): only `make screenshots` refreshes the docs' copies.
+STATIC = (
+    ROOT / "docs" / "_static"
+    if os.environ.get("KLING_UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "kling-e2e-screenshots"
+)
+STATIC.mkdir(parents=True, exist_ok=True)
+UI_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    assert CHROMIUM.exists(), "Chromium is missing: run `make browser` (apt-get install chromium)"
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -233,3 +272,20 @@ def api(stack: AirflowStack) -> Iterator[AirflowAPI]:
     client = AirflowAPI(stack)
     yield client
     client.client.close()
+
+
+def states(api: AirflowAPI, dag_id: str, run_id: str) -> dict[tuple[str, int], str]:
+    return {(t["task_id"], t["map_index"]): t["state"] for t in api.task_instances(dag_id, run_id)}
+
+
+def failure_log(api: AirflowAPI, dag_id: str, run_id: str, key: tuple[str, int]) -> str:
+    """The end of a task's log, to say why it did not succeed."""
+    task_id, map_index = key
+    try:
+        ti = api.task_instance(dag_id, run_id, task_id, map_index=map_index)
+        return (
+            f"{ti['state']}: "
+            + api.log_text(dag_id, run_id, task_id, ti["try_number"], map_index=map_index)[-1500:]
+        )
+    except Exception as err:  # a diagnostic only: never hide the assertion behind it
+        return f"(log unavailable: {err})"

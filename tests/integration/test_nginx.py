@@ -27,8 +27,7 @@ from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.testing import KlingSimulator
 from airflow_provider_kling.testing.pytest_plugin import FAST_TIMINGS
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
-from tests.conftest import make_png
-from tests.unit.test_operator import FakeTI
+from tests.helpers import FakeTI, make_png
 
 NGINX = Path("/usr/sbin/nginx")
 pytestmark = pytest.mark.skipif(

@@ -25,8 +25,8 @@ from airflow_provider_kling.operators.kling import KlingI2VOperator, KlingSubmit
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from airflow_provider_kling.triggers.storage import NewImagesTrigger
+from tests.helpers import FakeTI
 from tests.unit.hostile import answer, raw_server
-from tests.unit.test_operator import FakeTI
 
 NOT_FINITE: list[Any] = [
     math.nan,

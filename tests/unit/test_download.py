@@ -10,19 +10,15 @@ from typing import Any
 
 import pytest
 from airflow.sdk import Asset, ObjectStoragePath
-from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_kling.api import KlingValidationError
-from airflow_provider_kling.api.events import event_from_record, result_of
 from airflow_provider_kling.exceptions import KlingDownloadError
 from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.outputs import output_names, safe_relative_name
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
-from tests.unit.test_operator import FakeTI
 
-RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 ASSET = Asset("kling://videos/product")
 
 
@@ -33,26 +29,6 @@ def memory_store() -> None:
     from fsspec.implementations.memory import MemoryFileSystem
 
     attach(protocol="memory", fs=MemoryFileSystem())
-
-
-@pytest.fixture
-def context() -> dict[str, Any]:
-    return {"ti": FakeTI(), "run_id": RUN_ID, "outlet_events": OutletEventAccessors()}
-
-
-@pytest.fixture
-def finished(kling_simulator, kling_connection_env, png_bytes) -> dict[str, Any]:
-    """A request that succeeded at the simulator, as the sensor returns it."""
-    hook = KlingHook()
-    record = hook.submit("kling-3.0-turbo-i2v", {"first_frame": "https://e.x/a.png", "prompt": "steam"})
-    import time
-
-    for _ in range(100):
-        current = hook.get_request(record.request_id)
-        if current.verdict == "success":
-            return dict(result_of(event_from_record(current)))
-        time.sleep(0.05)
-    raise AssertionError("the simulator did not finish the request")
 
 
 def sha256(data: bytes) -> str:

@@ -12,8 +12,7 @@ import pytest
 
 from airflow_provider_kling.triggers.folder_cursor import Entry, FolderCursor, FolderWatch
 from airflow_provider_kling.triggers.local_folder import LocalFolder
-from tests.conftest import make_png
-from tests.unit.test_folder_trigger import collect, names, started, watcher
+from tests.helpers import collect, make_png, names, started, watcher
 
 PNG = make_png(300, 300)
 OTHER = make_png(400, 300)

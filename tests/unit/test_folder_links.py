@@ -12,8 +12,7 @@ from airflow_provider_kling.api import KlingValidationError
 from airflow_provider_kling.api.images import prepare_first_frame
 from airflow_provider_kling.triggers.local_folder import LocalFolder, read_inside
 from airflow_provider_kling.triggers.storage import announced_image
-from tests.conftest import make_png
-from tests.unit.test_folder_trigger import collect, names, started, watcher
+from tests.helpers import collect, make_png, names, started, watcher
 
 PNG = make_png(300, 300)
 SECRET = make_png(320, 300)  # an image outside the folder: its bytes must never be read
