@@ -14,7 +14,10 @@ from airflow_provider_kling.api.errors import KlingValidationError
 from airflow_provider_kling.api.images import prepare_first_frame
 from airflow_provider_kling.api.validation import (
     I2V_MODEL,
+    MAX_DURATION,
     MAX_PROMPT_CHARS,
+    MIN_DURATION,
+    RESOLUTIONS,
     closest,
     validate_duration,
     validate_model,
@@ -76,6 +79,35 @@ def _sound(value: Any, name: str) -> tuple[Any, str | None]:
 
 
 @dataclass(frozen=True)
+class FieldRule:
+    """
+    What a check allows, as data, so it can be compared with GMI's model detail
+    (:mod:`~airflow_provider_kling.api.model_detail`); ``None`` where the check states nothing.
+
+    :param options: the values sent, as GMI lists them.
+    :param minimum: the lowest number allowed.
+    :param maximum: the highest number allowed.
+    """
+
+    options: tuple[str, ...] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+#: Each check's allowed values as data; a check not named here (text, images) states none.
+RULES: Mapping[Check, FieldRule] = {
+    _resolution: FieldRule(options=RESOLUTIONS),
+    _duration: FieldRule(
+        options=tuple(str(n) for n in range(MIN_DURATION, MAX_DURATION + 1)),
+        minimum=MIN_DURATION,
+        maximum=MAX_DURATION,
+    ),
+    _aspect_ratio: FieldRule(options=ASPECT_RATIOS),
+    _sound: FieldRule(options=SOUND_OPTIONS),
+}
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """
     The payload one model takes.
@@ -91,6 +123,10 @@ class ModelSpec:
     required: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def rule(self, name: str) -> FieldRule:
+        """What the check of field ``name`` allows, as data."""
+        return RULES.get(self.fields[name], FieldRule())
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
