@@ -30,6 +30,7 @@ from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
 from airflow_provider_kling.history import REQUEST_KEY, request_record
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
+from airflow_provider_kling.model_check import warn_if_model_differs
 from airflow_provider_kling.outputs import request_metadata, set_asset_extras
 from airflow_provider_kling.submission import STATE_KEY, Submitter
 from airflow_provider_kling.tasks import (
@@ -252,6 +253,7 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
     # --- running -----------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
+        warn_if_model_differs(self.hook, self.model, self.log)
         prepared = self.prepare()
         if not prepared.validated:
             self.log.info(

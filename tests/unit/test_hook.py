@@ -22,6 +22,7 @@ from airflow_provider_kling.exceptions import (
     KlingTransportError,
 )
 from airflow_provider_kling.hooks.kling import KlingHook
+from airflow_provider_kling.testing.catalog import model_detail
 from tests.conftest import TEST_API_KEY, TEST_BASE_URL
 
 API = f"{TEST_BASE_URL}/api/v1/ie/requestqueue/apikey"
@@ -258,9 +259,12 @@ def test_a_record_without_status_is_an_api_error(hook, requests_mock):
 
 def test_test_connection_success_says_where_how_many_and_whether_kling_is_served(hook, requests_mock):
     requests_mock.get(f"{API}/models", json={"model_ids": ["a", "kling-3.0-turbo-i2v", "c"]})
+    requests_mock.get(f"{API}/models/kling-3.0-turbo-i2v", json=model_detail("kling-3.0-turbo-i2v"))
     assert hook.test_connection() == (
         True,
-        f"Connected to GMI Cloud at {TEST_BASE_URL}: 3 models served, kling-3.0-turbo-i2v among them.",
+        f"Connected to GMI Cloud at {TEST_BASE_URL}: 3 models served, kling-3.0-turbo-i2v among them. "
+        "The models this provider knows: kling-3.0-turbo-i2v matches GMI's detail; "
+        "kling-3.0-turbo-t2v NOT served to this key; kling-v3-image-to-video NOT served to this key.",
     )
     requests_mock.get(f"{API}/models", json={"model_ids": ["a"]})
     assert "kling-3.0-turbo-i2v NOT among them, so its submits would fail" in hook.test_connection()[1]
