@@ -1,6 +1,6 @@
 """
 GMI's own word on a model: its detail record (``GET .../models/{id}``), read whatever its shape,
-and how the provider's spec (:data:`~airflow_provider_kling.api.models.MODEL_SPECS`) differs from it.
+and how the provider's spec (``MODEL_SPECS``) differs from it.
 
 The provider checks payloads against its own specs before paying; when GMI changes a model, the
 spec goes stale without a word. Here the two are compared, field by field: whether each field is a

@@ -225,7 +225,7 @@ class KlingHook(_KlingHookBase):
         return self._cancel_outcome(request_id, None)
 
     def check_model(self, model_id: str, *, quick: bool = False) -> models.ModelCheck:
-        """How this provider's spec of a model differs from GMI's detail (:func:`.models.check_model`)."""
+        """How this provider's spec of a model differs from GMI's detail (see ``hooks.models``)."""
         return models.check_model(self, model_id, quick=quick)
 
     def test_connection(self) -> tuple[bool, str]:
