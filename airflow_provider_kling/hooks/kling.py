@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Collection, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 
@@ -20,7 +21,7 @@ from airflow_provider_kling.api.ownership import ClockReading
 from airflow_provider_kling.api.redaction import log_masks, redacted_errors
 from airflow_provider_kling.api.validation import validate_number, validate_whole
 from airflow_provider_kling.exceptions import KlingAPIError
-from airflow_provider_kling.hooks import forms
+from airflow_provider_kling.hooks import forms, models
 from airflow_provider_kling.transport.bounds import asend, bounded_session, send
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
 from airflow_provider_kling.transport.errors import list_field, parse_answer, raise_for_submit
@@ -187,11 +188,7 @@ class KlingHook(_KlingHookBase):
             raise_for_submit(err, model=model, started_at=started)
 
     def submit_request(self, model: str, payload: Mapping[str, Any]) -> str:
-        """
-        Submit one request and return its id.
-
-        Deprecated: a second name for one call; use ``submit(model, payload).request_id``.
-        """
+        """Submit one request and return its id. Deprecated: use ``submit(model, payload).request_id``."""
         warnings.warn(
             "KlingHook.submit_request is deprecated; use KlingHook.submit(model, payload).request_id",
             DeprecationWarning,
@@ -227,10 +224,16 @@ class KlingHook(_KlingHookBase):
             return self._cancel_outcome(request_id, err)
         return self._cancel_outcome(request_id, None)
 
+    def check_model(self, model_id: str, *, quick: bool = False) -> models.ModelCheck:
+        """How this provider's spec of a model differs from GMI's detail (see ``hooks.models``)."""
+        return models.check_model(self, model_id, quick=quick)
+
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key with a read-only call that costs nothing (list models)."""
+        """Check the key with free, read-only calls: list models, then each known model's detail."""
         try:
-            report = served_models_report(self.settings.base_url, self.list_models())
+            served = self.list_models()
+            known = models.known_models(self, served)
+            report = f"{served_models_report(self.settings.base_url, served)} {known}"
         except Exception as err:
             return False, str(err)
         self.log.info("%s", report)  # Airflow's CLI prints only "Connection success!", not the report
@@ -390,8 +393,6 @@ class KlingAsyncHook(_KlingHookBase):
 
 
 def _request_path(request_id: str) -> str:
-    from urllib.parse import quote
-
     return f"/requests/{quote(request_id, safe='')}"
 
 

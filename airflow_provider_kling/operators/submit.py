@@ -28,6 +28,7 @@ from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
 from airflow_provider_kling.history import COST_KEY, REQUEST_KEY, RequestRecord
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
+from airflow_provider_kling.model_check import warn_if_model_differs
 from airflow_provider_kling.outputs import set_asset_extras
 from airflow_provider_kling.submission import STATE_KEY, Submitter
 from airflow_provider_kling.tasks import (
@@ -253,6 +254,7 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         ti = context["ti"]
+        warn_if_model_differs(self.hook, self.model, self.log)
         prepared = self.prepare()
         if not prepared.validated:
             self.log.info(

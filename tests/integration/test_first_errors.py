@@ -18,7 +18,9 @@ def test_connections_test_reports_the_models_the_key_may_call(airflow_cli, kling
     assert "Connection success!" in log
     assert re.search(
         rf"Connected to GMI Cloud at {re.escape(kling_simulator.base_url)}: \d+ models served, "
-        r"kling-3.0-turbo-i2v among them\.",
+        r"kling-3.0-turbo-i2v among them\. The models this provider knows: kling-3.0-turbo-i2v matches "
+        r"GMI's detail; kling-3.0-turbo-t2v matches GMI's detail; kling-v3-image-to-video matches "
+        r"GMI's detail\.",
         log,
     ), log[-3000:]
     assert kling_simulator.count("POST /requests") == 0  # free: nothing was submitted

@@ -277,7 +277,9 @@ def test_test_connection_success_says_where_how_many_and_whether_kling_is_served
     )
     assert hook.test_connection() == (
         True,
-        f"Connected to GMI Cloud at {sim.base_url}: 3 models served, kling-3.0-turbo-i2v among them.",
+        f"Connected to GMI Cloud at {sim.base_url}: 3 models served, kling-3.0-turbo-i2v among them. "
+        "The models this provider knows: kling-3.0-turbo-i2v matches GMI's detail; "
+        "kling-3.0-turbo-t2v NOT served to this key; kling-v3-image-to-video NOT served to this key.",
     )
     assert "kling-3.0-turbo-i2v NOT among them, so its submits would fail" in hook.test_connection()[1]
 
