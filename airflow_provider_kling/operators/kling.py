@@ -126,5 +126,9 @@ class KlingI2VOperator(KlingSubmitOperator):
             "resolution": validate_resolution(self.resolution),
         }
 
+    def lineage_image(self) -> Any:
+        """``first_frame`` as given, for lineage."""
+        return self.field_value("first_frame")
+
 
 __all__ = ["STATE_KEY", "KlingI2VOperator", "KlingSubmitOperator"]

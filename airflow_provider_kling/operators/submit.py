@@ -29,6 +29,7 @@ from airflow_provider_kling.api.polling import submitted_at
 from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
 from airflow_provider_kling.history import REQUEST_KEY, request_record
+from airflow_provider_kling.lineage import report_read
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
 from airflow_provider_kling.outputs import request_metadata, set_asset_extras
 from airflow_provider_kling.submission import STATE_KEY, Submitter
@@ -253,6 +254,7 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         prepared = self.prepare()
+        report_read(self.hook, self.lineage_image())
         if not prepared.validated:
             self.log.info(
                 "Model %s has no payload spec in this provider: the payload is sent as given, not validated",
@@ -331,6 +333,18 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
 
     def on_kill(self) -> None:
         self.kill_request(self._request_id)
+
+    # --- lineage (KlingTaskMixin.get_openlineage_facets_on_complete) -------------------------
+
+    lineage_reads = "image"
+
+    def lineage_image(self) -> Any:
+        """The payload's image as given (``first_frame`` or ``image``)."""
+        payload = self.field_value("payload")
+        return payload.get("first_frame", payload.get("image")) if isinstance(payload, dict) else None
+
+    def lineage_request_id(self) -> str | None:
+        return self._request_id
 
 
 __all__ = ["STATE_KEY", "KlingSubmitOperator"]
