@@ -57,7 +57,11 @@ def dataset_of(location: Any) -> DatasetName | None:
         return None
     if isinstance(location, os.PathLike) and not hasattr(location, "protocol"):
         return "file", os.path.abspath(os.fspath(location))
-    text = str(location).strip()
+    if hasattr(location, "protocol") and hasattr(location, "path"):  # ObjectStoragePath: no conn id
+        protocol = location.protocol if isinstance(location.protocol, str) else location.protocol[0]
+        text = f"{protocol}:///{str(location.path).lstrip('/')}"
+    else:
+        text = str(location).strip()
     if "://" not in text:
         return ("file", os.path.abspath(os.path.expanduser(text))) if text else None
     parts = urlsplit(text)
@@ -68,7 +72,9 @@ def dataset_of(location: Any) -> DatasetName | None:
         return ("file", parts.path) if host in ("", "localhost") else (f"file://{host}", parts.path)
     if scheme in ("http", "https"):
         return f"{scheme}://{host.lower()}", parts.path or "/"
-    return f"{scheme}://{host}", parts.path.lstrip("/")
+    # An object store's first part is its bucket, also where it came as the path ("memory:///b/k").
+    bucket, _, key = (host + "/" + parts.path.lstrip("/") if host else parts.path.lstrip("/")).partition("/")
+    return f"{scheme}://{bucket}", key
 
 
 def asset_uri(location: Any) -> str | None:

@@ -79,8 +79,14 @@ def test_names_follow_the_openlineage_naming_spec(tmp_path):
     assert dataset_of(tmp_path / "a.png") == ("file", str(tmp_path / "a.png"))
     assert dataset_of("relative/a.png") == ("file", os.path.abspath("relative/a.png"))
     assert dataset_of("file:///data/a.png") == ("file", "/data/a.png")
-    # The connection id an ObjectStoragePath carries in its str is not part of the name.
-    assert dataset_of(ObjectStoragePath("s3://aws_default@bucket/in/a.png")) == ("s3://bucket", "in/a.png")
+    # The connection id an ObjectStoragePath (or its str) carries is not part of the name.
+    assert dataset_of(ObjectStoragePath("memory://bucket/in/a.png")) == ("memory://bucket", "in/a.png")
+    assert dataset_of("s3://aws_default@bucket/in/a.png") == ("s3://bucket", "in/a.png")
+    assert (
+        dataset_of("memory:///bucket/a.png")
+        == dataset_of("memory://bucket/a.png")
+        == ("memory://bucket", "a.png")
+    )
     assert dataset_of("gcs://bucket/a.png") == ("gs://bucket", "a.png")
     # A signed URL's query (and any password) stays out of lineage.
     url = "https://user:secret@CDN.example.com:8443/v/a.mp4?X-Amz-Signature=abc"
@@ -239,12 +245,13 @@ tried = []
 class Watch(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if "openlineage" in name:
+            # Who imports: the first caller outside the import machinery (Airflow's provider
+            # discovery, which a DAG file's import may start, lists every provider).
             frame = sys._getframe(1)
-            while frame is not None:
-                if frame.f_code.co_filename.startswith(ours):
-                    tried.append(name)
-                    break
+            while frame is not None and frame.f_code.co_filename.startswith(("<frozen", "<string")):
                 frame = frame.f_back
+            if frame is not None and frame.f_code.co_filename.startswith(ours):
+                tried.append(name)
         return None
 sys.meta_path.insert(0, Watch())
 try:
