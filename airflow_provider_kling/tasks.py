@@ -240,4 +240,45 @@ class KlingTaskMixin(_TaskBase):
             extra = {**self.asset_extra(result), "media_urls": result["media_urls"], "uris": uris}
             set_asset_extras(self.outlets, context, extra)
         self.record_status(context, success_record(result))
+        self._finished = result  # what get_openlineage_facets_on_complete reports
         return result
+
+    # --- lineage -----------------------------------------------------------------------------
+
+    #: What the task reads, for lineage: ``"image"`` (a submit), ``"request"`` or ``"videos"``.
+    lineage_reads: str = "request"
+    _finished: KlingResult | None = None
+
+    def lineage_image(self) -> tuple[Any, str | None]:
+        """
+        Where the image this task submitted was read from, or (``None``, its description) for
+        an inline one; a submit operator knows it. ``(None, None)``: the task submitted none.
+        """
+        return None, None
+
+    def lineage_request_id(self) -> str | None:
+        """The request this try submitted, when it ended before :meth:`finish` (no wait)."""
+        return None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        What this try read and made, for the OpenLineage provider (which alone calls this; see
+        :doc:`/lineage`): the image, the request or the video URLs in; the request, the stored
+        videos or GMI's URLs out; and the request's run facets.
+        """
+        from airflow_provider_kling import lineage
+
+        result = self._finished
+        request_id = result["request_id"] if result is not None else self.lineage_request_id()
+        if request_id is None:
+            return None
+        request = lineage.request_dataset(self.hook.settings.base_url, request_id)
+        image, inline = self.lineage_image()
+        reads = {
+            "image": [name] if (name := lineage.dataset_of(image)) else [],
+            "request": [request],
+            "videos": lineage.video_datasets({"media_urls": (result or {}).get("media_urls")}),
+        }[self.lineage_reads]
+        made = lineage.video_datasets(result) if result is not None else [request]
+        described = self.asset_extra(result or {"request_id": request_id})
+        return lineage.operator_lineage(reads, made, described, image_description=inline, source=request[0])

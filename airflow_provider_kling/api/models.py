@@ -199,6 +199,8 @@ class PreparedPayload:
     :param images: a loggable description of each image field, by field name.
     :param image: the source image's name without its suffix (``red`` for ``shoes/red.jpg``),
         for ``{image}`` in a video's file name; ``None`` for an inline image or none.
+    :param image_source: where that image was read from (URL, path or object), for lineage;
+        ``None`` for an inline image or none.
 
     ``summary`` (prompt, duration and resolution as sent, never an image) and
     ``estimated_cost_usd`` are derived from ``payload`` when the value is made, so the cost
@@ -210,6 +212,7 @@ class PreparedPayload:
     validated: bool
     images: dict[str, str] = field(default_factory=dict)
     image: str | None = None
+    image_source: Any = field(default=None, repr=False)
     summary: dict[str, Any] = field(init=False)
     estimated_cost_usd: float | None = field(init=False)
 
@@ -291,6 +294,7 @@ def prepare_payload(model: Any, payload: Any, *, spec: ModelSpec | None = None) 
         images={name: frame.description for name, frame in frames.items()},
         # The first image (the first frame, not a tail frame) names the video.
         image=next(iter(frames.values())).name if frames else None,
+        image_source=next(iter(frames.values())).source if frames else None,
     )
 
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_kling import __version__, exceptions
+from airflow_provider_kling import __version__, exceptions, lineage
 from airflow_provider_kling.api import ConnectionSettings, KlingRequest, connection_settings, validate_model
 from airflow_provider_kling.api.body import JsonBody
 from airflow_provider_kling.api.models import served_models_report
@@ -281,6 +281,7 @@ class KlingHook(_KlingHookBase):
         self.log.info(
             "Downloaded %s to %s (%d bytes, sha256 %s)", url, result.uri, result.size, result.sha256
         )
+        lineage.report_written(self, result.uri)
         return result
 
     def _call(

@@ -138,3 +138,6 @@ class KlingDownloadVideoOperator(KlingTaskMixin, BaseOperator):
                 "before downloading"
             )
         return request_id, list(result["media_urls"])
+
+    #: For lineage: this task reads the videos at GMI's URLs (and writes the copies).
+    lineage_reads = "videos"

@@ -27,6 +27,7 @@ from airflow_provider_kling.api.polling import submitted_at
 from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
 from airflow_provider_kling.history import COST_KEY, REQUEST_KEY, RequestRecord
+from airflow_provider_kling.lineage import report_read
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
 from airflow_provider_kling.model_check import warn_if_model_differs
 from airflow_provider_kling.outputs import set_asset_extras
@@ -151,6 +152,7 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self._request: RequestRecord | None = None
+        self._prepared: PreparedPayload | None = None
         self._inline: dict[tuple[str, str | None], Any] = {}
         self.model = model
         self.payload = payload
@@ -256,6 +258,8 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         ti = context["ti"]
         warn_if_model_differs(self.hook, self.model, self.log)
         prepared = self.prepare()
+        self._prepared = prepared
+        report_read(self.hook, prepared.image_source)
         if not prepared.validated:
             self.log.info(
                 "Model %s has no payload spec in this provider: the payload is sent as given, not validated",
@@ -343,6 +347,27 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
 
     def on_kill(self) -> None:
         self.kill_request(self._request.request_id if self._request else None)
+
+    # --- lineage (KlingTaskMixin.get_openlineage_facets_on_complete) -------------------------
+
+    lineage_reads = "image"
+
+    def lineage_image(self) -> tuple[Any, str | None]:
+        prepared = self._prepared
+        if prepared is not None:  # read once, in this process's pass
+            source = prepared.image_source
+            inline = None if source is not None else next(iter(prepared.images.values()), None)
+            return source, inline and f"inline {inline}"
+        # A try resumed from the triggerer is a new operator object, which never prepared.
+        from airflow_provider_kling.lineage import image_of
+
+        payload = self.build_payload()
+        return image_of(
+            payload.get("first_frame", payload.get("image")) if isinstance(payload, dict) else None
+        )
+
+    def lineage_request_id(self) -> str | None:
+        return self._request.request_id if self._request else None
 
 
 __all__ = ["STATE_KEY", "KlingSubmitOperator"]
