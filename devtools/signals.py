@@ -64,6 +64,9 @@ class StopOnSignals:
     def deferred(self) -> Iterator[None]:
         """Hold a signal until the block ends: between starting a process and recording it, a
         ``stop`` would not know it."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # the handler runs in the main thread: it must not wait for this one
+            return
         self._deferring = True
         try:
             yield

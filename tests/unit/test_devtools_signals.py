@@ -23,6 +23,7 @@ import pytest
 from airflow_provider_kling.testing.readiness import wait_until
 from devtools.deployment import STATE_FILE, AirflowStack, down
 from devtools.processes import alive
+from devtools.signals import StopOnSignals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -208,3 +209,20 @@ def test_outside_the_main_thread_only_the_watchdog_guards(tmp_path):
     assert watchdogs(tmp_path)
     stack.stop()
     assert watchdogs(tmp_path) == []
+
+
+def test_a_signal_while_a_process_is_being_recorded_waits_for_the_record():
+    # Between starting a component and recording it, a stop would not know it: it would outlive.
+    order: list[str] = []
+    previous = signal.signal(signal.SIGHUP, lambda signo, frame: order.append("previous handler"))
+    guard = StopOnSignals(lambda: order.append("stop"), "test")
+    try:
+        guard.install()
+        with guard.deferred():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.1)  # the handler has run by now, and must only have noted the signal
+            order.append("recorded")
+        assert order == ["recorded", "stop", "previous handler"]
+    finally:
+        guard.uninstall()
+        signal.signal(signal.SIGHUP, previous)
