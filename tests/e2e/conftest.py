@@ -25,7 +25,8 @@ import httpx
 import pytest
 
 from airflow_provider_kling.testing import KlingSimulator
-from devtools.deployment import AirflowStack, stop_group
+from devtools.deployment import AirflowStack
+from devtools.processes import alive, stop_group
 from devtools.topology import TOPOLOGIES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,19 +137,9 @@ def stack(
         simulator.configure(rate_limit=None)
         for name, pgid in pgids.items():  # belt and braces: nothing of ours may survive
             stop_group(pgid, timeout=5)
-            assert not _group_alive(pgid), f"{name} (process group {pgid}) is still running"
+            assert not alive(pgid), f"{name} (process group {pgid}) is still running"
         for folder in cleanups:
             assert not Path(folder).exists(), f"{folder} was not removed"
-
-
-def _group_alive(pgid: int) -> bool:
-    import os
-
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 class AirflowAPI:
