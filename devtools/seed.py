@@ -2,7 +2,7 @@
 benchmarks, or to see the Kling videos page full before a real batch has run.
 
 Rows are written as Airflow writes them (a DAG run, a task instance, the XComs of
-:mod:`airflow_provider_kling.history`), with one multi-row insert per table.
+:mod:`airflow_provider_kling.tasks.ledger`), with one multi-row insert per table.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kling.history import REQUEST_KEY, STATUS_KEY, RequestRecord, failure_record
+from airflow_provider_kling.tasks.ledger import REQUEST_KEY, STATUS_KEY, RequestRecord, failure_record
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -1,7 +1,7 @@
 """The one shape a finished wait takes, and the one wording of each way a wait can end.
 
 Every wait (the trigger, the operator's own wait, the sensor in poke or reschedule mode) ends in a
-:class:`KlingEvent`; :mod:`airflow_provider_kling.events` turns it into the task's result or its
+:class:`KlingEvent`; :mod:`airflow_provider_kling.tasks.results` turns it into the task's result or its
 exception. The event is JSON-safe, since the triggerer sends it to the scheduler.
 """
 

@@ -23,9 +23,9 @@ from airflow_provider_kling.exceptions import KlingAPIError
 from airflow_provider_kling.hooks import forms
 from airflow_provider_kling.transport.bounds import asend, bounded_session, send
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
-from airflow_provider_kling.transport.errors import list_field, parse_answer, raise_for_submit
+from airflow_provider_kling.transport.failures import list_field, parse_answer, raise_for_submit
 from airflow_provider_kling.transport.retries import retrying_arguments
-from airflow_provider_kling.transport.storage import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
+from airflow_provider_kling.transport.writers import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
 
 if TYPE_CHECKING:
     import requests
@@ -165,7 +165,7 @@ class KlingHook(_KlingHookBase):
 
         :raises KlingSubmitOutcomeUnknown: GMI may have created the request: the answer was
             lost or too slow, any 5xx (a 503 naming a request sets ``request_id``), or a 2xx
-            that cannot be read. :class:`~airflow_provider_kling.submission.Submitter`
+            that cannot be read. :class:`~airflow_provider_kling.tasks.submit_once.Submitter`
             reconciles it with GMI's records.
         :raises KlingSubmitRejected: a permanent refusal (400, 401, 402, 403, 404, a redirect):
             fails the task without retries.

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_kling.api import validate_byte_cap, validate_request_id
-from airflow_provider_kling.events import result_from_record
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
-from airflow_provider_kling.outputs import request_metadata
-from airflow_provider_kling.tasks import DEFAULT_MAX_BYTES, DownloadSpec, KlingTaskMixin
+from airflow_provider_kling.tasks.mixin import DEFAULT_MAX_BYTES, DownloadSpec, KlingTaskMixin
+from airflow_provider_kling.tasks.outputs import request_metadata
+from airflow_provider_kling.tasks.results import result_from_record
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow_provider_kling.api import I2V_MODEL, MODEL_SPECS, ModelSpec, validate_model
 from airflow_provider_kling.operators.submit import KlingSubmitOperator, is_template
-from airflow_provider_kling.submission import STATE_KEY
+from airflow_provider_kling.tasks.submit_once import STATE_KEY
 
 # The model's own rules, with the resolution and duration this operator always sends (its
 # arguments default to them): a template rendering to None there is a mistake, not GMI's default.

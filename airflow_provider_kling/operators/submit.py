@@ -26,17 +26,17 @@ from airflow_provider_kling.api.events import event_from_record
 from airflow_provider_kling.api.polling import submitted_at
 from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
-from airflow_provider_kling.history import COST_KEY, REQUEST_KEY, RequestRecord
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
-from airflow_provider_kling.outputs import set_asset_extras
-from airflow_provider_kling.submission import STATE_KEY, Submitter
-from airflow_provider_kling.tasks import (
+from airflow_provider_kling.tasks.ledger import COST_KEY, REQUEST_KEY, RequestRecord
+from airflow_provider_kling.tasks.mixin import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
     DownloadSpec,
     KlingTaskMixin,
     default_deferrable,
 )
+from airflow_provider_kling.tasks.outputs import set_asset_extras
+from airflow_provider_kling.tasks.submit_once import STATE_KEY, Submitter
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -1,4 +1,4 @@
-"""The Kling videos view's data: the tasks' records (:mod:`airflow_provider_kling.history`) from the
+"""The Kling videos view's data: the tasks' records (:mod:`airflow_provider_kling.tasks.ledger`) from the
 metadata database, joined to their task instances, filtered, paged and added up.
 
 Filtering, ordering, counting and paging run in the database on indexed columns (the XCom key,
@@ -20,7 +20,7 @@ from airflow.models.xcom import XComModel
 from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import aliased
 
-from airflow_provider_kling.history import REQUEST_KEY, STATUS_KEY
+from airflow_provider_kling.tasks.ledger import REQUEST_KEY, STATUS_KEY
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

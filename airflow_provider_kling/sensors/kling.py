@@ -25,14 +25,14 @@ from airflow_provider_kling.exceptions import (
     KlingWaitError,
 )
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
-from airflow_provider_kling.outputs import request_metadata
-from airflow_provider_kling.tasks import (
+from airflow_provider_kling.tasks.mixin import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
     DownloadSpec,
     KlingTaskMixin,
     default_deferrable,
 )
+from airflow_provider_kling.tasks.outputs import request_metadata
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kling.api.events import STILL_BILLING, KlingResult
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, Decision, WaitState, begin, step
-from airflow_provider_kling.events import result_from_event
 from airflow_provider_kling.exceptions import AirflowSensorTimeout, KlingRequestFailedError, KlingWaitError
-from airflow_provider_kling.history import STATUS_KEY, failure_record, recorded_image, success_record
-from airflow_provider_kling.outputs import (
+from airflow_provider_kling.tasks.ledger import STATUS_KEY, failure_record, recorded_image, success_record
+from airflow_provider_kling.tasks.outputs import (
     DEFAULT_FILENAME,
     DEFAULT_MAX_BYTES,
     download_videos,
     set_asset_extras,
     uses_image,
 )
+from airflow_provider_kling.tasks.results import result_from_event
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
@@ -161,7 +161,7 @@ class KlingTaskMixin(_TaskBase):
             raise
 
     def record_status(self, context: Context, record: Mapping[str, Any]) -> None:
-        """Push how the request ended (:data:`~airflow_provider_kling.history.STATUS_KEY`)."""
+        """Push how the request ended (:data:`~airflow_provider_kling.tasks.ledger.STATUS_KEY`)."""
         ti = context.get("ti")
         if ti is not None:  # None only when a test or a script calls the task outside Airflow
             ti.xcom_push(key=STATUS_KEY, value=dict(record))

@@ -47,7 +47,7 @@ def test_the_api_layer_imports_nothing_above_it():
 
 
 def test_transport_and_hooks_know_nothing_of_tasks():
-    task_side = ("operators", "sensors", "triggers", "tasks", "submission", "events", "links", "outputs")
+    task_side = ("operators", "sensors", "triggers", "tasks", "links", "plugins")
     for folder in ("transport", "hooks"):
         for path in (PACKAGE / folder).glob("*.py"):
             for module in provider_imports(path):

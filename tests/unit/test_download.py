@@ -16,8 +16,8 @@ from airflow_provider_kling.exceptions import KlingDownloadError
 from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator
-from airflow_provider_kling.outputs import output_names, safe_relative_name
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
+from airflow_provider_kling.tasks.outputs import output_names, safe_relative_name
 
 ASSET = Asset("kling://videos/product")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_kling.triggers.folder_cursor import Entry, FolderCursor, FolderWatch
-from airflow_provider_kling.triggers.local_folder import LocalFolder
+from airflow_provider_kling.triggers.storage.cursor import Entry, FolderCursor, FolderWatch
+from airflow_provider_kling.triggers.storage.local_folder import LocalFolder
 from tests.helpers import collect, make_png, names, started, watcher
 
 PNG = make_png(300, 300)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_kling.triggers.folder_cursor import (
+from airflow_provider_kling.triggers.storage.cursor import (
     Entry,
     FolderCursor,
     FolderWatch,

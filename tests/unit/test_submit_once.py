@@ -23,7 +23,7 @@ from airflow_provider_kling.exceptions import (
 )
 from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
-from airflow_provider_kling.submission import STATE_KEY, Entry
+from airflow_provider_kling.tasks.submit_once import STATE_KEY, Entry
 from airflow_provider_kling.testing import Fault
 from tests.helpers import FakeStateStore, operator, submit, wait_for_status
 from tests.helpers import task_context as a_try

@@ -195,7 +195,7 @@ def test_a_record_that_is_not_json_is_shown_empty_not_an_error():
 
 
 def test_a_task_records_its_copies_where_the_api_server_can_find_them(tmp_path, monkeypatch):
-    from airflow_provider_kling.history import success_record
+    from airflow_provider_kling.tasks.ledger import success_record
 
     monkeypatch.chdir(tmp_path)
     result = {

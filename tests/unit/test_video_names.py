@@ -9,11 +9,11 @@ import pytest
 from airflow.sdk import DAG, ObjectStoragePath
 
 from airflow_provider_kling.api import KlingValidationError, image_stem
-from airflow_provider_kling.history import REQUEST_KEY
 from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator
-from airflow_provider_kling.outputs import output_names
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
+from airflow_provider_kling.tasks.ledger import REQUEST_KEY
+from airflow_provider_kling.tasks.outputs import output_names
 
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
 

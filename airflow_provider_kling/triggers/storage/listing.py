@@ -6,8 +6,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kling.triggers.folder_cursor import Entry
-from airflow_provider_kling.triggers.local_folder import LOCAL_RESCAN_SECONDS, LocalFolder, WarningLog
+from airflow_provider_kling.triggers.storage.cursor import Entry
+from airflow_provider_kling.triggers.storage.local_folder import LOCAL_RESCAN_SECONDS, LocalFolder, WarningLog
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -17,7 +17,7 @@ class FolderLister:
     """
     List a folder or prefix as :class:`Entry` objects.
 
-    A local folder is listed by :class:`~airflow_provider_kling.triggers.local_folder.LocalFolder`
+    A local folder is listed by :class:`~airflow_provider_kling.triggers.storage.local_folder.LocalFolder`
     (one ``fstat`` per poll while nothing changed, no link ever followed). An object store prefix
     is one ``find`` with details per poll (a paged listing: no file costs a request of its own).
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from airflow_provider_kling.api.images import MAX_IMAGE_BYTES
-from airflow_provider_kling.triggers.folder_cursor import Entry
+from airflow_provider_kling.triggers.storage.cursor import Entry
 
 #: How often, by default, every file is ``lstat``-ed although no directory entry changed: a file
 #: rewritten or touched in place (``cp new.png old.png``, ``touch``) changes no directory entry,
