@@ -140,9 +140,9 @@ class FakeStateStore:
     def request_id(self) -> str | None:
         """The request the submitting task recorded, as a retry of it reads it."""
         from airflow_provider_kling.operators.kling import STATE_KEY
-        from airflow_provider_kling.tasks.submit_once import Entry
+        from airflow_provider_kling.tasks.submit_once import StoredSubmit
 
-        entry = Entry.parse(self.data.get(STATE_KEY))
+        entry = StoredSubmit.parse(self.data.get(STATE_KEY))
         return entry.request_id if entry else None
 
 

@@ -17,7 +17,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_provider_kling.api.errors import KlingValidationError
 from airflow_provider_kling.api.images import MAX_IMAGE_BYTES, check_image
 from airflow_provider_kling.api.validation import validate_number, validate_seconds
-from airflow_provider_kling.triggers.storage.cursor import Entry, FolderCursor, FolderWatch
+from airflow_provider_kling.triggers.storage.cursor import FolderCursor, FolderWatch, ListedFile
 from airflow_provider_kling.triggers.storage.listing import FolderLister
 from airflow_provider_kling.triggers.storage.local_folder import (
     LOCAL_RESCAN_SECONDS,
@@ -272,7 +272,7 @@ class NewImagesTrigger(BaseEventTrigger):
         root: ObjectStoragePath,
         watch: FolderWatch,
         store: CursorStore,
-        listing: list[Entry],
+        listing: list[ListedFile],
         local: LocalFolder | None = None,
     ) -> list[TriggerEvent]:
         """One poll's decisions: the ready images, checked, remembered, then announced."""
@@ -320,7 +320,7 @@ class NewImagesTrigger(BaseEventTrigger):
         groups = [[image] for image in images] if self.event_per_image else [images] if images else []
         return [TriggerEvent({"folder": str(root), "images": group}) for group in groups]
 
-    def _check(self, root: ObjectStoragePath, entry: Entry, local: LocalFolder | None) -> str | None:
+    def _check(self, root: ObjectStoragePath, entry: ListedFile, local: LocalFolder | None) -> str | None:
         """A description of the image, or ``None`` (and a log line naming it) if GMI would refuse it."""
         path = root / entry.name
         data: bytes | None = b""
