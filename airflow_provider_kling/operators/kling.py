@@ -41,7 +41,7 @@ class KlingI2VOperator(KlingSubmitOperator):
     and means the same here: ``kling_conn_id``, ``max_cost_usd``, ``wait_for_completion``,
     ``deferrable``, ``poll_interval``, ``timeout``, ``max_poll_failures``,
     ``durable``, ``reuse_succeeded``, ``cancel_on_kill``, ``download_to``, ``download_filename``,
-    ``download_conn_id`` and ``max_download_bytes``.
+    ``download_conn_id`` and ``download_max_bytes``.
 
     :return: the request id, or with ``wait_for_completion`` the dict
         ``{"request_id", "status", "media_urls", "outcome", "estimated_cost_usd"}`` (and

@@ -160,7 +160,7 @@ def request_metadata(
     What an asset event says about a video that this task did not submit (a sensor or a
     download downstream): request id, model, prompt, duration, resolution and
     ``estimated_cost_usd`` (``None`` where unknown). Images are never included. The submit
-    operators use their :class:`~airflow_provider_kling.tasks.ledger.RequestRecord` instead.
+    operators use their :class:`~airflow_provider_kling.tasks.ledger.RequestEntry` instead.
 
     :param request_id: the request.
     :param model: its model id, if known.
