@@ -60,9 +60,8 @@ class KlingDownloadVideoOperator(KlingTaskMixin, BaseOperator):
         ``model``, ``prompt``, ``duration``, ``resolution``. GMI's record names the model
         but its payload echo is often empty, so without this the prompt, duration,
         resolution and cost of the event are ``None``.
-    The four ``download_<what>`` arguments are named as on the submit operators and the sensor.
-
-    :param destination: deprecated name of ``download_to`` (a ``DeprecationWarning``).
+    :param destination: deprecated name of ``download_to`` (a ``DeprecationWarning``; the four
+        ``download_<what>`` arguments are named as on the submit operators and the sensor).
     :param filename: deprecated name of ``download_filename``.
     :param destination_conn_id: deprecated name of ``download_conn_id``.
     :param max_bytes: deprecated name of ``download_max_bytes``.
