@@ -65,7 +65,10 @@ def test_the_waiting_tasks_old_size_cap_warns_once_and_caps_the_download(build, 
     # Once, though KlingI2VOperator hands its arguments to KlingSubmitOperator.
     assert said == [f"{type(task).__name__}: max_download_bytes is deprecated; use download_max_bytes"]
     assert task.download_spec().max_bytes == 1000
-    with pytest.raises(KlingValidationError, match=r"^Invalid download_max_bytes: "):
+    with (
+        pytest.raises(KlingValidationError, match=r"^Invalid download_max_bytes: "),
+        pytest.warns(DeprecationWarning, match="use download_max_bytes"),
+    ):
         build(download_to=str(tmp_path), max_download_bytes=float("nan"))
 
 
@@ -94,10 +97,12 @@ def test_the_old_names_work_in_a_mapped_download_too(tmp_path):
 
 
 def test_the_old_names_still_download_the_video(finished, context, tmp_path):
-    with pytest.warns(DeprecationWarning, match="use download_filename"):
-        task = KlingDownloadVideoOperator(
+    task, said = deprecations(
+        lambda: KlingDownloadVideoOperator(
             task_id="download", request_id=finished, destination=str(tmp_path), filename="{index}.mp4"
         )
+    )
+    assert len(said) == 2
     result = task.execute(context)
     assert [Path(f["uri"]).name for f in result["files"]] == ["0.mp4"]
     assert (tmp_path / "0.mp4").stat().st_size == result["files"][0]["size"] > 0
