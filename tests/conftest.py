@@ -99,9 +99,9 @@ def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
 @pytest.fixture
 def no_settle(monkeypatch: pytest.MonkeyPatch) -> None:
     """No pause before GMI's requests are listed again after a lost submit answer."""
-    from airflow_provider_kling import submission
+    from airflow_provider_kling.tasks import submit_once
 
-    monkeypatch.setattr(submission, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(submit_once, "SETTLE_SECONDS", 0.0)
 
 
 @pytest.fixture

@@ -140,9 +140,9 @@ class FakeStateStore:
     def request_id(self) -> str | None:
         """The request the submitting task recorded, as a retry of it reads it."""
         from airflow_provider_kling.operators.kling import STATE_KEY
-        from airflow_provider_kling.submission import Entry
+        from airflow_provider_kling.tasks.submit_once import StoredSubmit
 
-        entry = Entry.parse(self.data.get(STATE_KEY))
+        entry = StoredSubmit.parse(self.data.get(STATE_KEY))
         return entry.request_id if entry else None
 
 
@@ -317,7 +317,7 @@ def names(events: list[dict[str, Any]]) -> list[str]:
 
 
 def has_cursor(trigger: Any) -> bool:
-    from airflow_provider_kling.triggers.storage import FileCursor
+    from airflow_provider_kling.triggers.storage.new_images import FileCursor
 
     store = trigger.cursor_store(trigger.root())
     if isinstance(store, FileCursor):

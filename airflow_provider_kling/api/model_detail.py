@@ -119,7 +119,7 @@ class ModelCheck:
 
 
 #: What the connection test and the warning point to for the whole list of differences.
-CHECK_COMMAND = "python -m airflow_provider_kling.model_check"
+CHECK_COMMAND = "python -m airflow_provider_kling.hooks.model_check"
 
 
 def known_models_report(checks: Mapping[str, ModelCheck | None]) -> str:

@@ -13,24 +13,25 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_kling import __version__, exceptions, lineage
+from airflow_provider_kling import __version__, exceptions
 from airflow_provider_kling.api import ConnectionSettings, KlingRequest, connection_settings, validate_model
 from airflow_provider_kling.api.body import JsonBody
-from airflow_provider_kling.api.models import served_models_report
 from airflow_provider_kling.api.ownership import ClockReading
 from airflow_provider_kling.api.redaction import log_masks, redacted_errors
 from airflow_provider_kling.api.validation import validate_number, validate_whole
 from airflow_provider_kling.exceptions import KlingAPIError
-from airflow_provider_kling.hooks import forms, models
+from airflow_provider_kling.hooks import forms, lineage, model_check
 from airflow_provider_kling.transport.bounds import asend, bounded_session, send
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
-from airflow_provider_kling.transport.errors import list_field, parse_answer, raise_for_submit
+from airflow_provider_kling.transport.failures import list_field, parse_answer, raise_for_submit
 from airflow_provider_kling.transport.retries import retrying_arguments
-from airflow_provider_kling.transport.storage import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
+from airflow_provider_kling.transport.writers import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
 
 if TYPE_CHECKING:
     import requests
     from airflow.sdk import Connection, ObjectStoragePath
+
+    from airflow_provider_kling.api.model_detail import ModelCheck
 
 USER_AGENT = f"airflow-provider-kling/{__version__}"
 # Seconds to open a TCP/TLS connection, apart from the read timeout: a dead host fails fast.
@@ -166,7 +167,7 @@ class KlingHook(_KlingHookBase):
 
         :raises KlingSubmitOutcomeUnknown: GMI may have created the request: the answer was
             lost or too slow, any 5xx (a 503 naming a request sets ``request_id``), or a 2xx
-            that cannot be read. :class:`~airflow_provider_kling.submission.Submitter`
+            that cannot be read. :class:`~airflow_provider_kling.tasks.submit_once.Submitter`
             reconciles it with GMI's records.
         :raises KlingSubmitRejected: a permanent refusal (400, 401, 402, 403, 404, a redirect):
             fails the task without retries.
@@ -224,16 +225,14 @@ class KlingHook(_KlingHookBase):
             return self._cancel_outcome(request_id, err)
         return self._cancel_outcome(request_id, None)
 
-    def check_model(self, model_id: str, *, quick: bool = False) -> models.ModelCheck:
-        """How this provider's spec of a model differs from GMI's detail (see ``hooks.models``)."""
-        return models.check_model(self, model_id, quick=quick)
+    def check_model(self, model_id: str, *, quick: bool = False) -> ModelCheck:
+        """How this provider's spec of a model differs from GMI's detail (see ``hooks.model_check``)."""
+        return model_check.check_model(self, model_id, quick=quick)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key with free, read-only calls: list models, then each known model's detail."""
         try:
-            served = self.list_models()
-            known = models.known_models(self, served)
-            report = f"{served_models_report(self.settings.base_url, served)} {known}"
+            report = model_check.connection_report(self, self.list_models())
         except Exception as err:
             return False, str(err)
         self.log.info("%s", report)  # Airflow's CLI prints only "Connection success!", not the report

@@ -146,7 +146,7 @@ def test_a_wait_and_its_downloads_go_through_nginx(proxied, tmp_path):
         assert record.raw["payload"]["first_frame"] == image
 
     task = KlingDownloadVideoOperator(
-        task_id="download", destination=str(tmp_path / "out"), media_urls=event["media_urls"]
+        task_id="download", download_to=str(tmp_path / "out"), media_urls=event["media_urls"]
     )
     result = task.execute({"ti": FakeTI(), "run_id": "manual__2026-01-01T00:00:00+00:00"})
     [written] = result["files"]

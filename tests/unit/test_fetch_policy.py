@@ -244,7 +244,7 @@ def connect(monkeypatch: pytest.MonkeyPatch, simulator: Any, **extra: Any) -> No
 
 
 def download(tmp_path: Path, url: str) -> dict[str, Any]:
-    task = KlingDownloadVideoOperator(task_id="download", destination=str(tmp_path), media_urls=[url])
+    task = KlingDownloadVideoOperator(task_id="download", download_to=str(tmp_path), media_urls=[url])
     return task.execute({"ti": FakeTI(), "run_id": RUN_ID})
 
 

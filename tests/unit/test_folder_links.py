@@ -10,8 +10,8 @@ import pytest
 
 from airflow_provider_kling.api import KlingValidationError
 from airflow_provider_kling.api.images import prepare_first_frame
-from airflow_provider_kling.triggers.local_folder import LocalFolder, read_inside
 from airflow_provider_kling.triggers.storage import announced_image
+from airflow_provider_kling.triggers.storage.local_folder import LocalFolder, read_inside
 from tests.helpers import collect, make_png, names, started, watcher
 
 PNG = make_png(300, 300)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_kling.triggers.folder_listing import FolderLister
 from airflow_provider_kling.triggers.storage import NewImagesTrigger
+from airflow_provider_kling.triggers.storage.listing import FolderLister
 from tests.helpers import POLL, FakeStateStore, collect, make_png, names, started, watcher
 
 PNG = make_png(300, 300)
@@ -137,7 +137,7 @@ async def test_bad_files_are_refused_by_name_in_the_log_and_never_retried(tmp_pa
 
 
 async def test_an_image_over_the_size_limit_is_refused_without_reading_it(tmp_path, caplog, monkeypatch):
-    import airflow_provider_kling.triggers.storage as storage
+    import airflow_provider_kling.triggers.storage.new_images as storage
 
     monkeypatch.setattr(storage, "MAX_IMAGE_BYTES", 1000)
     await started(watcher(tmp_path))
@@ -285,7 +285,7 @@ def test_bad_arguments_are_refused_when_the_dag_is_parsed(tmp_path, options, fie
 
 
 def test_an_idle_local_folder_is_not_listed_again_and_a_changed_one_is_read_whole(tmp_path, monkeypatch):
-    import airflow_provider_kling.triggers.local_folder as local_folder
+    import airflow_provider_kling.triggers.storage.local_folder as local_folder
 
     def changed_seconds_ago(seconds: float) -> None:
         # Directory timestamps tick coarsely: a change just now proves nothing, so date it back.

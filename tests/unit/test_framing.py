@@ -24,7 +24,7 @@ from airflow_provider_kling.exceptions import (
     KlingTransportError,
 )
 from airflow_provider_kling.hooks.kling import KlingAsyncHook, KlingHook
-from airflow_provider_kling.submission import Submitter
+from airflow_provider_kling.tasks.submit_once import Submitter
 from airflow_provider_kling.transport import bounds
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from tests.helpers import connect, first_event

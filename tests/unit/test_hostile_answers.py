@@ -35,7 +35,7 @@ AIRFLOW_REFUSES_BAD_EXTRA = pytest.mark.skipif(
 
 
 def download(tmp_path: Path, urls: list[str]) -> dict[str, Any]:
-    task = KlingDownloadVideoOperator(task_id="download", destination=str(tmp_path), media_urls=urls)
+    task = KlingDownloadVideoOperator(task_id="download", download_to=str(tmp_path), media_urls=urls)
     return task.execute({"ti": FakeTI(), "run_id": RUN_ID})
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_kling.api import API_PREFIX
-from airflow_provider_kling.lineage import FACET_NAME, dataset_of
+from airflow_provider_kling.hooks.lineage import FACET_NAME, dataset_of
 from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.operators.submit import KlingSubmitOperator
@@ -190,7 +190,7 @@ def test_the_drop_folder_chain_links_each_image_to_its_video(
     wait = KlingStatusSensor(task_id="wait", request_id=request_id, deferrable=False, poke_interval=0.05)
     waited = wait.execute(context)
     download = KlingDownloadVideoOperator(
-        task_id="download", request_id=waited, destination=out, filename="red_shoe_{request_id}.mp4"
+        task_id="download", request_id=waited, download_to=out, download_filename="red_shoe_{request_id}.mp4"
     )
     written = download.execute(context)
 
@@ -260,7 +260,7 @@ except ImportError:  # Airflow < 3.2
     from airflow.models.dagbag import DagBag
 bag = DagBag({str(EXAMPLES)!r})
 assert not bag.import_errors, bag.import_errors
-import airflow_provider_kling.hooks.kling, airflow_provider_kling.lineage
+import airflow_provider_kling.hooks.kling, airflow_provider_kling.hooks.lineage
 print(json.dumps({{"dags": len(bag.dags), "tried": tried}}))
 """
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_kling import model_check
 from airflow_provider_kling.api import I2V_MODEL, T2V_MODEL, V3_I2V_MODEL
 from airflow_provider_kling.api.model_detail import Difference, ModelCheck
-from airflow_provider_kling.hooks import models
+from airflow_provider_kling.hooks import model_check
 from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.testing import Fault
@@ -46,7 +45,7 @@ def hook(kling_connection_env):
 @pytest.fixture
 def quick(monkeypatch):
     """A quick check gives up after half a second, so a hung endpoint costs the tests little."""
-    monkeypatch.setattr(models, "QUICK_TIMEOUT", 0.5)
+    monkeypatch.setattr(model_check, "QUICK_TIMEOUT", 0.5)
 
 
 # --- the hook's check ----------------------------------------------------------------------------
@@ -137,7 +136,7 @@ def test_test_connection_says_for_each_known_model_whether_it_is_served_and_matc
         "kling-3.0-turbo-i2v among them. The models this provider knows: kling-3.0-turbo-i2v DIFFERS "
         "from GMI's detail (resolution options); kling-3.0-turbo-t2v matches GMI's detail; "
         "kling-v3-image-to-video NOT served to this key. "
-        "`python -m airflow_provider_kling.model_check` says what differs."
+        "`python -m airflow_provider_kling.hooks.model_check` says what differs."
     )
     assert kling_simulator.count(DETAIL) == 2  # one per served model the provider knows
     assert kling_simulator.count("POST /requests") == 0
@@ -257,7 +256,7 @@ def test_the_command_runs_as_documented(kling_simulator):
     connection = {"conn_type": "kling", "host": kling_simulator.base_url, "password": kling_simulator.api_key}
     kling_simulator.configure(model_drift=NO_1080P)
     done = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_kling.model_check", I2V_MODEL],
+        [sys.executable, "-m", "airflow_provider_kling.hooks.model_check", I2V_MODEL],
         env={"AIRFLOW_CONN_KLING_DEFAULT": json.dumps(connection), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

@@ -160,7 +160,7 @@ def test_what_a_check_says_in_a_report_a_summary_and_a_warning():
         "Model kling-3.0-turbo-i2v on GMI differs from this provider's spec of it in 1 way: "
         "duration maximum: ours 15, GMI's 20. Payloads are still checked against the provider's spec"
     )
-    assert "python -m airflow_provider_kling.model_check" in check.warning()
+    assert "python -m airflow_provider_kling.hooks.model_check" in check.warning()
     missing = ModelCheck(I2V_MODEL, served=False)
     assert "does not exist (404)" in missing.report()
     unread = ModelCheck(I2V_MODEL, error="GMI answered HTTP 503")
@@ -171,5 +171,5 @@ def test_what_a_check_says_in_a_report_a_summary_and_a_warning():
     ) == (
         "The models this provider knows: kling-3.0-turbo-i2v DIFFERS from GMI's detail (duration maximum); "
         "kling-3.0-turbo-t2v NOT served to this key; kling-v3-image-to-video matches GMI's detail. "
-        "`python -m airflow_provider_kling.model_check` says what differs."
+        "`python -m airflow_provider_kling.hooks.model_check` says what differs."
     )

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from airflow_provider_kling.api import I2V_MODEL, MODEL_SPECS, ModelSpec, images, validation
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
-from airflow_provider_kling.model_check import forget_checks
+from airflow_provider_kling.hooks.model_check import forget_checks
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.operators.submit import KlingSubmitOperator
 from airflow_provider_kling.plugins import queries

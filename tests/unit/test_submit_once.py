@@ -23,7 +23,7 @@ from airflow_provider_kling.exceptions import (
 )
 from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
-from airflow_provider_kling.submission import STATE_KEY, Entry
+from airflow_provider_kling.tasks.submit_once import STATE_KEY, StoredSubmit
 from airflow_provider_kling.testing import Fault
 from tests.helpers import FakeStateStore, operator, submit, wait_for_status
 from tests.helpers import task_context as a_try
@@ -196,7 +196,7 @@ def test_a_cleared_task_with_the_same_inputs_reuses_its_video_by_default(
 ):
     store = FakeStateStore()
     first = operator(wait_for_completion=True).execute(a_try(store))
-    assert Entry.parse(store.data[STATE_KEY]).completed
+    assert StoredSubmit.parse(store.data[STATE_KEY]).completed
     again = operator(wait_for_completion=True).execute(a_try(store))
     assert again["request_id"] == first["request_id"]
     assert kling_simulator.count("POST /requests") == 1
@@ -231,7 +231,7 @@ def test_an_old_bare_id_entry_is_reused_only_when_the_echo_matches(kling_simulat
 def test_a_retry_after_a_worker_died_mid_submit_adopts_what_it_created(kling_simulator, kling_connection_env):
     store = FakeStateStore()
     sent = {**PAYLOAD, "prompt": "steam rises"}
-    store.data[STATE_KEY] = Entry(None, fingerprint(MODEL, sent), time.time() - 5).to_dict()
+    store.data[STATE_KEY] = StoredSubmit(None, fingerprint(MODEL, sent), time.time() - 5).to_dict()
     # What the dead worker's submit created, with exactly the payload this task sends.
     import requests
 
@@ -250,7 +250,7 @@ def test_a_retry_after_a_worker_died_mid_submit_adopts_what_it_created(kling_sim
 def test_a_retry_after_a_worker_died_before_gmi_got_the_submit_submits(kling_simulator, kling_connection_env):
     store = FakeStateStore()
     sent = {**PAYLOAD, "prompt": "steam rises"}
-    store.data[STATE_KEY] = Entry(None, fingerprint(MODEL, sent), time.time() - 5).to_dict()
+    store.data[STATE_KEY] = StoredSubmit(None, fingerprint(MODEL, sent), time.time() - 5).to_dict()
     request_id = operator(prompt="steam rises").execute(a_try(store))
     assert created(kling_simulator) == [request_id]
 

@@ -27,7 +27,7 @@ from airflow_provider_kling.transport.bounds import (
     download_seconds,
     read_answer,
 )
-from airflow_provider_kling.transport.errors import error_for_status, requests_errors
+from airflow_provider_kling.transport.failures import error_for_status, requests_errors
 from airflow_provider_kling.transport.fetch import MAX_REDIRECTS, FetchPolicy
 from airflow_provider_kling.transport.pinning import Pins, pinned_session
 
