@@ -311,7 +311,26 @@ def _maybe_sent(err: BaseException) -> bool:
 
 
 def _connection_problem(err: BaseException) -> str:
-    return f"connection failed ({type(err).__name__}: {str(err)[:300]})"
+    # The socket's own words ("[Errno 111] Connection refused") sit deep in the client's chain of
+    # wrappers, whose text differs from one urllib3 release to the next: say them first.
+    root = _socket_error(err)
+    detail = f"{type(root).__name__}: [Errno {root.errno}] {root.strerror}; " if root is not None else ""
+    return f"connection failed ({detail}{type(err).__name__}: {str(err)[:300]})"
+
+
+def _socket_error(err: BaseException) -> OSError | None:
+    """The first OSError with an errno in ``err``'s causes, urllib3's ``reason`` or its arguments."""
+    seen: set[int] = set()
+    todo: list[object] = [err]
+    while todo and len(seen) < 20:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, OSError) and item.errno is not None and item.strerror:
+            return item
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args[:1]]
+    return None
 
 
 def _short(text: str, limit: int = 300) -> str:

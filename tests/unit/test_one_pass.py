@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from airflow.sdk import Asset
-from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.execution_time.context import OutletEventAccessors
 from sqlalchemy.orm import Session
 
@@ -21,6 +20,7 @@ from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.operators.submit import KlingSubmitOperator
 from airflow_provider_kling.plugins import queries
 from devtools.seed import FakeRequest, insert
+from tests.compat import TaskDeferred
 
 ASSET = Asset("kling://videos/one-pass")
 # What the issue found: a 5.0-second payload passed the cap at $0.56 but was recorded at no price.
