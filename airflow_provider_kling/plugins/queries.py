@@ -20,6 +20,7 @@ from airflow.models.xcom import XComModel
 from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import aliased
 
+from airflow_provider_kling.api.review import REVIEW_KEY
 from airflow_provider_kling.history import REQUEST_KEY, STATUS_KEY
 
 if TYPE_CHECKING:
@@ -140,6 +141,8 @@ class Video:
             "media_urls": list(self.outcome.get("media_urls") or []),
             "thumbnail_url": self.outcome.get("thumbnail_url"),
             "uris": list(self.outcome.get("uris") or []),
+            # A reviewed take's review: its take number, decision, reviewer and notes.
+            "review": self.outcome.get("review"),
         }
 
 
@@ -220,23 +223,26 @@ def outcomes(session: Session, dag_runs: Iterable[int]) -> dict[tuple[int, str],
     How each request of these DAG runs ended, by ``(dag_run_id, request_id)``.
 
     Several tasks may report on one request (the sensor its status, a download task its copies):
-    the latest status wins and the copies add up.
+    the latest status wins and the copies add up. A reviewed take also gets its review.
     """
     merged: dict[tuple[int, str], dict[str, Any]] = {}
     ids = sorted(set(dag_runs))
     if not ids:
         return merged
     rows = session.execute(
-        select(XComModel.dag_run_id, XComModel.value)
-        .where(XComModel.key == STATUS_KEY, XComModel.dag_run_id.in_(ids))
+        select(XComModel.dag_run_id, XComModel.key, XComModel.value)
+        .where(XComModel.key.in_([STATUS_KEY, REVIEW_KEY]), XComModel.dag_run_id.in_(ids))
         .order_by(XComModel.timestamp)
     )
-    for dag_run_id, value in rows:
+    for dag_run_id, key, value in rows:
         record = decode(value)
         request_id = record.get("request_id")
         if not isinstance(request_id, str):
             continue
         known = merged.setdefault((dag_run_id, request_id), {"uris": [], "media_urls": []})
+        if key == REVIEW_KEY:
+            known["review"] = record
+            continue
         for key in ("status", "error", "thumbnail_url"):
             if record.get(key) is not None or key == "error":
                 known[key] = record.get(key)
