@@ -13,7 +13,7 @@ VENV := .venv
 FLOOR_VENV := .venv-floor
 BIN := $(VENV)/bin
 
-.PHONY: all venv demo test lint typecheck unit floor e2e browser services screenshots airflow-up airflow-down docs simulator bench bench-deployment bench-smoke clean
+.PHONY: all venv demo test lint typecheck unit integration simulator-test docs-test floor e2e browser services screenshots airflow-up airflow-down docs simulator bench bench-deployment bench-smoke clean
 .DEFAULT_GOAL := test
 
 $(UV):
@@ -40,7 +40,7 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
-test: lint typecheck unit floor e2e docs bench-smoke
+test: lint typecheck unit integration simulator-test docs-test floor e2e docs bench-smoke
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -49,14 +49,27 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-# tests/e2e starts a whole Airflow deployment (Airflow 3.3 only); `make e2e` runs it.
-unit: $(VENV)/.installed services
-	$(BIN)/python -m pytest -q --ignore=tests/e2e
+# One target per folder of tests/ (e2e below): unit runs each module against the simulator and
+# the raw server in tests/unit/hostile.py; integration runs real `airflow` processes and nginx
+# (make services); simulator-test checks the simulator itself; docs-test runs the commands and
+# snippets of the docs.
+unit: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/unit
 
-# The same suite on the oldest Airflow we claim to support. The docs' recipes (tests/docs) run
-# once, on the pinned Airflow they are written for: each starts Airflow commands, minutes in all.
+integration: $(VENV)/.installed services
+	$(BIN)/python -m pytest -q tests/integration
+
+simulator-test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/simulator
+
+docs-test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/docs
+
+# unit, integration and simulator-test again on the oldest Airflow we claim to support. The docs'
+# recipes (tests/docs) run once, on the pinned Airflow they are written for: each starts Airflow
+# commands, minutes in all.
 floor: $(FLOOR_VENV)/.installed services
-	$(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/docs
+	$(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/simulator
 
 # Debian's Chromium for the UI tests, driven by the pinned `playwright` package
 # (never `playwright install`: it downloads a browser build of its own).

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -104,12 +103,13 @@ def measure(size: Size) -> dict[str, Any]:
     stack = AirflowStack(
         home=home, dags_folder=BENCH / "dags", with_simulator=True, topology="celery", extra_env=env
     )
+    # Deleted with the cluster however the run ends: stop(), a signal, or the watchdog.
+    stack.record_cleanup(str(home))
     try:
         stack.start(timeout=900)
         return run_load(stack, size, ids_file)
     finally:
         stack.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def run_load(stack: AirflowStack, size: Size, ids_file: Path) -> dict[str, Any]:

@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Section, Target, cli, ratio, table
 
-from airflow_provider_kling.triggers.folder_cursor import FolderCursor, FolderWatch
-from airflow_provider_kling.triggers.folder_listing import FolderLister
-from airflow_provider_kling.triggers.storage import DEFAULT_PATTERNS, NewImagesTrigger
+from airflow_provider_kling.triggers.storage.cursor import FolderCursor, FolderWatch
+from airflow_provider_kling.triggers.storage.listing import FolderLister
+from airflow_provider_kling.triggers.storage.new_images import DEFAULT_PATTERNS, NewImagesTrigger
 
 FULL, SMOKE = 100_000, 2_000
 REPEATS = 5

@@ -16,15 +16,15 @@ each started in its own session (process group), the given DAGs folder, the simp
 with one admin whose password is known, and (for ``up``) the GMI simulator as ``kling_default``.
 Every port is a free one picked at start. The process groups are recorded in ``<home>/stack.json``
 so ``down`` can stop them from another process, and each component is stopped by its own process
-group: ``airflow standalone`` does not shut down cleanly, this does.
-
-It lives outside the package, in this repository's ``devtools/``, so no installed wheel carries it;
-run it from the repository's root.
+group: ``airflow standalone`` does not shut down cleanly, this does. Until ``stop()`` (or, for
+``up``, until it has started), the deployment ends with the process that started it (``arm()``).
+It is this repository's tool, not the wheel's: run it from the repository's root.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_kling.testing.readiness import wait_until
 from devtools.processes import alive, free_port, stop_all, stop_group
+from devtools.signals import StopOnSignals
 from devtools.topology import (
     CELERY_WORKERS,
     TOPOLOGIES,
@@ -49,8 +50,10 @@ from devtools.topology import (
     Services,
     component_argv,
     component_env,
+    local_env,
     workers_ready,
 )
+from devtools.watchdog import Watchdog
 
 BIN = Path(sys.executable).parent
 AIRFLOW = str(BIN / "airflow")
@@ -87,6 +90,9 @@ class AirflowStack:
     services: Services | None = field(default=None, init=False, repr=False)
     # Made once by start(): every component must share its Fernet key, secrets and ports.
     _airflow_env: dict[str, str] | None = field(default=None, init=False, repr=False)
+    # What stops the deployment when this process ends before stop() (see arm()).
+    _signals: StopOnSignals | None = field(default=None, init=False, repr=False)
+    _watchdog: Watchdog | None = field(default=None, init=False, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -108,61 +114,18 @@ class AirflowStack:
     # Setup
 
     def _environment(self) -> dict[str, str]:
-        from cryptography.fernet import Fernet
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        env.update(
-            {
-                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-                "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": "2",
-                # As in production: nothing runs until someone unpauses it (the tests do).
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(self.api_port),
-                "AIRFLOW__API__BASE_URL": self.base_url,
-                "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-                # Fast enough for tests on two cores, slow enough not to burn them.
-                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
-                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-                "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "120",
-                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-                # A killed triggerer's triggers move to a new one after this many seconds.
-                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
-                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                "KLING_EXAMPLE_OUT": str(self.home / "out"),
-                "KLING_BATCH_WORKDIR": str(self.home / "batch"),
-                # The drop-folder example watches this folder (its videos go to out/drop).
-                "KLING_DROP_FOLDER": str(self.home / "incoming"),
-                "KLING_DROP_POLL_SECONDS": "2",
-            }
-        )
+        env = local_env(self.home, self.dags_folder, self.api_port, ADMIN_USER)
         if self.services is not None:
             env.update(self.services.airflow_env())
         env.update(self.extra_env)
         return env
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> int:
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"{name}.log", "ab") as log:
+        deferred = self._signals.deferred() if self._signals else contextlib.nullcontext()
+        with open(self.log_dir / f"{name}.log", "ab") as log, deferred:
             proc = subprocess.Popen(
                 argv,
                 env=env,
@@ -172,17 +135,41 @@ class AirflowStack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop it and all its children at once
             )
-        self.pids[name] = proc.pid
+            self.pids[name] = proc.pid
+            if self._watchdog:
+                self._watchdog.track(name, proc.pid)
         self._save()
-        return proc.pid
+        return proc
+
+    def run_to_end(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+        """Run a set-up command (``initdb``, an ``airflow`` command) recorded as a group while it runs.
+
+        So a signal, ``stop()`` or the watchdog stops it with the rest: a migration left running
+        after its database is gone would outlive the deployment.
+        """
+        proc = self._spawn(name, argv, env, cwd)
+        # On an exception (a timeout, KeyboardInterrupt) it stays recorded, for stop() to stop.
+        code = proc.wait(timeout=600)
+        if name in self.pids:  # not if a signal's stop() came first
+            self._forget(name)
+        if code:
+            raise subprocess.CalledProcessError(code, argv)
+
+    def _forget(self, name: str) -> None:
+        pgid = self.pids.pop(name)
+        if self._watchdog:
+            self._watchdog.forget(pgid)
+        self._save()
 
     def spawn_service(self, name: str, argv: list[str], cwd: Path | None = None) -> int:
         """Start a non-Airflow process (Postgres, Redis) that ``stop()`` stops with the rest."""
-        return self._spawn(name, argv, dict(os.environ), cwd)
+        return self._spawn(name, argv, dict(os.environ), cwd).pid
 
     def record_cleanup(self, path: str) -> None:
         """A temporary folder for ``stop()`` (or ``down``) to delete."""
         self.cleanups.append(path)
+        if self._watchdog:
+            self._watchdog.cleanup(path)
         self._save()
 
     def _save(self) -> None:
@@ -198,43 +185,56 @@ class AirflowStack:
         }
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
+    def arm(self) -> None:
+        """Tie the deployment to this process before anything starts: SIGTERM, SIGINT or SIGHUP
+        stop it (:mod:`devtools.signals`), and so does this process's end without ``stop()``,
+        a SIGKILL included (:mod:`devtools.watchdog`), until :meth:`stop` or :meth:`detach`."""
+        if self._watchdog is None:
+            self._watchdog = Watchdog(str(self.home), self.log_dir / "watchdog.log")
+            for path in self.cleanups:
+                self._watchdog.cleanup(path)
+        if self._signals is None:
+            self._signals = StopOnSignals(self.stop, str(self.home))
+            self._signals.install()
+
+    def detach(self) -> None:
+        """Leave the deployment running after this process ends (``make airflow-up``; ``down`` stops it)."""
+        if self._signals:
+            self._signals.uninstall()
+        if self._watchdog:
+            self._watchdog.release()
+        self._signals = self._watchdog = None
+
+    def start_services(self) -> None:
+        """Postgres and Redis (celery topology) and the simulator (``with_simulator``), if any."""
+        if self.topology == "celery":
+            self.services = Services(self)
+            self.services.start(free_port(), free_port())
+        if self.with_simulator and not self.kling_base_url:
+            self._start_simulator()
+
     def start(self, timeout: float = 300.0) -> AirflowStack:
         """Migrate the database, start every component and return once all report healthy."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.api_port = self.api_port or free_port()
-        # The simple auth manager keeps this file's password for a configured user.
-        (self.home / "passwords.json").write_text(json.dumps({ADMIN_USER: self.password}) + "\n")
         if self.topology not in TOPOLOGIES:
             raise ValueError(f"Invalid topology: {self.topology!r}. Allowed: {', '.join(TOPOLOGIES)}.")
+        self.api_port = self.api_port or free_port()
+        self.arm()
+        # The simple auth manager keeps this file's password for a configured user.
+        (self.home / "passwords.json").write_text(json.dumps({ADMIN_USER: self.password}) + "\n")
         try:
-            if self.topology == "celery":
-                self.services = Services(self)
-                self.services.start(free_port(), free_port())
-            if self.with_simulator and not self.kling_base_url:
-                self._start_simulator()
-            self._airflow_env = self._environment()
-            self._run_airflow(["db", "migrate"], *self.prepare, *self._kling_connection())
+            self.start_services()
+            env = self._airflow_env = self._environment()
+            for command in (["db", "migrate"], *self.prepare, *self._kling_connection()):
+                self.run_to_end("airflow-command", [AIRFLOW, *command], env)
             for name in self.components:
                 self.start_component(name)
             self.wait_healthy(timeout)
-        except BaseException:
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt):  # an interrupt is no failure to explain
+                self.print_log_tails()  # before stop(), which may delete the home they are in
             self.stop()
-            self.print_log_tails()
             raise
         return self
-
-    def _run_airflow(self, *commands: list[str]) -> None:
-        with open(self.log_dir / "airflow-commands.log", "ab") as log:
-            for command in commands:
-                subprocess.run(
-                    [AIRFLOW, *command],
-                    env=self._airflow_env,
-                    cwd=self.home,
-                    check=True,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=600,
-                )
 
     def _kling_connection(self) -> list[list[str]]:
         """``kling_default`` as a stored connection, so Admin -> Connections shows and edits it."""
@@ -268,11 +268,12 @@ class AirflowStack:
         if self._airflow_env is None:
             raise RuntimeError("start() the stack before starting a component of it")
         env = component_env(name, self._airflow_env, free_port())
-        return self._spawn(name, component_argv(AIRFLOW, name), env)
+        return self._spawn(name, component_argv(AIRFLOW, name), env).pid
 
     def restart_component(self, name: str, sig: int = signal.SIGKILL) -> int:
         """Kill one component (by default without a chance to clean up) and start a new one."""
-        stop_group(self.pids.pop(name), sig=sig)
+        stop_group(self.pids[name], sig=sig)
+        self._forget(name)
         return self.start_component(name)
 
     def health(self) -> dict[str, Any] | None:
@@ -304,18 +305,15 @@ class AirflowStack:
         stop_all(self.pids, self.cleanups)
         if (self.home / STATE_FILE).exists():
             self._save()
+        self.detach()  # nothing is left to hand over
 
     # Auth
 
     def token(self) -> str:
         """A JWT for the admin user, for ``Authorization: Bearer``."""
         body = json.dumps({"username": ADMIN_USER, "password": self.password}).encode()
-        req = urllib.request.Request(
-            f"{self.base_url}/auth/token",
-            data=body,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
+        headers = {"Content-Type": "application/json"}
+        req = urllib.request.Request(f"{self.base_url}/auth/token", body, headers, method="POST")
         with urllib.request.urlopen(req, timeout=30) as resp:
             return str(json.loads(resp.read())["access_token"])
 
@@ -381,7 +379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(home)
     stack = AirflowStack(home=home, dags_folder=dags_folder, with_simulator=True, topology=args.topology)
     print(f"Starting Airflow in {home} (logs in {stack.log_dir}) ...")
-    stack.start()
+    try:
+        stack.start()  # a signal meanwhile stops what has started (see AirflowStack.arm)
+    except KeyboardInterrupt:
+        print("Interrupted: everything started so far is stopped.", file=sys.stderr)
+        return 128 + signal.SIGINT
+    stack.detach()  # it outlives this command by design: `make airflow-down` stops it
     print(
         f"Airflow is up at {stack.base_url}  (user {ADMIN_USER}, password {stack.password})\n"
         f"Topology: {stack.topology} ({', '.join(stack.components)})\n"

@@ -21,9 +21,20 @@ from pathlib import Path
 
 from devtools.topology import CELERY_WORKERS, TRIGGERERS
 
-#: Whoever feeds the others stops first; the databases last, Postgres with a fast shutdown
-#: (SIGTERM would wait for every client to disconnect).
-STOP_ORDER = ("scheduler", *CELERY_WORKERS, *TRIGGERERS, "dag-processor", "api-server", "simulator", "redis")
+#: Whoever feeds the others stops first (a set-up command still running, ``initdb`` or an
+#: ``airflow-command`` such as the migration, first of all); the databases last, Postgres with a
+#: fast shutdown (SIGTERM would wait for every client to disconnect).
+STOP_ORDER = (
+    "initdb",
+    "airflow-command",
+    "scheduler",
+    *CELERY_WORKERS,
+    *TRIGGERERS,
+    "dag-processor",
+    "api-server",
+    "simulator",
+    "redis",
+)
 STOP_SIGNALS = {"postgres": signal.SIGINT}
 
 
@@ -42,7 +53,9 @@ def alive(pgid: int) -> bool:
         return False
     except PermissionError:  # pragma: no cover - not ours any more
         return False
-    return True
+    # An exited member counts for killpg until its parent reaps it; one whose parent died (the
+    # watchdog's case) waits for init to. It runs nothing.
+    return any(state != "Z" for _, state in _members(pgid))
 
 
 def stop_group(pgid: int, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
@@ -54,26 +67,41 @@ def stop_group(pgid: int, timeout: float = 20.0, sig: int = signal.SIGTERM) -> N
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         _reap_until_gone(pgid, 10)
+    _reap(pgid)
 
 
 def _reap_until_gone(pgid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while alive(pgid) and time.monotonic() < deadline:
-        # Reap our own children so they do not linger as zombies (which still count as members).
-        with contextlib.suppress(ChildProcessError):
-            while os.waitpid(-pgid, os.WNOHANG)[0]:
-                pass
+    while time.monotonic() < deadline:
+        _reap(pgid)
+        if not alive(pgid):
+            return
         time.sleep(0.1)
 
 
+def _reap(pgid: int) -> None:
+    """Reap our own children of the group, so they do not linger as zombies."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-pgid, os.WNOHANG)[0]:
+            pass
+
+
 def stop_all(pids: dict[str, int], cleanups: list[str]) -> None:
-    """Stop the recorded process groups in :data:`STOP_ORDER` (Postgres last), then delete ``cleanups``."""
+    """Stop the recorded process groups in :data:`STOP_ORDER` (Postgres last), then delete ``cleanups``.
+
+    Each is forgotten only once stopped, and a call made while another runs (a signal's handler
+    interrupting a stop) finishes the job for both.
+    """
     for name in sorted(pids, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else len(STOP_ORDER)):
-        print(f"Stopping {name} (process group {pids[name]}) ...", file=sys.stderr)
-        stop_group(int(pids[name]), sig=STOP_SIGNALS.get(name, signal.SIGTERM))
-    pids.clear()
-    while cleanups:
-        remove_tree(cleanups.pop())
+        if (pgid := pids.get(name)) is None:
+            continue
+        print(f"Stopping {name} (process group {pgid}) ...", file=sys.stderr)
+        stop_group(int(pgid), sig=STOP_SIGNALS.get(name, signal.SIGTERM))
+        pids.pop(name, None)
+    for path in reversed(list(cleanups)):
+        remove_tree(path)
+        with contextlib.suppress(ValueError):
+            cleanups.remove(path)
 
 
 def remove_tree(path: str) -> None:
@@ -87,6 +115,11 @@ _TRIGGER_LOG = re.compile(r"\.log\.trigger\.(\d+)\.log$")
 
 def group_members(pgid: int) -> list[int]:
     """The processes of one process group."""
+    return [pid for pid, _ in _members(pgid)]
+
+
+def _members(pgid: int) -> list[tuple[int, str]]:
+    """Each process of the group with its state (``Z`` for one exited but not yet reaped)."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -97,7 +130,7 @@ def group_members(pgid: int) -> list[int]:
         except (OSError, IndexError):
             continue
         if int(fields[2]) == pgid:
-            members.append(int(entry.name))
+            members.append((int(entry.name), fields[0]))
     return members
 
 

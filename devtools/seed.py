@@ -1,8 +1,8 @@
-"""Kling task records in a metadata database, without running the tasks: for the view's tests and
+"""Kling videos ledger entries in a metadata database, without running the tasks: for the view's tests and
 benchmarks, or to see the Kling videos page full before a real batch has run.
 
 Rows are written as Airflow writes them (a DAG run, a task instance, the XComs of
-:mod:`airflow_provider_kling.history`), with one multi-row insert per table.
+:mod:`airflow_provider_kling.tasks.ledger`), with one multi-row insert per table.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kling.history import REQUEST_KEY, STATUS_KEY, RequestRecord, failure_record
+from airflow_provider_kling.tasks.ledger import REQUEST_KEY, STATUS_KEY, RequestEntry, failure_entry
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -30,7 +30,7 @@ class FakeRequest:
     :param task_id: the submitting task.
     :param map_index: its map index (``-1``: not mapped).
     :param state: the submitting task instance's state.
-    :param status: the outcome a task recorded (``None``: none yet); ``success`` gets a video.
+    :param status: the status a task's entry says (``None``: none yet); ``success`` gets a video.
     :param cost: the estimated cost recorded at submit.
     :param at: when it was submitted.
     :param uris: copies in the user's storage, recorded by a ``download`` task of the same run.
@@ -51,7 +51,7 @@ class FakeRequest:
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def request(self) -> dict[str, Any]:
-        return RequestRecord(
+        return RequestEntry(
             request_id=self.request_id,
             model="kling-3.0-turbo-i2v",
             prompt=self.prompt,
@@ -61,11 +61,11 @@ class FakeRequest:
             submitted_at=self.at.timestamp(),
         ).to_xcom()
 
-    def outcome(self) -> dict[str, Any] | None:
+    def status_entry(self) -> dict[str, Any] | None:
         if self.status is None:
             return None
         if self.status != "success":
-            return failure_record(self.request_id, self.status, self.error)
+            return failure_entry(self.request_id, self.status, self.error)
         url = f"https://media.example/{self.request_id}/sample_0.mp4"
         return {
             "request_id": self.request_id,
@@ -87,7 +87,7 @@ def create_metadata_tables(engine: Engine) -> None:
 
 
 def insert(session: Session, requests: Iterable[FakeRequest]) -> list[FakeRequest]:
-    """Write the requests' DAG runs, task instances and XCom records; returns them."""
+    """Write the requests' DAG runs, task instances and XCom entries; returns them."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
@@ -144,13 +144,13 @@ def insert(session: Session, requests: Iterable[FakeRequest]) -> list[FakeReques
             }
 
         xcom_rows.append(xcom(req.task_id, REQUEST_KEY, req.request(), req.at))
-        outcome = req.outcome()
-        if outcome is not None:
-            xcom_rows.append(xcom(req.task_id, STATUS_KEY, outcome, req.at + timedelta(seconds=30)))
+        status_entry = req.status_entry()
+        if status_entry is not None:
+            xcom_rows.append(xcom(req.task_id, STATUS_KEY, status_entry, req.at + timedelta(seconds=30)))
         if req.uris:
             download = f"{req.task_id}_download"
             stored = {
-                **(outcome or {}),
+                **(status_entry or {}),
                 "request_id": req.request_id,
                 "status": "success",
                 "uris": [*req.uris],

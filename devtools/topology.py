@@ -1,4 +1,5 @@
-"""The production topology for :mod:`devtools.deployment`: Postgres, Redis, Celery.
+"""The topologies of :mod:`devtools.deployment`: the local one's settings, and the production one:
+Postgres, Redis, Celery.
 
 As Airflow's official docker-compose runs it: a Postgres metadata database, the CeleryExecutor
 with a Redis broker and the Postgres result backend, two Celery workers and two triggerers.
@@ -14,8 +15,9 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import secrets
 import shutil
-import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,62 @@ def server_binary(name: str) -> str:
             f"{name} is missing: run `make services` (apt-get install postgresql redis-server)"
         )
     return found
+
+
+def local_env(home: Path, dags_folder: Path, api_port: int, admin: str) -> dict[str, str]:
+    """Every component's environment in the local topology (SQLite, LocalExecutor), which the
+    celery one starts from: one home, one Fernet key and set of secrets, loopback ports."""
+    from cryptography.fernet import Fernet
+
+    from devtools.processes import free_port  # which imports this module
+
+    base_url = f"http://127.0.0.1:{api_port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            # As in production: nothing runs until someone unpauses it (the tests do).
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{admin}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__BASE_URL": base_url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            # Fast enough for tests on two cores, slow enough not to burn them.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "120",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            # A killed triggerer's triggers move to a new one after this many seconds.
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "KLING_EXAMPLE_OUT": str(home / "out"),
+            "KLING_BATCH_WORKDIR": str(home / "batch"),
+            # The drop-folder example watches this folder (its videos go to out/drop).
+            "KLING_DROP_FOLDER": str(home / "incoming"),
+            "KLING_DROP_POLL_SECONDS": "2",
+        }
+    )
+    return env
 
 
 def component_argv(airflow: str, name: str) -> list[str]:
@@ -139,26 +197,9 @@ class Services:
             user = pwd.getpwnam(UNPRIVILEGED_USER)
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
             self._owner = ["runuser", "-u", UNPRIVILEGED_USER, "--"]
-        with open(self.stack.log_dir / "initdb.log", "ab") as log:
-            subprocess.run(
-                [
-                    *self._owner,
-                    server_binary("initdb"),
-                    "-D",
-                    str(self.data_dir / "data"),
-                    "-U",
-                    DATABASE,
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ],
-                check=True,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=300,
-                cwd=self.data_dir,
-            )
+        initdb = [server_binary("initdb"), "-D", str(self.data_dir / "data"), "-U", DATABASE]
+        initdb += ["--auth=trust", "-E", "UTF8", "--no-sync"]
+        self.stack.run_to_end("initdb", [*self._owner, *initdb], dict(os.environ), cwd=self.data_dir)
         self.stack.spawn_service(
             "postgres",
             [

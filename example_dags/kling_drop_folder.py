@@ -105,7 +105,7 @@ with DAG(
         request_id=submit.output
     )
 
-    download = KlingDownloadVideoOperator.partial(task_id="download", destination=OUT).expand_kwargs(
+    download = KlingDownloadVideoOperator.partial(task_id="download", download_to=OUT).expand_kwargs(
         wait.output.zip(images).map(download_arguments)
     )
 

@@ -60,5 +60,5 @@ with DAG(
 
     # 4. One download per video, named after its source image: red_shoe.jpg -> red_shoe.mp4.
     KlingDownloadVideoOperator.partial(
-        task_id="download", destination=OUT, filename="{image}.mp4", retries=3
+        task_id="download", download_to=OUT, download_filename="{image}.mp4", retries=3
     ).expand(request_id=wait.output)

@@ -51,6 +51,6 @@ with DAG(
     KlingDownloadVideoOperator(
         task_id="download",
         request_id=wait.output,
-        destination=OUT_DIR,
-        filename="{request_id}.mp4",
+        download_to=OUT_DIR,
+        download_filename="{request_id}.mp4",
     )

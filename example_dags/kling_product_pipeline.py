@@ -85,7 +85,7 @@ with DAG(
 
     KlingDownloadVideoOperator.partial(
         task_id="download",
-        destination=OUT,
+        download_to=OUT,
         request_info={"prompt": PROMPT, "duration": DURATION, "resolution": RESOLUTION},
         outlets=[PRODUCT_VIDEOS],
         retries=3,

@@ -56,7 +56,7 @@ from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
 from sqlalchemy import select
 
-from airflow_provider_kling.history import REQUEST_KEY
+from airflow_provider_kling.tasks.ledger import REQUEST_KEY
 
 with create_session() as session:
     record = session.scalars(

@@ -7,4 +7,10 @@ try:
 except ImportError:  # Airflow < 3.2
     from airflow.exceptions import AirflowSkipException, TaskDeferred  # type: ignore[no-redef]
 
-__all__ = ["AirflowSkipException", "TaskDeferred"]
+from airflow import __version__ as _airflow_version
+from packaging.version import Version
+
+#: Whether this is Airflow 3.2 or newer: some of the CLI's behaviour a test checks changed there.
+AIRFLOW_V_3_2_PLUS = Version(Version(_airflow_version).base_version) >= Version("3.2.0")
+
+__all__ = ["AIRFLOW_V_3_2_PLUS", "AirflowSkipException", "TaskDeferred"]

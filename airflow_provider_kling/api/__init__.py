@@ -35,8 +35,10 @@ from airflow_provider_kling.api.models import (
 from airflow_provider_kling.api.polling import DEFAULT_SCHEDULE, PollSchedule
 from airflow_provider_kling.api.records import (
     FAILED_STATUSES,
+    GMI_STATUSES,
     RUNNING_STATUSES,
     SUCCESS_STATUS,
+    TERMINAL_STATUSES,
     KlingRequest,
     Verdict,
 )
@@ -67,6 +69,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_SCHEDULE",
     "FAILED_STATUSES",
+    "GMI_STATUSES",
     "I2V_MODEL",
     "MAX_ASPECT_RATIO",
     "MAX_DURATION",
@@ -80,6 +83,7 @@ __all__ = [
     "RUNNING_STATUSES",
     "SUCCESS_STATUS",
     "T2V_MODEL",
+    "TERMINAL_STATUSES",
     "V3_I2V_MODEL",
     "ConnectionSettings",
     "KlingAPIError",

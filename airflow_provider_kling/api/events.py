@@ -1,20 +1,26 @@
 """The one shape a finished wait takes, and the one wording of each way a wait can end.
 
 Every wait (the trigger, the operator's own wait, the sensor in poke or reschedule mode) ends in a
-:class:`KlingEvent`; :mod:`airflow_provider_kling.events` turns it into the task's result or its
+:class:`KlingEvent`; :mod:`airflow_provider_kling.tasks.results` turns it into the task's result or its
 exception. The event is JSON-safe, since the triggerer sends it to the scheduler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+from airflow_provider_kling.api.records import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from airflow_provider_kling.api.records import KlingRequest
 
+#: How a wait ends without GMI's verdict: its deadline passed, or it could not go on.
+WAIT_END_STATUSES = frozenset({"timeout", "error"})
+#: Every way a wait ends: one of GMI's final statuses, or one of the wait's own.
+EVENT_STATUSES = TERMINAL_STATUSES | WAIT_END_STATUSES
+# The same set spelled for the type checker; tests/unit/test_architecture.py checks they agree.
 EventStatus = Literal["success", "failed", "cancelled", "timeout", "error"]
-EVENT_STATUSES: frozenset[str] = frozenset(get_args(EventStatus))
 
 #: Logged with the request id when a task is killed but its request runs on.
 STILL_BILLING = (

@@ -225,11 +225,14 @@ class FirstFrame:
     :param data: the URL as given, or the image's raw base64 (kept out of ``repr``).
     :param description: a loggable line (type, pixel size, bytes and a short hash, or the URL).
     :param name: the image's file name without its suffix (see :func:`image_stem`).
+    :param source: where it was read from, as given (a URL, a path or an object such as an
+        ``ObjectStoragePath``), for lineage; ``None`` for an inline image.
     """
 
     data: str = field(repr=False)
     description: str
     name: str | None
+    source: Any = None
 
 
 def read_first_frame(value: Any, *, field_name: str = "first_frame") -> FirstFrame:
@@ -254,7 +257,7 @@ def read_first_frame(value: Any, *, field_name: str = "first_frame") -> FirstFra
         kind = classify_first_frame(value, field_name=field_name)
         name = _stem(value, kind)
         if kind == "url":
-            return FirstFrame(value.strip(), f"URL {value.strip()}", name)
+            return FirstFrame(value.strip(), f"URL {value.strip()}", name, value.strip())
         if kind in ("base64", "data_uri"):
             image = decode_base64_image(value, field_name=field_name)
             return FirstFrame(image.b64, image.describe(), name)
@@ -263,7 +266,7 @@ def read_first_frame(value: Any, *, field_name: str = "first_frame") -> FirstFra
         value = Path(value)
     if hasattr(value, "read_bytes"):
         image = _read_image(value, field_name)
-        return FirstFrame(image.b64, f"{image.describe()} from {value}", _stem(value, "path"))
+        return FirstFrame(image.b64, f"{image.describe()} from {value}", _stem(value, "path"), value)
     raise KlingValidationError(field_name, f"a {type(value).__name__} is not supported", _FIRST_FRAME_ALLOWED)
 
 

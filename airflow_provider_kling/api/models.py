@@ -15,7 +15,10 @@ from airflow_provider_kling.api.errors import KlingValidationError
 from airflow_provider_kling.api.images import FirstFrame, classify_first_frame, image_stem, read_first_frame
 from airflow_provider_kling.api.validation import (
     I2V_MODEL,
+    MAX_DURATION,
     MAX_PROMPT_CHARS,
+    MIN_DURATION,
+    RESOLUTIONS,
     closest,
     estimate_cost,
     validate_duration,
@@ -80,6 +83,35 @@ def _sound(value: Any, name: str) -> tuple[Any, FirstFrame | None]:
 
 
 @dataclass(frozen=True)
+class FieldRule:
+    """
+    What a check allows, as data, so it can be compared with GMI's model detail
+    (:mod:`~airflow_provider_kling.api.model_detail`); ``None`` where the check states nothing.
+
+    :param options: the values sent, as GMI lists them.
+    :param minimum: the lowest number allowed.
+    :param maximum: the highest number allowed.
+    """
+
+    options: tuple[str, ...] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+#: Each check's allowed values as data; a check not named here (text, images) states none.
+RULES: Mapping[Check, FieldRule] = {
+    _resolution: FieldRule(options=RESOLUTIONS),
+    _duration: FieldRule(
+        options=tuple(str(n) for n in range(MIN_DURATION, MAX_DURATION + 1)),
+        minimum=MIN_DURATION,
+        maximum=MAX_DURATION,
+    ),
+    _aspect_ratio: FieldRule(options=ASPECT_RATIOS),
+    _sound: FieldRule(options=SOUND_OPTIONS),
+}
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """
     The payload one model takes.
@@ -114,6 +146,10 @@ class ModelSpec:
             self.fields[name](value, name)
         elif isinstance(value, str):
             classify_first_frame(value, field_name=name)
+
+    def rule(self, name: str) -> FieldRule:
+        """What the check of field ``name`` allows, as data."""
+        return RULES.get(self.fields[name], FieldRule())
 
 
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -163,6 +199,8 @@ class PreparedPayload:
     :param images: a loggable description of each image field, by field name.
     :param image: the source image's name without its suffix (``red`` for ``shoes/red.jpg``),
         for ``{image}`` in a video's file name; ``None`` for an inline image or none.
+    :param image_source: where that image was read from (URL, path or object), for lineage;
+        ``None`` for an inline image or none.
 
     ``summary`` (prompt, duration and resolution as sent, never an image) and
     ``estimated_cost_usd`` are derived from ``payload`` when the value is made, so the cost
@@ -174,6 +212,7 @@ class PreparedPayload:
     validated: bool
     images: dict[str, str] = field(default_factory=dict)
     image: str | None = None
+    image_source: Any = field(default=None, repr=False)
     summary: dict[str, Any] = field(init=False)
     estimated_cost_usd: float | None = field(init=False)
 
@@ -255,6 +294,7 @@ def prepare_payload(model: Any, payload: Any, *, spec: ModelSpec | None = None) 
         images={name: frame.description for name, frame in frames.items()},
         # The first image (the first frame, not a tail frame) names the video.
         image=next(iter(frames.values())).name if frames else None,
+        image_source=next(iter(frames.values())).source if frames else None,
     )
 
 

@@ -10,9 +10,18 @@ from typing import Any, Literal
 from airflow_provider_kling.api.errors import KlingAPIError, KlingValidationError
 from airflow_provider_kling.api.validation import validate_request_id
 
+# GMI's statuses, the one list of them (as its SDK names them); every other set of statuses in the
+# package, the simulator's too, is made from these.
+#: A request GMI has not finished.
 RUNNING_STATUSES = frozenset({"created", "queued", "dispatched", "processing"})
+#: A request that gave its videos.
 SUCCESS_STATUS = "success"
+#: A request that ended without videos.
 FAILED_STATUSES = frozenset({"failed", "cancelled"})
+#: GMI's final statuses.
+TERMINAL_STATUSES = FAILED_STATUSES | {SUCCESS_STATUS}
+#: Every status GMI is known to answer with.
+GMI_STATUSES = RUNNING_STATUSES | TERMINAL_STATUSES
 
 Verdict = Literal["running", "success", "failed"]
 
@@ -35,7 +44,7 @@ def classify_status(status: str) -> Verdict:
 def is_known_status(status: str) -> bool:
     """Whether GMI's SDK lists this status; an unknown one is logged, and treated as running."""
     normalized = status.strip().lower()
-    return normalized in RUNNING_STATUSES or normalized in FAILED_STATUSES or normalized == SUCCESS_STATUS
+    return normalized in GMI_STATUSES
 
 
 @dataclass(frozen=True)

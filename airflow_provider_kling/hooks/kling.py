@@ -9,27 +9,29 @@ import warnings
 from collections.abc import Collection, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 
 from airflow_provider_kling import __version__, exceptions
 from airflow_provider_kling.api import ConnectionSettings, KlingRequest, connection_settings, validate_model
 from airflow_provider_kling.api.body import JsonBody
-from airflow_provider_kling.api.models import served_models_report
 from airflow_provider_kling.api.ownership import ClockReading
 from airflow_provider_kling.api.redaction import log_masks, redacted_errors
 from airflow_provider_kling.api.validation import validate_number, validate_whole
 from airflow_provider_kling.exceptions import KlingAPIError
-from airflow_provider_kling.hooks import forms
+from airflow_provider_kling.hooks import forms, lineage, model_check
 from airflow_provider_kling.transport.bounds import asend, bounded_session, send
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
-from airflow_provider_kling.transport.errors import list_field, parse_answer, raise_for_submit
+from airflow_provider_kling.transport.failures import list_field, parse_answer, raise_for_submit
 from airflow_provider_kling.transport.retries import retrying_arguments
-from airflow_provider_kling.transport.storage import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
+from airflow_provider_kling.transport.writers import DEFAULT_CONTENT_TYPES, DownloadResult, stream_download
 
 if TYPE_CHECKING:
     import requests
     from airflow.sdk import Connection, ObjectStoragePath
+
+    from airflow_provider_kling.api.model_detail import ModelCheck
 
 USER_AGENT = f"airflow-provider-kling/{__version__}"
 # Seconds to open a TCP/TLS connection, apart from the read timeout: a dead host fails fast.
@@ -165,7 +167,7 @@ class KlingHook(_KlingHookBase):
 
         :raises KlingSubmitOutcomeUnknown: GMI may have created the request: the answer was
             lost or too slow, any 5xx (a 503 naming a request sets ``request_id``), or a 2xx
-            that cannot be read. :class:`~airflow_provider_kling.submission.Submitter`
+            that cannot be read. :class:`~airflow_provider_kling.tasks.submit_once.Submitter`
             reconciles it with GMI's records.
         :raises KlingSubmitRejected: a permanent refusal (400, 401, 402, 403, 404, a redirect):
             fails the task without retries.
@@ -187,11 +189,7 @@ class KlingHook(_KlingHookBase):
             raise_for_submit(err, model=model, started_at=started)
 
     def submit_request(self, model: str, payload: Mapping[str, Any]) -> str:
-        """
-        Submit one request and return its id.
-
-        Deprecated: a second name for one call; use ``submit(model, payload).request_id``.
-        """
+        """Submit one request and return its id. Deprecated: use ``submit(model, payload).request_id``."""
         warnings.warn(
             "KlingHook.submit_request is deprecated; use KlingHook.submit(model, payload).request_id",
             DeprecationWarning,
@@ -227,10 +225,14 @@ class KlingHook(_KlingHookBase):
             return self._cancel_outcome(request_id, err)
         return self._cancel_outcome(request_id, None)
 
+    def check_model(self, model_id: str, *, quick: bool = False) -> ModelCheck:
+        """How this provider's spec of a model differs from GMI's detail (see ``hooks.model_check``)."""
+        return model_check.check_model(self, model_id, quick=quick)
+
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key with a read-only call that costs nothing (list models)."""
+        """Check the key with free, read-only calls: list models, then each known model's detail."""
         try:
-            report = served_models_report(self.settings.base_url, self.list_models())
+            report = model_check.connection_report(self, self.list_models())
         except Exception as err:
             return False, str(err)
         self.log.info("%s", report)  # Airflow's CLI prints only "Connection success!", not the report
@@ -278,6 +280,7 @@ class KlingHook(_KlingHookBase):
         self.log.info(
             "Downloaded %s to %s (%d bytes, sha256 %s)", url, result.uri, result.size, result.sha256
         )
+        lineage.report_written(self, result.uri)
         return result
 
     def _call(
@@ -390,8 +393,6 @@ class KlingAsyncHook(_KlingHookBase):
 
 
 def _request_path(request_id: str) -> str:
-    from urllib.parse import quote
-
     return f"/requests/{quote(request_id, safe='')}"
 
 

@@ -1,0 +1,1 @@
+"""Operators: the i2v and any-model submit, the download and the batch budget."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow_provider_kling.api import I2V_MODEL, MODEL_SPECS, ModelSpec, validate_model
 from airflow_provider_kling.operators.submit import KlingSubmitOperator, is_template
-from airflow_provider_kling.submission import STATE_KEY
+from airflow_provider_kling.tasks.submit_once import STATE_KEY
 
 # The model's own rules, with the resolution and duration this operator always sends (its
 # arguments default to them): a template rendering to None there is a mistake, not GMI's default.
@@ -41,7 +41,7 @@ class KlingI2VOperator(KlingSubmitOperator):
     and means the same here: ``kling_conn_id``, ``max_cost_usd``, ``wait_for_completion``,
     ``deferrable``, ``poll_interval``, ``timeout``, ``max_poll_failures``,
     ``durable``, ``reuse_succeeded``, ``cancel_on_kill``, ``download_to``, ``download_filename``,
-    ``download_conn_id`` and ``max_download_bytes``.
+    ``download_conn_id`` and ``download_max_bytes``.
 
     :return: the request id, or with ``wait_for_completion`` the dict
         ``{"request_id", "status", "media_urls", "outcome", "estimated_cost_usd"}`` (and

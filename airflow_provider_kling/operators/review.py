@@ -31,9 +31,9 @@ from airflow_provider_kling.api.review import (
     why_not_approved,
 )
 from airflow_provider_kling.exceptions import AirflowSkipException
-from airflow_provider_kling.history import COST_KEY, REQUEST_KEY, RequestRecord
 from airflow_provider_kling.operators.kling import KlingI2VOperator
-from airflow_provider_kling.outputs import set_asset_extras
+from airflow_provider_kling.tasks.ledger import COST_KEY, REQUEST_KEY, RequestEntry
+from airflow_provider_kling.tasks.outputs import set_asset_extras
 
 try:
     from airflow.providers.standard.operators.hitl import HITLOperator
@@ -208,7 +208,7 @@ class KlingReviewOperator(HITLOperator):
         """The Markdown the reviewer reads: the take's video, image, prompt, number and cost so far."""
         ti = context["ti"]
         result = _pull(context, self.take_task_id) or {}
-        request = RequestRecord.from_xcom(_pull(context, self.take_task_id, REQUEST_KEY))
+        request = RequestEntry.from_xcom(_pull(context, self.take_task_id, REQUEST_KEY))
         earlier = [_pull(context, t, COST_KEY) for t in self.take_task_ids[: self.take]]
         spent = sum(c for c in earlier if isinstance(c, int | float) and not isinstance(c, bool))
         request_id = result.get("request_id") or (request.request_id if request else "")
@@ -284,7 +284,7 @@ class KlingApprovedOperator(BaseOperator):
             raise AirflowSkipException(f"No approved take: {reason}")
         take_task = self.take_task_ids[int(approved["take"]) - 1]
         result = dict(_pull(context, take_task) or {})
-        request = RequestRecord.from_xcom(_pull(context, take_task, REQUEST_KEY))
+        request = RequestEntry.from_xcom(_pull(context, take_task, REQUEST_KEY))
         review = {"take": approved["take"], "reviewer": approved["reviewer"], "notes_history": history}
         result.update(review)
         ti.xcom_push(key=OUTCOME_KEY, value={"approved": True, **review})

@@ -26,17 +26,22 @@ from airflow_provider_kling.api.events import event_from_record
 from airflow_provider_kling.api.polling import submitted_at
 from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.exceptions import KlingCostLimitExceeded
-from airflow_provider_kling.history import COST_KEY, REQUEST_KEY, RequestRecord
+from airflow_provider_kling.hooks.lineage import report_read
+from airflow_provider_kling.hooks.model_check import warn_if_model_differs
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
-from airflow_provider_kling.outputs import set_asset_extras
-from airflow_provider_kling.submission import STATE_KEY, Submitter
-from airflow_provider_kling.tasks import (
+from airflow_provider_kling.tasks.ledger import COST_KEY, REQUEST_KEY, RequestEntry
+from airflow_provider_kling.tasks.mixin import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
+    NOT_GIVEN,
+    WAITING_TASK_RENAMES,
     DownloadSpec,
     KlingTaskMixin,
     default_deferrable,
+    download_arguments,
 )
+from airflow_provider_kling.tasks.outputs import set_asset_extras
+from airflow_provider_kling.tasks.submit_once import STATE_KEY, Submitter
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -114,7 +119,8 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         its suffix, are filled in). Default ``{{ run_id }}/{request_id}_{index}.mp4``. Names
         are sanitised so none escapes the folder.
     :param download_conn_id: the Airflow connection of the object store, if it needs one.
-    :param max_download_bytes: refuse a larger video. Default 2 GiB.
+    :param download_max_bytes: refuse a larger video. Default 2 GiB.
+    :param max_download_bytes: deprecated name of ``download_max_bytes`` (a ``DeprecationWarning``).
     """
 
     template_fields: Sequence[str] = ("model", "payload", "download_to", "download_filename")
@@ -145,11 +151,22 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         download_to: Any = None,
         download_filename: str | None = None,
         download_conn_id: str | None = None,
-        max_download_bytes: int | None = DEFAULT_MAX_BYTES,
+        download_max_bytes: int | None = DEFAULT_MAX_BYTES,
+        max_download_bytes: int | None = NOT_GIVEN,
         **kwargs: Any,
     ) -> None:
+        download = download_arguments(
+            type(self).__name__,
+            {"max_download_bytes": max_download_bytes},
+            WAITING_TASK_RENAMES,
+            download_to=download_to,
+            download_filename=download_filename,
+            download_conn_id=download_conn_id,
+            download_max_bytes=download_max_bytes,
+        )
         super().__init__(**kwargs)
-        self._request: RequestRecord | None = None
+        self._request: RequestEntry | None = None
+        self._prepared: PreparedPayload | None = None
         self._inline: dict[tuple[str, str | None], Any] = {}
         self.model = model
         self.payload = payload
@@ -173,11 +190,11 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         self.durable = durable
         self.reuse_succeeded = reuse_succeeded
         self.cancel_on_kill = cancel_on_kill
-        self.download_to = download_to
-        self.download_filename = download_filename
-        self.download_conn_id = download_conn_id
-        self.max_download_bytes = validate_byte_cap(max_download_bytes, "max_download_bytes")
-        if download_to is not None and not wait_for_completion:
+        self.download_to = download["download_to"]
+        self.download_filename = download["download_filename"]
+        self.download_conn_id = download["download_conn_id"]
+        self.download_max_bytes = validate_byte_cap(download["download_max_bytes"], "download_max_bytes")
+        if self.download_to is not None and not wait_for_completion:
             raise ValueError("download_to needs wait_for_completion=True: there is no video before then")
         self.hide_inline_images()
 
@@ -234,26 +251,29 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         return prepare_payload(self.model, self.build_payload(), spec=self.payload_spec())
 
     def source_image(self, context: Context, request_id: str) -> str | None:
-        """The name of the image this task submitted, from its record."""
+        """The name of the image this task submitted, from its request entry."""
         request = self.submitted(context)
         return request.image if request else None
 
     def asset_extra(self, result: KlingResult) -> Mapping[str, Any]:
-        # Called from finish(), after submitted() fetched the record.
+        # Called from finish(), after submitted() read the request entry.
         return self._request.asset_extra() if self._request else {"request_id": result["request_id"]}
 
     def download_spec(self) -> DownloadSpec | None:
         if self.download_to is None:
             return None
         return DownloadSpec(
-            self.download_to, self.download_filename, self.download_conn_id, self.max_download_bytes
+            self.download_to, self.download_filename, self.download_conn_id, self.download_max_bytes
         )
 
     # --- running -----------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
         ti = context["ti"]
+        warn_if_model_differs(self.hook, self.model, self.log)
         prepared = self.prepare()
+        self._prepared = prepared
+        report_read(self.hook, prepared.image_source)
         if not prepared.validated:
             self.log.info(
                 "Model %s has no payload spec in this provider: the payload is sent as given, not validated",
@@ -263,7 +283,7 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         ti.xcom_push(key=COST_KEY, value=prepared.estimated_cost_usd)
         submitter = self.submitter(context)
         answer = submitter.request(prepared.model, prepared.payload, prepared.log_line())
-        self._request = RequestRecord.of(
+        self._request = RequestEntry.of(
             prepared, answer.request_id, submitted_at(answer.created_at, time.time())
         )
         ti.xcom_push(key="request_id", value=answer.request_id)
@@ -309,16 +329,16 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
         self.submitter(context).completed()
         return finished
 
-    def submitted(self, context: Context) -> RequestRecord | None:
+    def submitted(self, context: Context) -> RequestEntry | None:
         """
-        The record of this task's request: the one ``execute`` made, or, in a task resumed from
+        The request entry of this task's request: the one ``execute`` made, or, in a task resumed from
         the triggerer (a new operator object), the one it pushed to XCom before deferring.
         ``None`` only if that XCom is gone: the video is still returned, without its price.
         """
         if self._request is None:
             ti = context["ti"]
             pulled = ti.xcom_pull(task_ids=self.task_id, key=REQUEST_KEY, map_indexes=ti.map_index)
-            self._request = RequestRecord.from_xcom(pulled)
+            self._request = RequestEntry.from_xcom(pulled)
         if self._request is None:
             self.log.warning(
                 "No %s XCom of this task: the result and asset events have no price", REQUEST_KEY
@@ -341,6 +361,27 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
 
     def on_kill(self) -> None:
         self.kill_request(self._request.request_id if self._request else None)
+
+    # --- lineage (KlingTaskMixin.get_openlineage_facets_on_complete) -------------------------
+
+    lineage_reads = "image"
+
+    def lineage_image(self) -> tuple[Any, str | None]:
+        prepared = self._prepared
+        if prepared is not None:  # read once, in this process's pass
+            source = prepared.image_source
+            inline = None if source is not None else next(iter(prepared.images.values()), None)
+            return source, inline and f"inline {inline}"
+        # A try resumed from the triggerer is a new operator object, which never prepared.
+        from airflow_provider_kling.hooks.lineage import image_of
+
+        payload = self.build_payload()
+        return image_of(
+            payload.get("first_frame", payload.get("image")) if isinstance(payload, dict) else None
+        )
+
+    def lineage_request_id(self) -> str | None:
+        return self._request.request_id if self._request else None
 
 
 __all__ = ["STATE_KEY", "KlingSubmitOperator"]

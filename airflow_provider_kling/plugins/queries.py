@@ -1,9 +1,11 @@
-"""The Kling videos view's data: the tasks' records (:mod:`airflow_provider_kling.history`) from the
-metadata database, joined to their task instances, filtered, paged and added up.
+"""The Kling videos view's data: the ledger's entries, read from the metadata database and paged.
+
+The entries (:mod:`airflow_provider_kling.tasks.ledger`) are joined to their task instances,
+filtered, paged and added up.
 
 Filtering, ordering, counting and paging run in the database on indexed columns (the XCom key,
-the task instance, the record's time), so a page costs the same with 10,000 requests as with 10;
-only the page's own records, and the range's costs for the totals, are decoded here.
+the task instance, the entry's time), so a page costs the same with 10,000 requests as with 10;
+only the page's own entries, and the range's costs for the totals, are decoded here.
 """
 
 from __future__ import annotations
@@ -20,17 +22,24 @@ from airflow.models.xcom import XComModel
 from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import aliased
 
+from airflow_provider_kling.api.events import EVENT_STATUSES, WAIT_END_STATUSES
+from airflow_provider_kling.api.records import FAILED_STATUSES
 from airflow_provider_kling.api.review import REVIEW_KEY
-from airflow_provider_kling.history import REQUEST_KEY, STATUS_KEY
+from airflow_provider_kling.tasks.ledger import REQUEST_KEY, STATUS_KEY
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 #: The largest page a client may ask for.
 MAX_PAGE = 200
+#: What a card says before a task saw the request end, from the submitting task instance.
+PENDING_STATUSES = frozenset({"running", "submitted"})
+#: Every status a card shows and the filter offers (``static/index.html`` keeps a copy, checked by
+#: tests/unit/test_ui_app.py).
+VIEW_STATUSES = EVENT_STATUSES | PENDING_STATUSES
 #: Statuses the totals count as failed; GMI's ``cancelled`` is counted apart.
-FAILED_STATUSES = frozenset({"failed", "error", "timeout"})
-# Task instance states that say how a request without a recorded outcome stands.
+COUNTED_AS_FAILED = (FAILED_STATUSES - {"cancelled"}) | WAIT_END_STATUSES
+# Task instance states that say how a request without a status entry stands.
 _FAILED_STATES = frozenset({"failed", "upstream_failed"})
 _ACTIVE_STATES = frozenset({"running", "deferred", "queued", "scheduled", "up_for_reschedule"})
 
@@ -50,8 +59,8 @@ class Filters:
     :param statuses: the request's status as the cards show it: GMI's (``success``,
         ``failed``, ``cancelled``), ``timeout`` or ``error`` when a task recorded one, else
         ``running`` or ``submitted`` (or ``failed``) from the submitting task instance.
-    :param since: records made at or after this time.
-    :param until: records made before this time.
+    :param since: entries made at or after this time.
+    :param until: entries made before this time.
     """
 
     readable: Collection[str]
@@ -100,7 +109,7 @@ class Video:
     try_number: int
     recorded_at: datetime
     request: dict[str, Any]
-    outcome: dict[str, Any] = field(default_factory=dict)
+    status_entry: dict[str, Any] = field(default_factory=dict)
 
     @property
     def request_id(self) -> str:
@@ -109,7 +118,7 @@ class Video:
     @property
     def status(self) -> str:
         """GMI's status when a task saw the request end, else what the task instance says."""
-        status = self.outcome.get("status")
+        status = self.status_entry.get("status")
         if isinstance(status, str) and status:
             return status
         if self.ti_state in _FAILED_STATES:
@@ -137,12 +146,12 @@ class Video:
             "resolution": self.request.get("resolution"),
             "estimated_cost_usd": self.request.get("estimated_cost_usd"),
             "status": self.status,
-            "error": self.outcome.get("error"),
-            "media_urls": list(self.outcome.get("media_urls") or []),
-            "thumbnail_url": self.outcome.get("thumbnail_url"),
-            "uris": list(self.outcome.get("uris") or []),
+            "error": self.status_entry.get("error"),
+            "media_urls": list(self.status_entry.get("media_urls") or []),
+            "thumbnail_url": self.status_entry.get("thumbnail_url"),
+            "uris": list(self.status_entry.get("uris") or []),
             # A reviewed take's review: its take number, decision, reviewer and notes.
-            "review": self.outcome.get("review"),
+            "review": self.status_entry.get("review"),
         }
 
 
@@ -158,13 +167,13 @@ class Page:
 
 def _status_is(statuses: Collection[str]) -> Any:
     """Whether a request's status, as :attr:`Video.status` derives it, is one of ``statuses``."""
-    outcome = aliased(XComModel)
-    recorded = (
-        select(outcome.dag_run_id)
+    entry = aliased(XComModel)
+    has_status = (
+        select(entry.dag_run_id)
         .where(
-            outcome.key == STATUS_KEY,
-            outcome.dag_run_id == XComModel.dag_run_id,
-            outcome.value["request_id"].as_string() == _field("request_id").as_string(),
+            entry.key == STATUS_KEY,
+            entry.dag_run_id == XComModel.dag_run_id,
+            entry.value["request_id"].as_string() == _field("request_id").as_string(),
         )
         .correlate(XComModel)
     )
@@ -174,14 +183,14 @@ def _status_is(statuses: Collection[str]) -> Any:
         "running": state.in_(sorted(_ACTIVE_STATES)),
         "submitted": or_(state.is_(None), state.not_in(sorted(_FAILED_STATES | _ACTIVE_STATES))),
     }
-    unrecorded = and_(~recorded.exists(), or_(false(), *(by_state[s] for s in statuses if s in by_state)))
-    gmi = [status for status in statuses if status not in ("running", "submitted")]
-    said = recorded.where(outcome.value["status"].as_string().in_(gmi)).exists()
-    return or_(said, unrecorded)
+    no_status = and_(~has_status.exists(), or_(false(), *(by_state[s] for s in statuses if s in by_state)))
+    gmi = [status for status in statuses if status not in PENDING_STATUSES]
+    said = has_status.where(entry.value["status"].as_string().in_(gmi)).exists()
+    return or_(said, no_status)
 
 
 def _field(name: str) -> Any:
-    """One key of an XCom record, extracted by the database (XCom values are a JSON column)."""
+    """One key of a ledger entry, extracted by the database (XCom values are a JSON column)."""
     return XComModel.value[name]
 
 
@@ -195,7 +204,7 @@ def decode(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _records() -> Select[Any]:
+def _request_entries() -> Select[Any]:
     ti = TaskInstance
     return select(
         XComModel.dag_run_id,
@@ -218,7 +227,7 @@ def _records() -> Select[Any]:
     )
 
 
-def outcomes(session: Session, dag_runs: Iterable[int]) -> dict[tuple[int, str], dict[str, Any]]:
+def status_entries(session: Session, dag_runs: Iterable[int]) -> dict[tuple[int, str], dict[str, Any]]:
     """
     How each request of these DAG runs ended, by ``(dag_run_id, request_id)``.
 
@@ -234,26 +243,26 @@ def outcomes(session: Session, dag_runs: Iterable[int]) -> dict[tuple[int, str],
         .where(XComModel.key.in_([STATUS_KEY, REVIEW_KEY]), XComModel.dag_run_id.in_(ids))
         .order_by(XComModel.timestamp)
     )
-    for dag_run_id, key, value in rows:
-        record = decode(value)
-        request_id = record.get("request_id")
+    for dag_run_id, xcom_key, value in rows:
+        entry = decode(value)
+        request_id = entry.get("request_id")
         if not isinstance(request_id, str):
             continue
         known = merged.setdefault((dag_run_id, request_id), {"uris": [], "media_urls": []})
-        if key == REVIEW_KEY:
-            known["review"] = record
+        if xcom_key == REVIEW_KEY:
+            known["review"] = entry
             continue
         for key in ("status", "error", "thumbnail_url"):
-            if record.get(key) is not None or key == "error":
-                known[key] = record.get(key)
+            if entry.get(key) is not None or key == "error":
+                known[key] = entry.get(key)
         for key in ("uris", "media_urls"):
-            known[key] += [v for v in record.get(key) or [] if v not in known[key]]
+            known[key] += [v for v in entry.get(key) or [] if v not in known[key]]
     return merged
 
 
 def _videos(session: Session, rows: Iterable[Any]) -> list[Video]:
     rows = list(rows)
-    ended = outcomes(session, (row.dag_run_id for row in rows))
+    ended = status_entries(session, (row.dag_run_id for row in rows))
     videos = []
     for row in rows:
         request = decode(row.value)
@@ -267,7 +276,7 @@ def _videos(session: Session, rows: Iterable[Any]) -> list[Video]:
                 try_number=int(row.try_number or 0),
                 recorded_at=row.timestamp,
                 request=request,
-                outcome=ended.get((row.dag_run_id, str(request.get("request_id"))), {}),
+                status_entry=ended.get((row.dag_run_id, str(request.get("request_id"))), {}),
             )
         )
     return videos
@@ -279,7 +288,7 @@ def page(session: Session, filters: Filters, *, offset: int = 0, limit: int = 24
     limit = min(max(1, limit), MAX_PAGE)
     if not filters.readable:
         return Page(total=0, offset=offset, limit=limit, videos=[])
-    query = filters.apply(_records())
+    query = filters.apply(_request_entries())
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     ordered = query.order_by(
         XComModel.timestamp.desc(), XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.map_index
@@ -290,16 +299,16 @@ def page(session: Session, filters: Filters, *, offset: int = 0, limit: int = 24
 
 def totals(session: Session, filters: Filters) -> dict[str, Any]:
     """
-    Spend and outcomes of every matching request: in all, per day (UTC) and per DAG.
+    Spend and statuses of every matching request: in all, per day (UTC) and per DAG.
 
     Spend is the sum of the estimated costs the tasks recorded before submitting. The database
-    extracts the few fields needed, so no record is decoded here.
+    extracts the few fields needed, so no entry is decoded here.
     """
     result: dict[str, Any] = {"count": 0, "spend_usd": 0.0, "failed": 0, "cancelled": 0}
     per_day: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     per_dag: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     if filters.readable:
-        query = filters.apply(_records()).with_only_columns(
+        query = filters.apply(_request_entries()).with_only_columns(
             XComModel.dag_run_id,
             XComModel.dag_id,
             XComModel.timestamp,
@@ -317,7 +326,7 @@ def totals(session: Session, filters: Filters) -> dict[str, Any]:
             result["count"] += 1
             result["spend_usd"] += cost
             status = ended.get((dag_run_id, request_id)) or ("failed" if state in _FAILED_STATES else "")
-            result["failed"] += status in FAILED_STATUSES
+            result["failed"] += status in COUNTED_AS_FAILED
             result["cancelled"] += status == "cancelled"
     result["spend_usd"] = round(result["spend_usd"], 4)
     result["per_day"] = [_bucket("day", k, v) for k, v in sorted(per_day.items())]
@@ -357,9 +366,9 @@ def stored_uri(session: Session, dag_id: str, run_id: str, request_id: str, inde
     )
     uris: list[str] = []
     for value in session.scalars(query):
-        record = decode(value)
-        if record.get("request_id") == request_id:
-            uris += [str(u) for u in record.get("uris") or [] if str(u) not in uris]
+        entry = decode(value)
+        if entry.get("request_id") == request_id:
+            uris += [str(u) for u in entry.get("uris") or [] if str(u) not in uris]
     return uris[index] if 0 <= index < len(uris) else None
 
 

@@ -25,14 +25,17 @@ from airflow_provider_kling.exceptions import (
     KlingWaitError,
 )
 from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
-from airflow_provider_kling.outputs import request_metadata
-from airflow_provider_kling.tasks import (
+from airflow_provider_kling.tasks.mixin import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
+    NOT_GIVEN,
+    WAITING_TASK_RENAMES,
     DownloadSpec,
     KlingTaskMixin,
     default_deferrable,
+    download_arguments,
 )
+from airflow_provider_kling.tasks.outputs import request_metadata
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -86,7 +89,8 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         ``{request_id}``, ``{index}`` and ``{image}``, the name of the image the Kling submit
         upstream recorded, are filled in). Default ``{{ run_id }}/{request_id}_{index}.mp4``.
     :param download_conn_id: the Airflow connection of the object store, if it needs one.
-    :param max_download_bytes: refuse a larger video. Default 2 GiB.
+    :param download_max_bytes: refuse a larger video. Default 2 GiB.
+    :param max_download_bytes: deprecated name of ``download_max_bytes`` (a ``DeprecationWarning``).
     :param request_info: what was submitted, for the asset events (templated):
         ``model``, ``prompt``, ``duration``, ``resolution``. GMI's record names the model
         but its payload echo is often empty, so without this the prompt, duration,
@@ -116,10 +120,20 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         download_to: Any = None,
         download_filename: str | None = None,
         download_conn_id: str | None = None,
-        max_download_bytes: int | None = DEFAULT_MAX_BYTES,
+        download_max_bytes: int | None = DEFAULT_MAX_BYTES,
+        max_download_bytes: int | None = NOT_GIVEN,
         request_info: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        download = download_arguments(
+            type(self).__name__,
+            {"max_download_bytes": max_download_bytes},
+            WAITING_TASK_RENAMES,
+            download_to=download_to,
+            download_filename=download_filename,
+            download_conn_id=download_conn_id,
+            download_max_bytes=download_max_bytes,
+        )
         # Airflow's sensor needs a number for poke mode; remember whether the user chose it.
         self.fixed_interval = poke_interval is not None
         # Airflow's own check lets NaN through (every comparison with it is false).
@@ -131,10 +145,10 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
             **kwargs,
         )
         self.request_info = request_info
-        self.download_to = download_to
-        self.download_filename = download_filename
-        self.download_conn_id = download_conn_id
-        self.max_download_bytes = validate_byte_cap(max_download_bytes, "max_download_bytes")
+        self.download_to = download["download_to"]
+        self.download_filename = download["download_filename"]
+        self.download_conn_id = download["download_conn_id"]
+        self.download_max_bytes = validate_byte_cap(download["download_max_bytes"], "download_max_bytes")
         self.request_id = request_id
         self.kling_conn_id = kling_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
@@ -228,7 +242,7 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         if self.download_to is None:
             return None
         return DownloadSpec(
-            self.download_to, self.download_filename, self.download_conn_id, self.max_download_bytes
+            self.download_to, self.download_filename, self.download_conn_id, self.download_max_bytes
         )
 
     def result_of(self, context: Context, event: Any) -> KlingResult:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from airflow_provider_kling.api.connection import API_PREFIX
 from airflow_provider_kling.testing import wire
-from airflow_provider_kling.testing.catalog import MODEL_IDS, model_detail, validate_payload
+from airflow_provider_kling.testing.catalog import model_detail, served_models, validate_payload
 from airflow_provider_kling.testing.faults import Fault
 from airflow_provider_kling.testing.media import image_source
 from airflow_provider_kling.testing.state import SimulatorState, SubmittedRequest
@@ -171,10 +171,11 @@ class _Endpoints:
         model = data.get("model")
         if not isinstance(model, str) or not model:
             return _error(400, "model is required")
-        if model not in MODEL_IDS:
+        drift = self.state.config.model_drift
+        if model not in served_models(drift):
             return _error(404, f"model {model} does not exist")
         payload = data.get("payload")
-        problem = validate_payload(model, payload)
+        problem = validate_payload(model, payload, drift)
         if problem is not None:
             return _error(*problem)
         assert isinstance(payload, dict)  # validate_payload rejects anything else
@@ -216,11 +217,11 @@ class _Endpoints:
         return JSONResponse(wire.list_answer(records))
 
     async def list_models(self, request: Request) -> Response:
-        return JSONResponse(wire.models_answer(MODEL_IDS))
+        return JSONResponse(wire.models_answer(served_models(self.state.config.model_drift)))
 
     async def get_model(self, request: Request) -> Response:
         model_id = request.path_params["model_id"]
-        detail = model_detail(model_id)
+        detail = model_detail(model_id, self.state.config.model_drift)
         if detail is None:
             return _error(404, f"model {model_id} does not exist")
         return JSONResponse(detail)

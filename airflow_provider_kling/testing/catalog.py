@@ -9,6 +9,7 @@ is only GMI's side: its other models, its words for each parameter, and how it a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_kling.api import (
@@ -20,6 +21,7 @@ from airflow_provider_kling.api import (
     PRICES_PER_SECOND,
     RESOLUTIONS,
 )
+from airflow_provider_kling.api.model_detail import Parameter, parse_parameters
 from airflow_provider_kling.api.models import SOUND_OPTIONS
 from airflow_provider_kling.testing.wire import BACKEND_ERROR
 
@@ -37,6 +39,29 @@ OTHER_MODELS: tuple[str, ...] = (
 
 #: What ``GET /models`` lists: every model the provider has a spec for, then the others.
 MODEL_IDS: tuple[str, ...] = (*MODEL_SPECS, *OTHER_MODELS)
+#: The keys of one parameter in GMI's detail record; a ``model_drift`` may change any of them.
+PARAMETER_KEYS = (
+    "display_name",
+    "description",
+    "type",
+    "required",
+    "options",
+    "default",
+    "min_value",
+    "max_value",
+)
+#: The organization GMI's detail records name; the simulator has one.
+ORG_ID = "00000000-0000-4000-8000-00000000516d"
+
+#: How GMI's detail is told to differ, by model id: ``None`` for a model GMI no longer serves, else
+#: by parameter name ``None`` to drop it, or the keys to change (a key set to ``None`` is left out).
+Drift = Mapping[str, Mapping[str, Mapping[str, Any] | None] | None]
+
+
+def served_models(drift: Drift | None = None) -> tuple[str, ...]:
+    """What ``GET /models`` lists: :data:`MODEL_IDS` but the models a drift removed."""
+    drift = drift or {}
+    return tuple(m for m in MODEL_IDS if not (m in drift and drift[m] is None))
 
 
 def _param(
@@ -49,6 +74,7 @@ def _param(
     max_value: int | None = None,
 ) -> dict[str, Any]:
     return {
+        "display_name": None,
         "type": type_,
         "description": description,
         "options": list(options) if options is not None else None,
@@ -88,6 +114,7 @@ def _parameters(model_id: str) -> list[dict[str, Any]]:
         {
             "name": name,
             **_PARAMETERS[name],
+            "display_name": name.replace("_", " ").capitalize(),
             "required": name in spec.required,
             "default": spec.defaults.get(name, _PARAMETERS[name]["default"]),
         }
@@ -95,18 +122,22 @@ def _parameters(model_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def model_detail(model_id: str) -> dict[str, Any] | None:
-    """The ``GET /models/{id}`` answer, or ``None`` for an unknown model."""
-    if model_id not in MODEL_IDS:
+def model_detail(model_id: str, drift: Drift | None = None) -> dict[str, Any] | None:
+    """The ``GET /models/{id}`` answer, or ``None`` for a model not served; ``drift`` changes it."""
+    if model_id not in served_models(drift):
         return None
     if model_id not in MODEL_SPECS:
-        prompt = {"name": "prompt", **_PARAMETERS["prompt"], "required": False}
-        brief = f"Simulated model {model_id}."
-        return {"model": model_id, "brief_description": brief, "parameters": [prompt]}
+        prompt = {"name": "prompt", **_PARAMETERS["prompt"], "display_name": "Prompt", "required": False}
+        brief, parameters = f"Simulated model {model_id}.", [prompt]
+    else:
+        brief, parameters = MODEL_SPECS[model_id].description, _parameters(model_id)
     detail: dict[str, Any] = {
         "model": model_id,
-        "brief_description": MODEL_SPECS[model_id].description,
-        "parameters": _parameters(model_id),
+        "org_id": ORG_ID,
+        "brief_description": brief,
+        "detailed_description": f"{brief} Served by the local GMI simulator.",
+        "modalities": _modalities(parameters),
+        "parameters": _drifted(parameters, (drift or {}).get(model_id) or {}),
     }
     rates = PRICES_PER_SECOND.get(model_id)
     if rates:
@@ -115,13 +146,34 @@ def model_detail(model_id: str) -> dict[str, Any] | None:
     return detail
 
 
-def validate_payload(model: str, payload: object) -> tuple[int, str] | None:
+def _modalities(parameters: list[dict[str, Any]]) -> dict[str, list[str]]:
+    takes_image = any(p["type"] == "image" for p in parameters)
+    return {"input": ["image", "text"] if takes_image else ["text"], "output": ["video"]}
+
+
+def _drifted(
+    parameters: list[dict[str, Any]], changes: Mapping[str, Mapping[str, Any] | None]
+) -> list[dict[str, Any]]:
+    """The parameters with a model's drift applied: dropped, changed, or added at the end."""
+    names = {p["name"] for p in parameters}
+    drifted = []
+    for parameter in [*parameters, *({"name": n} for n in changes if n not in names)]:
+        change = changes.get(parameter["name"], {})
+        if change is None:
+            continue
+        merged = {**parameter, **change}
+        drifted.append({k: v for k, v in merged.items() if not (k in change and v is None)})
+    return drifted
+
+
+def validate_payload(model: str, payload: object, drift: Drift | None = None) -> tuple[int, str] | None:
     """Return ``(status, error)`` when the real service would reject this submit, else ``None``.
 
     The model's detail record is what is checked, as GMI checks against its own: structural
     problems answer 400; a value outside an enum's options answers 500 "Backend error (400)",
     because that is what GMI is reported to do for invalid parameter values. Keys a model does
-    not take are let through, as GMI is not known to refuse them.
+    not take are let through, as GMI is not known to refuse them. A drifted record is checked as
+    drifted, as GMI checks against its own.
     """
     if not isinstance(payload, dict):
         return 400, "payload must be a JSON object"
@@ -130,15 +182,23 @@ def validate_payload(model: str, payload: object) -> tuple[int, str] | None:
     prompt = payload.get("prompt")
     if prompt is not None and (not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS):
         return 400, f"prompt must be a string of at most {MAX_PROMPT_CHARS} characters"
-    if model not in MODEL_SPECS:
+    detail = model_detail(model, drift)
+    if model not in MODEL_SPECS or detail is None:
         return None
-    parameters = _parameters(model)
+    parameters = (parse_parameters(detail["parameters"]) or {}).values()
     for parameter in parameters:
-        value = payload.get(parameter["name"])
-        if parameter["required"] and (not isinstance(value, str) or not value.strip()):
-            return 400, f"{parameter['name']} is required"
+        value = payload.get(parameter.name)
+        if parameter.required and (not isinstance(value, str) or not value.strip()):
+            return 400, f"{parameter.name} is required"
     for parameter in parameters:
-        options = parameter["options"]
-        if options is not None and parameter["name"] in payload and payload[parameter["name"]] not in options:
+        if parameter.name in payload and not _allowed(payload[parameter.name], parameter):
             return 500, BACKEND_ERROR
     return None
+
+
+def _allowed(value: Any, parameter: Parameter) -> bool:
+    if parameter.options is not None and value not in parameter.options:
+        return False
+    number = float(value) if isinstance(value, str) and value.strip().isdigit() else None
+    low, high = parameter.minimum, parameter.maximum
+    return number is None or ((low is None or number >= low) and (high is None or number <= high))

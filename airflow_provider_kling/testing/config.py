@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from airflow_provider_kling.api.errors import KlingValidationError
 from airflow_provider_kling.api.validation import validate_number, validate_whole
+from airflow_provider_kling.testing.catalog import MODEL_IDS, PARAMETER_KEYS, Drift
 from airflow_provider_kling.testing.wire import (
     FAILURE_SHAPES,
     OUTCOME_SHAPES,
@@ -83,6 +85,37 @@ def _models(value: Any, name: str) -> frozenset[str]:
     if not all(isinstance(model, str) for model in models):
         raise KlingValidationError(name, f"{sorted(map(repr, models))} are not all text", allowed)
     return models
+
+
+def _drift(value: Any, name: str) -> Drift | None:
+    allowed = (
+        "a JSON object by model id: null for a model GMI no longer serves, or by parameter name null "
+        f"to drop it or an object of the keys to change ({', '.join(PARAMETER_KEYS)}; null leaves one out)"
+    )
+    if isinstance(value, str):  # the command line's, or a JSON document's
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise KlingValidationError(name, f"{value!r} is not JSON", allowed) from None
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, Mapping):
+        raise KlingValidationError(name, f"{value!r} is not an object", allowed)
+    for model, changes in value.items():
+        if model not in MODEL_IDS:
+            raise KlingValidationError(
+                name, f"{model!r} is not a model the simulator serves", ", ".join(MODEL_IDS)
+            )
+        if changes is not None and not isinstance(changes, Mapping):
+            raise KlingValidationError(name, f"{model}: {changes!r} is not an object", allowed)
+        for parameter, keys in (changes or {}).items():
+            if keys is not None and (not isinstance(keys, Mapping) or not set(keys) <= set(PARAMETER_KEYS)):
+                raise KlingValidationError(name, f"{model}: {parameter}: {keys!r} is not a change", allowed)
+    try:  # a copy, and one the control API can serve
+        copied: dict[str, Any] = json.loads(json.dumps(dict(value)))
+    except (TypeError, ValueError) as err:
+        raise KlingValidationError(name, f"it is not JSON data ({err})", allowed) from None
+    return copied
 
 
 def _outcome_shape(value: Any, name: str) -> str:
@@ -256,6 +289,14 @@ class SimulatorConfig(_Settings):
     )
     rate_limit_seconds: float = setting(
         60.0, "the window of rate_limit (GMI's is 60 seconds)", _positive("seconds")
+    )
+    model_drift: Mapping[str, Any] | None = setting(
+        None,
+        "how GMI's model detail (GET /models/{id}) differs from the provider's specs, by model id, as "
+        "JSON: null for a model GMI no longer serves (unlisted, 404), or by parameter null to drop it or "
+        'the keys to change, e.g. {"kling-3.0-turbo-i2v": {"resolution": {"options": ["720p", "1080p", '
+        '"4k"]}}}; submits are checked against the drifted detail, as GMI checks against its own',
+        _drift,
     )
 
     def __post_init__(self) -> None:

@@ -19,12 +19,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_kling.api import TERMINAL_STATUSES
 from airflow_provider_kling.testing.config import SimulatorConfig
 from airflow_provider_kling.testing.faults import Fault, normalize_route_key
 from airflow_provider_kling.testing.media import MediaStore
-from airflow_provider_kling.testing.wire import (
-    TERMINAL_STATUSES,
-)
 
 MARKERS = {"SIMULATE_STUCK": "stuck", "SIMULATE_FAILURE": "failed", "SIMULATE_CANCEL": "cancelled"}
 #: A prompt marker, independent of the fate markers: answer the submit synchronously (see sync_models).

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kling.api import FAILED_STATUSES, SUCCESS_STATUS
+from airflow_provider_kling.api import RUNNING_STATUSES, TERMINAL_STATUSES
 from airflow_provider_kling.testing.media import thumbnail_extension
 
 if TYPE_CHECKING:
@@ -22,15 +22,15 @@ if TYPE_CHECKING:
 OUTCOME_SHAPES = ("media_objects", "media_strings", "video_url", "url")
 #: Where a failure's text goes (see ``SimulatorConfig.failure_shape``).
 FAILURE_SHAPES = ("outcome_object", "outcome_string", "error_field", "reason_field")
-#: Statuses a submit answer may carry for a request that has not finished yet.
-SUBMIT_STATUSES = ("queued", "dispatched", "created")
+#: Statuses a submit answer may carry for a request that has not finished yet (GMI has not
+#: started on it, so never ``processing``).
+SUBMIT_STATUSES = tuple(sorted(RUNNING_STATUSES - {"processing"}))
 #: Which keys a submit answer for an unfinished request has (see ``SimulatorConfig.submit_shape``).
 SUBMIT_SHAPES = ("standard", "minimal")
 #: What a GET record's ``payload`` is (see ``SimulatorConfig.payload_echo``).
 PAYLOAD_ECHOES = ("verbatim", "empty", "absent")
 #: GMI's answer (HTTP 500) to some invalid parameter values, and to genuine backend trouble.
 BACKEND_ERROR = "Backend error (400). Please try again."
-TERMINAL_STATUSES = FAILED_STATUSES | {SUCCESS_STATUS}
 SIM_ORG_ID = "00000000-0000-4000-8000-00000000a11f"
 SIM_USER_ID = "00000000-0000-4000-8000-0000000051a1"
 

@@ -5,9 +5,9 @@ It owns the HTTP clients the async hooks share (:mod:`~airflow_provider_kling.tr
 the one retry policy of both hooks (:mod:`~airflow_provider_kling.transport.retries`),
 the classification of what went wrong (an HTTP error answer, an unreadable body, or no
 answer at all, and whether the request may have reached GMI:
-:mod:`~airflow_provider_kling.transport.errors`), and the streamed, atomic writing of a
+:mod:`~airflow_provider_kling.transport.failures`), and the streamed, atomic writing of a
 downloaded video to a local path or an object store
-(:mod:`~airflow_provider_kling.transport.storage`), which URLs a download may fetch
+(:mod:`~airflow_provider_kling.transport.writers`), which URLs a download may fetch
 (:mod:`~airflow_provider_kling.transport.fetch`, on the one reading of a URL in
 :mod:`~airflow_provider_kling.transport.urls`, connecting only where it checked:
 :mod:`~airflow_provider_kling.transport.pinning`) and how long and large one answer may be

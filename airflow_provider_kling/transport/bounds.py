@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kling.exceptions import KlingTransportError
-from airflow_provider_kling.transport.errors import httpx_errors, requests_errors
+from airflow_provider_kling.transport.failures import httpx_errors, requests_errors
 
 if TYPE_CHECKING:
     import socket

@@ -2,7 +2,7 @@
 When to retry a call to GMI, and how long to wait: one policy for the sync and async clients.
 
 Polls (GET) are safe to repeat. A submit (POST) is paid for, so it is repeated only when
-GMI surely created no request (:func:`~airflow_provider_kling.transport.errors.surely_refused`)
+GMI surely created no request (:func:`~airflow_provider_kling.transport.failures.surely_refused`)
 and asking again may work (a refused connection, 408, 409, 425, 429).
 """
 
@@ -21,7 +21,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from airflow_provider_kling.api.errors import KlingAPIError
-from airflow_provider_kling.transport.errors import surely_refused
+from airflow_provider_kling.transport.failures import surely_refused
 
 
 class _Log(Protocol):

@@ -11,8 +11,10 @@ components reach it over loopback like any other HTTP server.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -23,7 +25,8 @@ import httpx
 import pytest
 
 from airflow_provider_kling.testing import KlingSimulator
-from devtools.deployment import AirflowStack, stop_group
+from devtools.deployment import AirflowStack
+from devtools.processes import alive, stop_group
 from devtools.topology import TOPOLOGIES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +39,77 @@ PROCESSING_SECONDS = 8.0
 # most this many submits in any RATE_LIMIT_SECONDS, as GMI does per minute.
 RATE_LIMIT = 15
 RATE_LIMIT_SECONDS = 10.0
+#: The example DAG the deployments serve and most tests run.
+EXAMPLE = "kling_image_to_video"
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Screenshots change with every run (ports, times): only `make screenshots` refreshes the docs' copies.
+STATIC = (
+    ROOT / "docs" / "_static"
+    if os.environ.get("KLING_UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "kling-e2e-screenshots"
+)
+STATIC.mkdir(parents=True, exist_ok=True)
+UI_TIMEOUT_MS = 60_000
+
+
+# Plays a <video> muted (autoplay rules) until it has data ahead and 0.3 s have played, or 20 s pass.
+PLAY = """async (v) => {
+    v.muted = true;
+    await v.play();
+    const start = performance.now();
+    while (performance.now() - start < 20000 && !(v.readyState >= 3 && v.currentTime > 0.3)) {
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    return {readyState: v.readyState, currentTime: v.currentTime, src: v.currentSrc};
+}"""
+
+
+def play(video: Any) -> dict[str, Any]:
+    """Play a video element in the page; its readyState, currentTime and the source it chose."""
+    return dict(video.evaluate(PLAY))
+
+
+def login(stack: Any, username: str) -> str:
+    """A JWT for a configured user; the simple auth manager wrote the viewer's password."""
+    passwords = json.loads((stack.home / "passwords.json").read_text())
+    response = httpx.post(
+        f"{stack.base_url}/auth/token", json={"username": username, "password": passwords[username]}
+    )
+    assert response.status_code in (200, 201), response.text
+    return str(response.json()["access_token"])
+
+
+def browse(browser, stack, token: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_cookies([{"name": "_token", "value": token, "url": stack.base_url}])
+    context.set_default_timeout(60_000)
+    return context, context.new_page()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    assert CHROMIUM.exists(), "Chromium is missing: run `make browser` (apt-get install chromium)"
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -97,19 +171,9 @@ def stack(
         simulator.configure(rate_limit=None)
         for name, pgid in pgids.items():  # belt and braces: nothing of ours may survive
             stop_group(pgid, timeout=5)
-            assert not _group_alive(pgid), f"{name} (process group {pgid}) is still running"
+            assert not alive(pgid), f"{name} (process group {pgid}) is still running"
         for folder in cleanups:
             assert not Path(folder).exists(), f"{folder} was not removed"
-
-
-def _group_alive(pgid: int) -> bool:
-    import os
-
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 class AirflowAPI:
@@ -233,3 +297,20 @@ def api(stack: AirflowStack) -> Iterator[AirflowAPI]:
     client = AirflowAPI(stack)
     yield client
     client.client.close()
+
+
+def states(api: AirflowAPI, dag_id: str, run_id: str) -> dict[tuple[str, int], str]:
+    return {(t["task_id"], t["map_index"]): t["state"] for t in api.task_instances(dag_id, run_id)}
+
+
+def failure_log(api: AirflowAPI, dag_id: str, run_id: str, key: tuple[str, int]) -> str:
+    """The end of a task's log, to say why it did not succeed."""
+    task_id, map_index = key
+    try:
+        ti = api.task_instance(dag_id, run_id, task_id, map_index=map_index)
+        return (
+            f"{ti['state']}: "
+            + api.log_text(dag_id, run_id, task_id, ti["try_number"], map_index=map_index)[-1500:]
+        )
+    except Exception as err:  # a diagnostic only: never hide the assertion behind it
+        return f"(log unavailable: {err})"

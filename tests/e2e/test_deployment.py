@@ -15,18 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import AirflowAPI, trigger_log_job_ids
+from .conftest import EXAMPLE, states, trigger_log_job_ids
 
 # A whole deployment on two cores: far above pyproject's 300 s default, bounded all the same.
 pytestmark = [pytest.mark.topology("celery"), pytest.mark.timeout(900)]
 
-EXAMPLE = "kling_image_to_video"
 BATCH = "kling_batch"
 TRIGGER_CLASSPATH = "airflow_provider_kling.triggers.kling.KlingStatusTrigger"
-
-
-def states(api: AirflowAPI, dag_id: str, run_id: str) -> dict[tuple[str, int], str]:
-    return {(t["task_id"], t["map_index"]): t["state"] for t in api.task_instances(dag_id, run_id)}
 
 
 def test_example_dag_defers_to_the_real_triggerer_and_downloads_the_video(api, stack, simulator):
@@ -107,16 +102,3 @@ def test_the_provider_and_its_connection_form_are_served_by_the_api(api):
     assert extra["organization_id"]["schema"]["title"] == "Organization ID"
     assert extra["timeout"]["schema"]["title"] == "Timeout (seconds)"
     assert extra["timeout"]["schema"]["type"] == ["number", "null"]
-
-
-def failure_log(api: AirflowAPI, dag_id: str, run_id: str, key: tuple[str, int]) -> str:
-    """The end of a task's log, to say why it did not succeed."""
-    task_id, map_index = key
-    try:
-        ti = api.task_instance(dag_id, run_id, task_id, map_index=map_index)
-        return (
-            f"{ti['state']}: "
-            + api.log_text(dag_id, run_id, task_id, ti["try_number"], map_index=map_index)[-1500:]
-        )
-    except Exception as err:  # a diagnostic only: never hide the assertion behind it
-        return f"(log unavailable: {err})"

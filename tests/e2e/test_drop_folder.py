@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_kling.testing.readiness import wait_until
 from devtools.deployment import AirflowStack
-from tests.conftest import make_png
+from tests.helpers import make_png
 
 from .conftest import AirflowAPI
 

@@ -23,8 +23,7 @@ import pytest
 from airflow_provider_kling.testing import KlingSimulator
 from devtools.deployment import AirflowStack
 
-from .conftest import ROOT, AirflowAPI
-from .test_ui import EXAMPLE, STATIC, browser  # noqa: F401 (a fixture)
+from .conftest import EXAMPLE, ROOT, STATIC, AirflowAPI, browse, login, play
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -104,40 +103,6 @@ def cost_of(api: AirflowAPI, dag_id: str, run_id: str) -> float:
     return float(submit_xcom(api, dag_id, run_id, "estimated_cost_usd"))
 
 
-# Plays a <video> muted (autoplay rules) until it has data ahead and 0.3 s have played, or 20 s pass.
-PLAY = """async (v) => {
-    v.muted = true;
-    await v.play();
-    const start = performance.now();
-    while (performance.now() - start < 20000 && !(v.readyState >= 3 && v.currentTime > 0.3)) {
-        await new Promise((r) => setTimeout(r, 100));
-    }
-    return {readyState: v.readyState, currentTime: v.currentTime, src: v.currentSrc};
-}"""
-
-
-def play(video: Any) -> dict[str, Any]:
-    """Play a video element in the page; its readyState, currentTime and the source it chose."""
-    return dict(video.evaluate(PLAY))
-
-
-def login(stack: Any, username: str) -> str:
-    """A JWT for a configured user; the simple auth manager wrote the viewer's password."""
-    passwords = json.loads((stack.home / "passwords.json").read_text())
-    response = httpx.post(
-        f"{stack.base_url}/auth/token", json={"username": username, "password": passwords[username]}
-    )
-    assert response.status_code in (200, 201), response.text
-    return str(response.json()["access_token"])
-
-
-def browse(browser, stack, token: str):  # noqa: F811 (the fixture, passed on)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.add_cookies([{"name": "_token", "value": token, "url": stack.base_url}])
-    context.set_default_timeout(60_000)
-    return context, context.new_page()
-
-
 def test_without_a_login_every_route_answers_401(stack, runs):
     for path in ("/kling/", "/kling/api/videos", "/kling/api/totals", "/kling/api/dags"):
         assert httpx.get(f"{stack.base_url}{path}").status_code == 401, path
@@ -145,7 +110,7 @@ def test_without_a_login_every_route_answers_401(stack, runs):
     assert bad.status_code in (401, 403)
 
 
-def test_the_gallery_shows_the_example_runs_video_and_it_plays(browser, stack, api, runs, simulator):  # noqa: F811
+def test_the_gallery_shows_the_example_runs_video_and_it_plays(browser, stack, api, runs, simulator):
     from playwright.sync_api import expect
 
     run_id = runs[EXAMPLE][-1]
@@ -177,7 +142,7 @@ def test_the_gallery_shows_the_example_runs_video_and_it_plays(browser, stack, a
         context.close()
 
 
-def test_the_view_looks_like_airflow_in_light_and_dark(browser, stack, api, runs):  # noqa: F811
+def test_the_view_looks_like_airflow_in_light_and_dark(browser, stack, api, runs):
     from playwright.sync_api import expect
 
     context, page = browse(browser, stack, api.client.headers["Authorization"].removeprefix("Bearer "))
@@ -221,7 +186,7 @@ def test_the_view_looks_like_airflow_in_light_and_dark(browser, stack, api, runs
         context.close()
 
 
-def test_the_run_tab_shows_only_that_runs_videos_and_its_totals(browser, stack, api, runs):  # noqa: F811
+def test_the_run_tab_shows_only_that_runs_videos_and_its_totals(browser, stack, api, runs):
     from playwright.sync_api import expect
 
     run_id, other_run = runs[EXAMPLE][0], runs[EXAMPLE][1]
@@ -255,7 +220,7 @@ def test_totals_equal_the_sum_of_the_tasks_estimated_costs(api, runs):
         assert sum(per_run) == pytest.approx(expected, abs=1e-6)
 
 
-def test_a_user_who_may_not_read_a_dag_sees_none_of_its_videos(browser, stack, api, runs):  # noqa: F811
+def test_a_user_who_may_not_read_a_dag_sees_none_of_its_videos(browser, stack, api, runs):
     from playwright.sync_api import expect
 
     private_run = runs[PRIVATE_DAG][0]
@@ -285,7 +250,7 @@ def test_a_user_who_may_not_read_a_dag_sees_none_of_its_videos(browser, stack, a
         context.close()
 
 
-def test_the_request_link_opens_the_view_for_that_request(browser, stack, api, runs):  # noqa: F811
+def test_the_request_link_opens_the_view_for_that_request(browser, stack, api, runs):
     from playwright.sync_api import expect
 
     run_id = runs[EXAMPLE][0]
@@ -306,7 +271,7 @@ def test_the_request_link_opens_the_view_for_that_request(browser, stack, api, r
         context.close()
 
 
-def test_a_downloaded_video_plays_from_the_users_storage(browser, stack, api, runs):  # noqa: F811
+def test_a_downloaded_video_plays_from_the_users_storage(browser, stack, api, runs):
     """The pipeline's download task copies the video; the page plays that copy, not GMI's URL."""
     from playwright.sync_api import expect
 

@@ -15,9 +15,7 @@ import pytest
 from airflow_provider_kling.testing import KlingSimulator
 from devtools.deployment import AirflowStack
 
-from .conftest import ROOT, AirflowAPI
-from .test_kling_view import browse, login, play
-from .test_ui import browser  # noqa: F401 (a fixture)
+from .conftest import ROOT, AirflowAPI, browse, login, play
 
 pytestmark = pytest.mark.timeout(1800)
 DAG = "kling_reviewed_campaign"
@@ -64,7 +62,7 @@ def required_actions(page: Any, stack: AirflowStack, api: AirflowAPI, run_id: st
     )
 
 
-def test_regenerate_with_a_note_then_approve_publishes_take_2(browser, stack, api, simulator):  # noqa: F811
+def test_regenerate_with_a_note_then_approve_publishes_take_2(browser, stack, api, simulator):
     before = len(simulator.requests)
     run_id = api.trigger(DAG, {"count": 1})
     context, page = browse(browser, stack, login(stack, "admin"))

@@ -23,8 +23,15 @@ from devtools.deployment import AirflowStack, stop_group
 from devtools.processes import runs_task
 from devtools.topology import TRIGGERERS
 
-from .conftest import PROCESSING_SECONDS, RATE_LIMIT, RATE_LIMIT_SECONDS, AirflowAPI, trigger_log_job_ids
-from .test_deployment import failure_log, states
+from .conftest import (
+    PROCESSING_SECONDS,
+    RATE_LIMIT,
+    RATE_LIMIT_SECONDS,
+    AirflowAPI,
+    failure_log,
+    states,
+    trigger_log_job_ids,
+)
 
 pytestmark = [pytest.mark.topology("celery"), pytest.mark.timeout(1200)]
 

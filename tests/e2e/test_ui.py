@@ -8,56 +8,16 @@ or to ``docs/_static/`` (the docs show them) with ``make screenshots``.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, AirflowAPI
+from .conftest import EXAMPLE, STATIC, UI_TIMEOUT_MS, AirflowAPI
 
 # A whole deployment on two cores: far above pyproject's 300 s default, bounded all the same.
 pytestmark = [pytest.mark.topology("celery"), pytest.mark.timeout(900)]
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# Screenshots change with every run (ports, times): only `make screenshots` refreshes the docs' copies.
-STATIC = (
-    ROOT / "docs" / "_static"
-    if os.environ.get("KLING_UPDATE_SCREENSHOTS")
-    else Path(tempfile.gettempdir()) / "kling-e2e-screenshots"
-)
-STATIC.mkdir(parents=True, exist_ok=True)
-EXAMPLE = "kling_image_to_video"
-UI_TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    assert CHROMIUM.exists(), "Chromium is missing: run `make browser` (apt-get install chromium)"
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

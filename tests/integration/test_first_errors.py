@@ -6,6 +6,9 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
+from tests.compat import AIRFLOW_V_3_2_PLUS
 from tests.integration.conftest import error_lines
 
 DAGS = Path(__file__).parent / "dags"
@@ -18,7 +21,9 @@ def test_connections_test_reports_the_models_the_key_may_call(airflow_cli, kling
     assert "Connection success!" in log
     assert re.search(
         rf"Connected to GMI Cloud at {re.escape(kling_simulator.base_url)}: \d+ models served, "
-        r"kling-3.0-turbo-i2v among them\.",
+        r"kling-3.0-turbo-i2v among them\. The models this provider knows: kling-3.0-turbo-i2v matches "
+        r"GMI's detail; kling-3.0-turbo-t2v matches GMI's detail; kling-v3-image-to-video matches "
+        r"GMI's detail\.",
         log,
     ), log[-3000:]
     assert kling_simulator.count("POST /requests") == 0  # free: nothing was submitted
@@ -29,13 +34,15 @@ def test_connections_test_catches_a_wrong_key_for_free(airflow_cli, kling_simula
     code, log = airflow_cli(
         "connections", "test", "kling_default", AIRFLOW_CONN_KLING_DEFAULT=json.dumps(wrong), **TESTING_ON
     )
-    assert code == 1
+    # Airflow 3.1's CLI exits 0 whatever the test found; it still says so.
+    assert code == (1 if AIRFLOW_V_3_2_PLUS else 0)
     assert "Connection failed!" in log
     assert "HTTP 401" in log, log[-3000:]
     assert "Password field" in log
     assert kling_simulator.count("POST /requests") == 0
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_2_PLUS, reason="Airflow 3.1's `dags test` does not print the task's log")
 def test_a_missing_connection_is_the_first_error_and_names_the_fix(airflow_cli):
     code, log = airflow_cli("dags", "test", "kling_missing_connection", AIRFLOW__CORE__DAGS_FOLDER=str(DAGS))
     assert code != 0

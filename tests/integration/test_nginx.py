@@ -27,8 +27,7 @@ from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.testing import KlingSimulator
 from airflow_provider_kling.testing.pytest_plugin import FAST_TIMINGS
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
-from tests.conftest import make_png
-from tests.unit.test_operator import FakeTI
+from tests.helpers import FakeTI, make_png
 
 NGINX = Path("/usr/sbin/nginx")
 pytestmark = pytest.mark.skipif(
@@ -147,7 +146,7 @@ def test_a_wait_and_its_downloads_go_through_nginx(proxied, tmp_path):
         assert record.raw["payload"]["first_frame"] == image
 
     task = KlingDownloadVideoOperator(
-        task_id="download", destination=str(tmp_path / "out"), media_urls=event["media_urls"]
+        task_id="download", download_to=str(tmp_path / "out"), media_urls=event["media_urls"]
     )
     result = task.execute({"ti": FakeTI(), "run_id": "manual__2026-01-01T00:00:00+00:00"})
     [written] = result["files"]

@@ -1,23 +1,32 @@
+"""Fixtures of the unit tests: no settle pause, a finished request, an empty metadata database."""
+
 from __future__ import annotations
 
-import io
+import time
+from typing import Any
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def png_bytes() -> bytes:
-    """A real 320x320 PNG: large enough for GMI's published 300 px minimum."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (320, 320), (200, 120, 40)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture(autouse=True)
 def _no_settle(no_settle: None) -> None:
     """Unit tests never pause before listing GMI's requests again (see ``no_settle``)."""
+
+
+@pytest.fixture
+def finished(kling_simulator: Any, kling_connection_env: Any) -> dict[str, Any]:
+    """A request that succeeded at the simulator, as the sensor returns it."""
+    from airflow_provider_kling.api.events import event_from_record, result_of
+    from airflow_provider_kling.hooks.kling import KlingHook
+
+    hook = KlingHook()
+    record = hook.submit("kling-3.0-turbo-i2v", {"first_frame": "https://e.x/a.png", "prompt": "steam"})
+    for _ in range(100):
+        current = hook.get_request(record.request_id)
+        if current.verdict == "success":
+            return dict(result_of(event_from_record(current)))
+        time.sleep(0.05)
+    raise AssertionError("the simulator did not finish the request")
 
 
 @pytest.fixture(scope="session")

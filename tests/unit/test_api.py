@@ -323,8 +323,8 @@ def assert_safe_description(description: str, b64: str) -> None:
 
 
 @pytest.mark.parametrize("mime", ["image/jpeg", "image/png", "image/jpg", "IMAGE/PNG"])
-def test_jpeg_and_png_data_uris_are_sent_as_raw_base64(mime, tiny_png, tiny_jpeg):
-    data = tiny_png if "png" in mime.lower() else tiny_jpeg
+def test_jpeg_and_png_data_uris_are_sent_as_raw_base64(mime, png_bytes, jpeg_bytes):
+    data = png_bytes if "png" in mime.lower() else jpeg_bytes
     b64 = base64.b64encode(data).decode()
     sent, description = prepare_first_frame(f"data:{mime};base64,{b64}")
     assert sent == b64
@@ -333,7 +333,7 @@ def test_jpeg_and_png_data_uris_are_sent_as_raw_base64(mime, tiny_png, tiny_jpeg
     assert_safe_description(description, b64)
 
 
-def test_a_data_uri_with_another_image_type_is_refused(tiny_png):
+def test_a_data_uri_with_another_image_type_is_refused(png_bytes):
     b64 = base64.b64encode(b"GIF89a" + b"\x00" * 20).decode()
     with pytest.raises(KlingValidationError, match="image/gif") as info:
         prepare_first_frame(f"data:image/gif;base64,{b64}")
@@ -345,28 +345,28 @@ def test_a_data_uri_that_is_not_base64_is_refused():
         prepare_first_frame("data:image/png,%89PNG%0D%0A")
 
 
-def test_a_png_data_uri_holding_a_jpeg_is_sent_as_what_it_really_is(tiny_jpeg):
-    b64 = base64.b64encode(tiny_jpeg).decode()
+def test_a_png_data_uri_holding_a_jpeg_is_sent_as_what_it_really_is(jpeg_bytes):
+    b64 = base64.b64encode(jpeg_bytes).decode()
     _, description = prepare_first_frame(f"data:image/png;base64,{b64}")
     assert description.startswith("JPEG image")
 
 
 @pytest.mark.parametrize("kind", ["png", "jpeg"])
-def test_raw_base64_is_checked_and_sent(kind, tiny_png, tiny_jpeg):
-    data = tiny_png if kind == "png" else tiny_jpeg
+def test_raw_base64_is_checked_and_sent(kind, png_bytes, jpeg_bytes):
+    data = png_bytes if kind == "png" else jpeg_bytes
     b64 = base64.b64encode(data).decode()
     sent, description = prepare_first_frame(b64)
     assert sent == b64
     assert base64.b64decode(sent) == data
-    assert description.startswith(f"{kind.upper()} image 300x300, {len(data):,} bytes, sha256 ")
+    assert description.startswith(f"{kind.upper()} image 320x320, {len(data):,} bytes, sha256 ")
     assert_safe_description(description, b64)
 
 
-def test_base64_with_line_breaks_is_accepted(tiny_png):
-    b64 = base64.encodebytes(tiny_png).decode()  # wrapped at 76 characters
+def test_base64_with_line_breaks_is_accepted(png_bytes):
+    b64 = base64.encodebytes(png_bytes).decode()  # wrapped at 76 characters
     assert "\n" in b64.strip()
     sent, _ = prepare_first_frame(b64)
-    assert sent == base64.b64encode(tiny_png).decode()
+    assert sent == base64.b64encode(png_bytes).decode()
 
 
 def test_broken_base64_is_refused_without_echoing_it():
@@ -385,33 +385,33 @@ def test_base64_of_something_that_is_not_an_image_is_refused():
 
 
 @pytest.mark.parametrize("as_type", [str, Path])
-def test_a_local_file_is_read_and_sent_as_base64(tmp_path, tiny_png, as_type):
+def test_a_local_file_is_read_and_sent_as_base64(tmp_path, png_bytes, as_type):
     path = tmp_path / "frame.png"
-    path.write_bytes(tiny_png)
+    path.write_bytes(png_bytes)
     sent, description = prepare_first_frame(as_type(path))
-    assert base64.b64decode(sent) == tiny_png
+    assert base64.b64decode(sent) == png_bytes
     assert description.startswith("PNG image")
     assert str(path) in description
     assert_safe_description(description, sent)
 
 
-def test_the_image_type_comes_from_the_content_not_the_name(tmp_path, tiny_jpeg):
+def test_the_image_type_comes_from_the_content_not_the_name(tmp_path, jpeg_bytes):
     path = tmp_path / "frame.png"  # a JPEG under a PNG name
-    path.write_bytes(tiny_jpeg)
+    path.write_bytes(jpeg_bytes)
     _, description = prepare_first_frame(str(path))
     assert description.startswith("JPEG image")
 
 
-def test_a_plain_os_pathlike_is_read(tmp_path, tiny_png):
+def test_a_plain_os_pathlike_is_read(tmp_path, png_bytes):
     path = tmp_path / "frame.png"
-    path.write_bytes(tiny_png)
+    path.write_bytes(png_bytes)
 
     class Located:  # os.PathLike without pathlib's methods, like os.DirEntry
         def __fspath__(self) -> str:
             return str(path)
 
     sent, _ = prepare_first_frame(Located())
-    assert base64.b64decode(sent) == tiny_png
+    assert base64.b64decode(sent) == png_bytes
 
 
 def test_a_missing_file_is_refused(tmp_path):
@@ -479,10 +479,10 @@ def test_a_value_far_from_every_allowed_one_gets_no_guess(call, value):
     assert "Did you mean" not in str(caught.value)
 
 
-def test_an_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch, tiny_png):
+def test_an_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch, png_bytes):
     path = tmp_path / "huge.png"
     with path.open("wb") as out:  # sparse: 10 MB + 1 byte that take no disk space
-        out.write(tiny_png)
+        out.write(png_bytes)
         out.truncate(10 * 1024 * 1024 + 1)
 
     def no_reading(self):
@@ -494,18 +494,18 @@ def test_an_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch, t
     assert "10 MB" in str(info.value)
 
 
-def test_a_file_of_exactly_10_mb_is_accepted(tmp_path, tiny_png):
+def test_a_file_of_exactly_10_mb_is_accepted(tmp_path, png_bytes):
     path = tmp_path / "big.png"
     with path.open("wb") as out:
-        out.write(tiny_png)
+        out.write(png_bytes)
         out.truncate(10 * 1024 * 1024)
     _, description = prepare_first_frame(path)
     assert "10,485,760 bytes" in description
 
 
-def test_an_unreadable_file_is_refused(tmp_path, tiny_png, monkeypatch):
+def test_an_unreadable_file_is_refused(tmp_path, png_bytes, monkeypatch):
     path = tmp_path / "locked.png"
-    path.write_bytes(tiny_png)
+    path.write_bytes(png_bytes)
 
     def denied(self):
         raise PermissionError(13, "Permission denied", str(self))
@@ -516,29 +516,29 @@ def test_an_unreadable_file_is_refused(tmp_path, tiny_png, monkeypatch):
 
 
 @pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview])
-def test_bytes_are_accepted(wrap, tiny_png):
-    sent, description = prepare_first_frame(wrap(tiny_png))
-    assert base64.b64decode(sent) == tiny_png
+def test_bytes_are_accepted(wrap, png_bytes):
+    sent, description = prepare_first_frame(wrap(png_bytes))
+    assert base64.b64decode(sent) == png_bytes
     assert description.startswith("PNG image")
 
 
-def test_oversized_bytes_are_refused(tiny_png):
+def test_oversized_bytes_are_refused(png_bytes):
     with pytest.raises(KlingValidationError, match="10 MB"):
-        prepare_first_frame(tiny_png + b"\x00" * (10 * 1024 * 1024))
+        prepare_first_frame(png_bytes + b"\x00" * (10 * 1024 * 1024))
 
 
-def test_an_object_storage_path_is_read(tmp_path, tiny_jpeg):
+def test_an_object_storage_path_is_read(tmp_path, jpeg_bytes):
     from airflow.sdk import ObjectStoragePath
 
     path = tmp_path / "frame.jpg"
-    path.write_bytes(tiny_jpeg)
+    path.write_bytes(jpeg_bytes)
     sent, description = prepare_first_frame(ObjectStoragePath(f"file://{path}"))
-    assert base64.b64decode(sent) == tiny_jpeg
+    assert base64.b64decode(sent) == jpeg_bytes
     assert description.startswith("JPEG image")
     assert_safe_description(description, sent)
 
 
-def test_any_object_with_read_bytes_is_read(tiny_png):
+def test_any_object_with_read_bytes_is_read(png_bytes):
     class Blob:
         def exists(self):
             return True
@@ -547,13 +547,13 @@ def test_any_object_with_read_bytes_is_read(tiny_png):
             return False
 
         def stat(self):
-            return os.stat_result((0, 0, 0, 0, 0, 0, len(tiny_png), 0, 0, 0))
+            return os.stat_result((0, 0, 0, 0, 0, 0, len(png_bytes), 0, 0, 0))
 
         def read_bytes(self):
-            return tiny_png
+            return png_bytes
 
     sent, _ = prepare_first_frame(Blob())
-    assert base64.b64decode(sent) == tiny_png
+    assert base64.b64decode(sent) == png_bytes
 
 
 @pytest.mark.parametrize("value", [42, None, ["a.png"]])

@@ -1,18 +1,20 @@
-"""KlingAsyncHook over a real httpx.AsyncClient, with the HTTP answered by respx."""
+"""KlingAsyncHook over a real httpx.AsyncClient, with GMI played by the simulator over loopback."""
 
 from __future__ import annotations
 
-import httpx
+import re
+
 import pytest
 
 from airflow_provider_kling import __version__
 from airflow_provider_kling.api import KlingAPIError, KlingValidationError
 from airflow_provider_kling.exceptions import KlingConnectionNotFound, KlingTransportError
+from airflow_provider_kling.hooks import kling as kling_hooks
 from airflow_provider_kling.hooks.kling import KlingAsyncHook, KlingHook
-from tests.conftest import TEST_API_KEY, TEST_BASE_URL
-from tests.unit.test_hook import LOOKUP_SAYS_NOT_FOUND
+from airflow_provider_kling.testing import Fault
+from tests.helpers import LOOKUP_SAYS_NOT_FOUND, TEST_API_KEY, TEST_BASE_URL, submit, unreachable_until
 
-API = f"{TEST_BASE_URL}/api/v1/ie/requestqueue/apikey"
+REQUEST = "GET /requests/{id}"
 QUEUED = {"request_id": "req-1", "model": "kling-3.0-turbo-i2v", "status": "queued"}
 DONE = {**QUEUED, "status": "success", "outcome": {"media_urls": ["https://media.test/v.mp4"]}}
 
@@ -25,6 +27,22 @@ def clients(httpx_clients):
 @pytest.fixture
 def conn(kling_conn, retry_sleeps):
     return kling_conn(extra={"organization_id": "org-7", "timeout": 20})
+
+
+@pytest.fixture
+def sim(kling_simulator, kling_conn, retry_sleeps):
+    """The simulator, as the ``kling_default`` connection of organization org-7."""
+    kling_conn(
+        host=kling_simulator.base_url,
+        password=kling_simulator.api_key,
+        extra={"organization_id": "org-7", "timeout": 0.5},
+    )
+    return kling_simulator
+
+
+def ok(body):
+    """A scripted 200 with this JSON body."""
+    return Fault(status=200, body=body)
 
 
 async def test_the_connection_is_fetched_asynchronously_from_the_environment(conn, monkeypatch):
@@ -59,142 +77,152 @@ async def test_a_connection_without_a_key_fails_clearly(kling_conn, clients):
     assert clients == []
 
 
-async def test_polls_send_the_headers_and_parse_the_record(conn, respx_mock):
-    route = respx_mock.get(f"{API}/requests/req-1").respond(json=DONE)
+async def test_polls_send_the_headers_and_parse_the_record(sim):
+    sim.script(REQUEST, [ok(DONE)])
     async with KlingAsyncHook() as hook:
         req = await hook.get_request("req-1")
     assert req.verdict == "success"
     assert req.media_urls == ["https://media.test/v.mp4"]
-    headers = route.calls.last.request.headers
-    assert headers["Authorization"] == f"Bearer {TEST_API_KEY}"
-    assert headers["X-Organization-ID"] == "org-7"
-    assert headers["User-Agent"].startswith(f"airflow-provider-kling/{__version__}")
+    headers = sim.last_headers(REQUEST)
+    assert headers["authorization"] == "Bearer ***"  # the key: the simulator answers 401 to any other
+    assert headers["x-organization-id"] == "org-7"
+    assert headers["user-agent"].startswith(f"airflow-provider-kling/{__version__}")
 
 
-async def test_one_client_serves_every_poll_and_is_closed_on_exit(conn, respx_mock, clients):
-    route = respx_mock.get(f"{API}/requests/req-1")
-    route.side_effect = [httpx.Response(200, json=QUEUED)] * 3 + [httpx.Response(200, json=DONE)]
+async def test_one_client_serves_every_poll_and_is_closed_on_exit(sim, clients):
+    sim.script(REQUEST, [ok(QUEUED)] * 3 + [ok(DONE)])
     async with KlingAsyncHook() as hook:
         statuses = [(await hook.get_request("req-1")).status for _ in range(4)]
         assert len(clients) == 1
         client = clients[0]
         assert not client.is_closed
     assert statuses == ["queued", "queued", "queued", "success"]
-    assert route.call_count == 4
+    assert sim.count(REQUEST) == 4
     assert client.is_closed
     assert hook._shared is None
 
 
-async def test_the_client_is_closed_when_the_block_raises(conn, respx_mock, clients):
-    respx_mock.get(f"{API}/requests/req-1").respond(404, json={"error": "request not found"})
+async def test_the_client_is_closed_when_the_block_raises(sim, clients):
     with pytest.raises(KlingAPIError):
         async with KlingAsyncHook() as hook:
-            await hook.get_request("req-1")
+            await hook.get_request("req-1")  # no such request: a 404
+    assert sim.count(REQUEST) == 1
     assert len(clients) == 1
     assert clients[0].is_closed
 
 
-async def test_use_outside_async_with_raises_a_clear_error(conn, respx_mock):
-    route = respx_mock.get(f"{API}/requests/req-1").respond(json=QUEUED)
+async def test_use_outside_async_with_raises_a_clear_error(sim):
+    request_id = submit(sim)
     hook = KlingAsyncHook()
     with pytest.raises(RuntimeError, match="outside 'async with'"):
-        await hook.get_request("req-1")
+        await hook.get_request(request_id)
     async with hook:
-        await hook.get_request("req-1")
+        await hook.get_request(request_id)
     with pytest.raises(RuntimeError, match="outside 'async with'"):
-        await hook.get_request("req-1")
-    assert route.call_count == 1
+        await hook.get_request(request_id)
+    assert sim.count(REQUEST) == 1
 
 
 @pytest.mark.parametrize(
     "failure",
     [
-        pytest.param(httpx.Response(500, json={"error": "internal"}), id="500"),
-        pytest.param(httpx.Response(502, text="Bad Gateway"), id="502"),
-        pytest.param(httpx.Response(503, json={"error": "capacity"}), id="503"),
-        pytest.param(httpx.Response(504, text=""), id="504"),
-        pytest.param(httpx.Response(429, json={"error": "Rate limit"}), id="429"),
-        pytest.param(httpx.ConnectError("connection refused"), id="connect-error"),
-        pytest.param(httpx.ConnectTimeout("connect timeout"), id="connect-timeout"),
-        pytest.param(httpx.ReadTimeout("read timeout"), id="read-timeout"),
-        pytest.param(httpx.RemoteProtocolError("server disconnected"), id="disconnected"),
+        pytest.param(Fault.error(500, "internal"), id="500"),
+        pytest.param(Fault(status=502, text="Bad Gateway"), id="502"),
+        pytest.param(Fault.error(503, "capacity"), id="503"),
+        pytest.param(Fault(status=504, text=""), id="504"),
+        pytest.param(Fault.error(429, "Rate limit"), id="429"),
+        pytest.param(Fault.slow(2.0), id="read-timeout"),
+        pytest.param(Fault.connection_reset(), id="disconnected"),
     ],
 )
-async def test_polls_are_retried_until_they_succeed(conn, respx_mock, retry_sleeps, failure):
-    route = respx_mock.get(f"{API}/requests/req-1")
-    route.side_effect = [failure, failure, httpx.Response(200, json=QUEUED)]
+async def test_polls_are_retried_until_they_succeed(sim, retry_sleeps, failure):
+    sim.script(REQUEST, [failure, failure, ok(QUEUED)])
     async with KlingAsyncHook() as hook:
         req = await hook.get_request("req-1")
     assert req.status == "queued"
-    assert route.call_count == 3
+    assert sim.count(REQUEST) == 3
     assert len(retry_sleeps) == 2
 
 
-async def test_a_rate_limit_waits_at_least_as_long_as_gmi_asks(conn, respx_mock, retry_sleeps):
+@pytest.mark.parametrize("how", ["refused", "timeout"], ids=["connect-error", "connect-timeout"])
+async def test_polls_are_retried_until_gmi_can_be_reached(kling_conn, retry_sleeps, monkeypatch, how):
+    monkeypatch.setattr(kling_hooks, "CONNECT_TIMEOUT", 0.2)
+
+    def answers(sim):
+        sim.script(REQUEST, [ok(QUEUED)])
+
+    with unreachable_until(how, retry_sleeps, on_start=answers) as url:
+        kling_conn(host=url)
+        async with KlingAsyncHook() as hook:
+            req = await hook.get_request("req-1")
+    assert req.status == "queued"
+    assert len(retry_sleeps) == 2
+
+
+async def test_a_rate_limit_waits_at_least_as_long_as_gmi_asks(sim, retry_sleeps):
     limited = {"error": "Rate limit exceeded. Retry in 4000 ms.", "rate_limit": {"retry_after_ms": 4000}}
-    route = respx_mock.get(f"{API}/requests/req-1")
-    route.side_effect = [httpx.Response(429, json=limited), httpx.Response(200, json=QUEUED)]
+    sim.script(REQUEST, [Fault(status=429, body=limited), ok(QUEUED)])
     async with KlingAsyncHook() as hook:
         await hook.get_request("req-1")
-    assert route.call_count == 2
+    assert sim.count(REQUEST) == 2
     assert retry_sleeps[0] >= 4
 
 
-async def test_a_rate_limit_longer_than_retry_max_wait_fails_at_once(conn, respx_mock, retry_sleeps):
+async def test_a_rate_limit_longer_than_retry_max_wait_fails_at_once(sim, retry_sleeps):
     limited = {"error": "Rate limit exceeded.", "rate_limit": {"retry_after_ms": 600_000}}
-    route = respx_mock.get(f"{API}/requests/req-1").respond(429, json=limited)
+    sim.script(REQUEST, [Fault(status=429, body=limited)])
     async with KlingAsyncHook(retry_max_wait=30) as hook:
         with pytest.raises(KlingAPIError, match="rate limited") as info:
             await hook.get_request("req-1")
     assert info.value.status_code == 429
-    assert route.call_count == 1
+    assert sim.count(REQUEST) == 1
     assert retry_sleeps == []
 
 
-async def test_polls_give_up_after_the_retry_limit(conn, respx_mock, retry_sleeps):
-    route = respx_mock.get(f"{API}/requests/req-1").mock(side_effect=httpx.ConnectError("refused"))
-    async with KlingAsyncHook(retry_limit=2) as hook:
-        with pytest.raises(KlingTransportError, match=r"could not connect to https://gmi\.test") as info:
-            await hook.get_request("req-1")
+async def test_polls_give_up_after_the_retry_limit(kling_conn, retry_sleeps):
+    with unreachable_until("refused", retry_sleeps, tries=99) as url:
+        kling_conn(host=url)
+        async with KlingAsyncHook(retry_limit=2) as hook:
+            with pytest.raises(KlingTransportError, match=f"could not connect to {re.escape(url)}") as info:
+                await hook.get_request("req-1")
     assert info.value.sent is False
-    assert route.call_count == 3
-    assert len(retry_sleeps) == 2
+    assert len(retry_sleeps) == 2  # three tries
 
 
-async def test_a_404_is_permanent(conn, respx_mock, retry_sleeps):
-    route = respx_mock.get(f"{API}/requests/req-1").respond(404, json={"error": "request not found"})
+async def test_a_404_is_permanent(sim, retry_sleeps):
     async with KlingAsyncHook() as hook:
-        with pytest.raises(KlingAPIError, match="request not found") as info:
-            await hook.get_request("req-1")
+        with pytest.raises(KlingAPIError, match="not found") as info:
+            await hook.get_request("req-1")  # the simulator has no such request
     assert info.value.status_code == 404
-    assert route.call_count == 1
+    assert sim.count(REQUEST) == 1
     assert retry_sleeps == []
 
 
-async def test_a_refused_key_is_permanent_and_the_message_has_no_key(conn, respx_mock, retry_sleeps):
-    route = respx_mock.get(f"{API}/requests/req-1").respond(401, text="")
+async def test_a_refused_key_is_permanent_and_the_message_has_no_key(
+    kling_simulator, kling_conn, retry_sleeps
+):
+    kling_conn(host=kling_simulator.base_url)  # TEST_API_KEY, which the simulator refuses
     async with KlingAsyncHook() as hook:
         with pytest.raises(KlingAPIError, match="Password field") as info:
             await hook.get_request("req-1")
     assert TEST_API_KEY not in str(info.value)
-    assert route.call_count == 1
+    assert kling_simulator.count(REQUEST) == 1
 
 
-async def test_a_200_answer_that_is_not_json_is_an_api_error(conn, respx_mock):
-    respx_mock.get(f"{API}/requests/req-1").respond(200, text="<html>maintenance</html>")
+async def test_a_200_answer_that_is_not_json_is_an_api_error(sim):
+    sim.script(REQUEST, [Fault(status=200, text="<html>maintenance</html>")])
     async with KlingAsyncHook() as hook:
         with pytest.raises(KlingAPIError, match="not a JSON object"):
             await hook.get_request("req-1")
 
 
-async def test_cancel_is_best_effort(conn, respx_mock, retry_sleeps):
-    respx_mock.delete(f"{API}/requests/req-1").respond(405, json={"error": "method not allowed"})
-    respx_mock.delete(f"{API}/requests/req-2").respond(
-        200, json={"request_id": "req-2", "status": "cancelled"}
-    )
+async def test_cancel_is_best_effort(sim, retry_sleeps):
+    request_id = submit(sim)
+    sim.script("DELETE /requests/{id}", [Fault.error(405, "method not allowed")])
     async with KlingAsyncHook() as hook:
-        assert await hook.cancel_request("req-1") is False
-        assert await hook.cancel_request("req-2") is True
+        assert await hook.cancel_request(request_id) is False
+        assert await hook.cancel_request(request_id) is True
+    assert sim.record(request_id)["status"] == "cancelled"
 
 
 def test_the_async_hook_has_no_key_in_its_repr_and_shares_the_connection_type():

@@ -14,7 +14,7 @@ import pytest
 
 from airflow_provider_kling.api import KlingValidationError
 from airflow_provider_kling.operators.kling import KlingI2VOperator
-from tests.unit.test_operator import FakeTI
+from tests.helpers import FakeTI
 
 GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"

@@ -12,8 +12,7 @@ import pytest
 from airflow_provider_kling.api.body import SLICE, JsonBody, json_pieces
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.testing import Fault
-from tests.conftest import make_png
-from tests.unit.test_operator import FakeTI
+from tests.helpers import FakeTI, make_png
 
 LONG_B64 = base64.b64encode(bytes(range(256)) * 1000).decode()  # 341 KB, several slices
 PAYLOADS: list[Any] = [

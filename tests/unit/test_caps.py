@@ -25,8 +25,8 @@ from airflow_provider_kling.operators.kling import KlingI2VOperator, KlingSubmit
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from airflow_provider_kling.triggers.storage import NewImagesTrigger
+from tests.helpers import FakeTI
 from tests.unit.hostile import answer, raw_server
-from tests.unit.test_operator import FakeTI
 
 NOT_FINITE: list[Any] = [
     math.nan,
@@ -57,11 +57,11 @@ def _build(field: str, value: Any) -> Any:
         "poll_interval": lambda v: KlingSubmitOperator(task_id="t", model="m", poll_interval=v),
         "timeout": lambda v: KlingSubmitOperator(task_id="t", model="m", timeout=v),
         "max_poll_failures": lambda v: KlingSubmitOperator(task_id="t", model="m", max_poll_failures=v),
-        "max_download_bytes": lambda v: KlingSubmitOperator(task_id="t", model="m", max_download_bytes=v),
+        "download_max_bytes": lambda v: KlingSubmitOperator(task_id="t", model="m", download_max_bytes=v),
         "poke_interval": lambda v: KlingStatusSensor(task_id="t", request_id="r", poke_interval=v),
         "sensor timeout": lambda v: KlingStatusSensor(task_id="t", request_id="r", timeout=v),
-        "max_bytes": lambda v: KlingDownloadVideoOperator(
-            task_id="t", destination="/tmp", request_id="r", max_bytes=v
+        "download operator download_max_bytes": lambda v: KlingDownloadVideoOperator(
+            task_id="t", download_to="/tmp", request_id="r", download_max_bytes=v
         ),
         "retry_limit": lambda v: KlingHook(retry_limit=v),
         "retry_max_wait": lambda v: KlingHook(retry_max_wait=v),
@@ -84,10 +84,10 @@ FIELDS = [
     "poll_interval",
     "timeout",
     "max_poll_failures",
-    "max_download_bytes",
+    "download_max_bytes",
     "poke_interval",
     "sensor timeout",
-    "max_bytes",
+    "download operator download_max_bytes",
     "retry_limit",
     "retry_max_wait",
     "retry_max_delay",

@@ -10,19 +10,15 @@ from typing import Any
 
 import pytest
 from airflow.sdk import Asset, ObjectStoragePath
-from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_kling.api import KlingValidationError
-from airflow_provider_kling.api.events import event_from_record, result_of
 from airflow_provider_kling.exceptions import KlingDownloadError
 from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator
-from airflow_provider_kling.outputs import output_names, safe_relative_name
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
-from tests.unit.test_operator import FakeTI
+from airflow_provider_kling.tasks.outputs import output_names, safe_relative_name
 
-RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 ASSET = Asset("kling://videos/product")
 
 
@@ -35,26 +31,6 @@ def memory_store() -> None:
     attach(protocol="memory", fs=MemoryFileSystem())
 
 
-@pytest.fixture
-def context() -> dict[str, Any]:
-    return {"ti": FakeTI(), "run_id": RUN_ID, "outlet_events": OutletEventAccessors()}
-
-
-@pytest.fixture
-def finished(kling_simulator, kling_connection_env, png_bytes) -> dict[str, Any]:
-    """A request that succeeded at the simulator, as the sensor returns it."""
-    hook = KlingHook()
-    record = hook.submit("kling-3.0-turbo-i2v", {"first_frame": "https://e.x/a.png", "prompt": "steam"})
-    import time
-
-    for _ in range(100):
-        current = hook.get_request(record.request_id)
-        if current.verdict == "success":
-            return dict(result_of(event_from_record(current)))
-        time.sleep(0.05)
-    raise AssertionError("the simulator did not finish the request")
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -65,7 +41,7 @@ def download(**kwargs: Any) -> KlingDownloadVideoOperator:
 
 
 def test_videos_stream_to_a_local_folder_under_the_default_name(finished, context, tmp_path):
-    result = download(destination=str(tmp_path), request_id=finished["request_id"]).execute(context)
+    result = download(download_to=str(tmp_path), request_id=finished["request_id"]).execute(context)
     expected = tmp_path / "manual__2026-01-01T00_00_00_00_00" / f"{finished['request_id']}_0.mp4"
     assert result["uris"] == [str(expected)]
     data = expected.read_bytes()
@@ -93,14 +69,16 @@ def test_a_retry_deletes_what_a_killed_try_left_of_the_same_video(finished, cont
     other.write_bytes(b"another video's leftover")
     os.utime(other, (time.time() - 3600, time.time() - 3600))
 
-    download(destination=str(tmp_path), request_id=finished["request_id"]).execute(context)
+    download(download_to=str(tmp_path), request_id=finished["request_id"]).execute(context)
 
     assert sorted(p.name for p in folder.iterdir()) == sorted([name, live.name, other.name])
 
 
 def test_videos_stream_to_an_fsspec_memory_store(finished, context):
     result = download(
-        destination="memory://kling-test/videos", media_urls=finished["media_urls"], filename="{index}.mp4"
+        download_to="memory://kling-test/videos",
+        media_urls=finished["media_urls"],
+        download_filename="{index}.mp4",
     ).execute(context)
     target = ObjectStoragePath("memory://kling-test/videos/0.mp4")
     data = target.read_bytes()
@@ -111,7 +89,7 @@ def test_videos_stream_to_an_fsspec_memory_store(finished, context):
 
 
 def test_videos_stream_to_a_file_uri_object_store(finished, context, tmp_path):
-    result = download(destination=f"file://{tmp_path}/store", request_id=finished).execute(context)
+    result = download(download_to=f"file://{tmp_path}/store", request_id=finished).execute(context)
     written = tmp_path / "store" / "manual__2026-01-01T00_00_00_00_00" / f"{finished['request_id']}_0.mp4"
     assert written.read_bytes()[4:8] == b"ftyp"
     assert result["files"][0]["size"] == written.stat().st_size
@@ -120,7 +98,7 @@ def test_videos_stream_to_a_file_uri_object_store(finished, context, tmp_path):
 def test_a_file_name_cannot_escape_the_destination(finished, context, tmp_path):
     dest = tmp_path / "dest"
     task = download(
-        destination=str(dest), media_urls=finished["media_urls"], filename="../../../etc/{index}.mp4"
+        download_to=str(dest), media_urls=finished["media_urls"], download_filename="../../../etc/{index}.mp4"
     )
     written = Path(task.execute(context)["uris"][0])
     assert written == dest / "etc" / "0.mp4"
@@ -138,7 +116,9 @@ def test_a_template_without_index_cannot_overwrite_a_second_video():
 
 def test_a_video_over_the_size_cap_is_refused_and_nothing_is_left(finished, context, tmp_path):
     with pytest.raises(KlingDownloadError, match="cap of 100 bytes"):
-        download(destination=str(tmp_path), media_urls=finished["media_urls"], max_bytes=100).execute(context)
+        download(
+            download_to=str(tmp_path), media_urls=finished["media_urls"], download_max_bytes=100
+        ).execute(context)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
@@ -162,13 +142,13 @@ def test_the_size_cap_holds_while_streaming_without_a_content_length(finished, t
 def test_a_download_that_is_not_a_video_is_refused(finished, context, tmp_path):
     thumbnail = finished["media_urls"][0].replace("sample_0.mp4", "thumbnail.jpg")
     with pytest.raises(KlingDownloadError, match="Content-Type 'image/jpeg', not a video"):
-        download(destination=str(tmp_path), media_urls=[thumbnail]).execute(context)
+        download(download_to=str(tmp_path), media_urls=[thumbnail]).execute(context)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_the_asset_event_describes_the_video(finished, context, tmp_path):
     task = download(
-        destination=str(tmp_path),
+        download_to=str(tmp_path),
         request_id=finished["request_id"],
         outlets=[ASSET],
         request_info={"prompt": "steam", "duration": 5, "resolution": "1080p"},
@@ -193,7 +173,7 @@ def test_a_running_request_cannot_be_downloaded(kling_simulator, kling_connectio
         "kling-3.0-turbo-i2v", {"first_frame": "https://e.x/a.png", "prompt": "SIMULATE_STUCK"}
     )
     with pytest.raises(ValueError, match="still queued"):
-        download(destination=str(tmp_path), request_id=record.request_id).execute(context)
+        download(download_to=str(tmp_path), request_id=record.request_id).execute(context)
 
 
 def test_the_operator_waits_downloads_and_sets_the_asset_event(

@@ -41,7 +41,7 @@ def test_the_example_is_scheduled_on_a_watched_folder_and_maps_over_its_images(d
 
 def test_the_example_reads_a_local_image_only_from_inside_the_folder(dagbag, tmp_path):
     from airflow_provider_kling.api.images import prepare_first_frame
-    from tests.conftest import make_png
+    from tests.helpers import make_png
 
     location = runpy.run_path(str(DAG_FILE))["image_location"]
     folder = tmp_path / "incoming"

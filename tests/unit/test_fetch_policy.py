@@ -24,10 +24,9 @@ from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.transport.fetch import FetchPolicy
 from airflow_provider_kling.transport.pinning import Pins, pinned_session
 from airflow_provider_kling.transport.urls import parse_fetch_url
+from tests.helpers import RUN_ID, FakeTI
 from tests.unit.hostile import answer, raw_server
-from tests.unit.test_operator import FakeTI
 
-RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 DEFAULT = {"http": 80, "https": 443}
 
 # 1. One reading of a URL, whatever parser reads it
@@ -245,7 +244,7 @@ def connect(monkeypatch: pytest.MonkeyPatch, simulator: Any, **extra: Any) -> No
 
 
 def download(tmp_path: Path, url: str) -> dict[str, Any]:
-    task = KlingDownloadVideoOperator(task_id="download", destination=str(tmp_path), media_urls=[url])
+    task = KlingDownloadVideoOperator(task_id="download", download_to=str(tmp_path), media_urls=[url])
     return task.execute({"ti": FakeTI(), "run_id": RUN_ID})
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_kling.triggers.folder_cursor import Entry, FolderCursor, FolderWatch
-from airflow_provider_kling.triggers.local_folder import LocalFolder
-from tests.conftest import make_png
-from tests.unit.test_folder_trigger import collect, names, started, watcher
+from airflow_provider_kling.triggers.storage.cursor import FolderCursor, FolderWatch, ListedFile
+from airflow_provider_kling.triggers.storage.local_folder import LocalFolder
+from tests.helpers import collect, make_png, names, started, watcher
 
 PNG = make_png(300, 300)
 OTHER = make_png(400, 300)
@@ -119,12 +118,12 @@ def test_a_store_whose_timestamps_anyone_sets_still_finds_what_changed_while_it_
     """An object store listing carries the file's own mtime (sftp, smb): it may be anything."""
     watch = FolderWatch(FolderCursor(), ("*.png",))
     now = time.time()
-    assert watch.observe([Entry("a.png", 1, now)], 0.0) == []  # the starting point
-    listing = [Entry("a.png", 1, now), Entry("old.png", 2, LONG_AGO)]  # new, dated 2001
+    assert watch.observe([ListedFile("a.png", 1, now)], 0.0) == []  # the starting point
+    listing = [ListedFile("a.png", 1, now), ListedFile("old.png", 2, LONG_AGO)]  # new, dated 2001
     assert watch.observe(listing, 1.0) == []
     assert [e.name for e in watch.observe(listing, 2.0)] == ["old.png"]
     watch.record([listing[1]])
-    listing = [Entry("a.png", 5, LONG_AGO), Entry("old.png", 2, LONG_AGO)]  # replaced, dated back
+    listing = [ListedFile("a.png", 5, LONG_AGO), ListedFile("old.png", 2, LONG_AGO)]  # replaced, dated back
     assert watch.observe(listing, 3.0) == []
     assert [e.name for e in watch.observe(listing, 4.0)] == ["a.png"]
 
@@ -132,15 +131,15 @@ def test_a_store_whose_timestamps_anyone_sets_still_finds_what_changed_while_it_
 def test_a_stamp_in_the_future_does_not_make_later_files_old():
     watch = FolderWatch(FolderCursor(), ("*.png",), horizon=100.0)
     now = time.time()
-    watch.observe([Entry("a.png", 1, now)], 0.0)
-    future = [Entry("a.png", 1, now), Entry("z.png", 1, now + 10 * 365 * 86400)]
+    watch.observe([ListedFile("a.png", 1, now)], 0.0)
+    future = [ListedFile("a.png", 1, now), ListedFile("z.png", 1, now + 10 * 365 * 86400)]
     watch.observe(future, 1.0)
     watch.record(watch.observe(future, 2.0))
     assert watch.cursor.since is not None
     assert watch.cursor.since <= time.time()
     # After a restart (nothing in memory), a file of today is still new.
     resumed = FolderWatch(FolderCursor.from_json(watch.cursor.to_json()) or FolderCursor(), ("*.png",))
-    listing = [*future, Entry("b.png", 1, time.time())]
+    listing = [*future, ListedFile("b.png", 1, time.time())]
     resumed.observe(listing, 3.0)
     assert [e.name for e in resumed.observe(listing, 4.0)] == ["b.png"]
 

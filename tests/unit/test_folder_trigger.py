@@ -3,82 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from airflow_provider_kling.triggers.folder_listing import FolderLister
-from airflow_provider_kling.triggers.storage import FileCursor, NewImagesTrigger
-from tests.conftest import make_png
+from airflow_provider_kling.triggers.storage import NewImagesTrigger
+from airflow_provider_kling.triggers.storage.listing import FolderLister
+from tests.helpers import POLL, FakeStateStore, collect, make_png, names, started, watcher
 
-POLL = 0.05
 PNG = make_png(300, 300)
-
-
-async def collect(
-    trigger: NewImagesTrigger,
-    until: Callable[[list[dict[str, Any]]], bool] = lambda events: False,
-    seconds: float = 1.0,
-    during: Callable[[], Any] | None = None,
-) -> list[dict[str, Any]]:
-    """
-    Run the trigger until ``until(images)`` or ``seconds`` pass, then stop it as a triggerer would.
-
-    Returns the images its events announced; the events themselves are in ``trigger.fired``.
-    """
-    events: list[dict[str, Any]] = []
-    trigger.fired = []  # type: ignore[attr-defined]
-
-    async def consume() -> None:
-        async for event in trigger.run():
-            assert event.payload["folder"] == str(trigger.root())
-            trigger.fired.append(event.payload)  # type: ignore[attr-defined]
-            events.extend(event.payload["images"])
-
-    task = asyncio.create_task(consume())
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline and not until(events):
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-            if during is not None:
-                during()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    return events
-
-
-def watcher(path: Any, **options: Any) -> NewImagesTrigger:
-    trigger = NewImagesTrigger(path=str(path), poll_interval=POLL, **options)
-    # A plain logger, so caplog sees what the triggerer's log would show on every Airflow version.
-    trigger._log = logging.getLogger("tests.dropfolder")
-    return trigger
-
-
-def names(events: list[dict[str, Any]]) -> list[str]:
-    return sorted(e["name"] for e in events)
-
-
-def has_cursor(trigger: NewImagesTrigger) -> bool:
-    store = trigger.cursor_store(trigger.root())
-    if isinstance(store, FileCursor):
-        return bool(store.path.exists())
-    return store.key in store.accessors.values  # type: ignore[attr-defined]
-
-
-async def started(trigger: NewImagesTrigger) -> None:
-    """Let the watch take its starting point (its first listing, saved in its cursor) and stop."""
-    await collect(trigger, until=lambda _: has_cursor(trigger), seconds=10)
-    assert has_cursor(trigger)
 
 
 async def test_new_images_are_announced_once_with_uri_size_and_mtime(tmp_path):
@@ -200,7 +137,7 @@ async def test_bad_files_are_refused_by_name_in_the_log_and_never_retried(tmp_pa
 
 
 async def test_an_image_over_the_size_limit_is_refused_without_reading_it(tmp_path, caplog, monkeypatch):
-    import airflow_provider_kling.triggers.storage as storage
+    import airflow_provider_kling.triggers.storage.new_images as storage
 
     monkeypatch.setattr(storage, "MAX_IMAGE_BYTES", 1000)
     await started(watcher(tmp_path))
@@ -209,22 +146,6 @@ async def test_an_image_over_the_size_limit_is_refused_without_reading_it(tmp_pa
         assert await collect(watcher(tmp_path), seconds=8 * POLL) == []
     messages = [r.getMessage() for r in caplog.records]
     assert any("huge.png" in m and "at most 1,000 bytes" in m for m in messages)
-
-
-class FakeStateStore:
-    """What Airflow 3.3's triggerer gives an asset watcher: one asset's accessors."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def _single_accessor(self) -> FakeStateStore:
-        return self
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return json.loads(json.dumps(self.values[key])) if key in self.values else default
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))
 
 
 async def test_on_airflow_3_3_the_cursor_lives_in_the_asset_state_store(tmp_path):
@@ -240,9 +161,9 @@ async def test_on_airflow_3_3_the_cursor_lives_in_the_asset_state_store(tmp_path
     assert names(await collect(in_store(), until=lambda e: len(e) >= 1, seconds=5)) == ["a.png"]
     (tmp_path / "b.png").write_bytes(PNG)
     assert names(await collect(in_store(), until=lambda e: len(e) >= 1, seconds=5)) == ["b.png"]
-    [key] = store.values
+    [key] = store.data
     assert key.startswith("kling_folder_cursor:")
-    assert set(store.values[key]["seen"]) == {"a.png", "b.png"}
+    assert set(store.data[key]["seen"]) == {"a.png", "b.png"}
     assert not list(tmp_path.glob(".kling-cursor-*"))  # nothing written into the user's folder
 
 
@@ -364,7 +285,7 @@ def test_bad_arguments_are_refused_when_the_dag_is_parsed(tmp_path, options, fie
 
 
 def test_an_idle_local_folder_is_not_listed_again_and_a_changed_one_is_read_whole(tmp_path, monkeypatch):
-    import airflow_provider_kling.triggers.local_folder as local_folder
+    import airflow_provider_kling.triggers.storage.local_folder as local_folder
 
     def changed_seconds_ago(seconds: float) -> None:
         # Directory timestamps tick coarsely: a change just now proves nothing, so date it back.

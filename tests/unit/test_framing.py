@@ -24,11 +24,11 @@ from airflow_provider_kling.exceptions import (
     KlingTransportError,
 )
 from airflow_provider_kling.hooks.kling import KlingAsyncHook, KlingHook
-from airflow_provider_kling.submission import Submitter
+from airflow_provider_kling.tasks.submit_once import Submitter
 from airflow_provider_kling.transport import bounds
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
+from tests.helpers import connect, first_event
 from tests.unit.hostile import FRAMINGS, raw_server, respond
-from tests.unit.test_hostile_answers import connect, first_event
 
 MODEL = "kling-3.0-turbo-i2v"
 PAYLOAD = {"first_frame": "https://e.x/a.png", "prompt": "steam"}

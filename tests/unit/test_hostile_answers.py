@@ -22,11 +22,10 @@ from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.testing import Fault
 from airflow_provider_kling.transport import bounds
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
+from tests.helpers import RUN_ID, FakeTI, connect, first_event
 from tests.unit.hostile import answer, raw_server, trickle
-from tests.unit.test_operator import FakeTI
 
 KEY = 'gmi-SECRET"key-8f3a1c'
-RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 
 # Airflow 3.1's own connection lookup refuses an extra that is not a JSON object ("Encountered
 # non-JSON in `extra` field") before any hook sees it; from 3.2 the hook's message is the one shown.
@@ -35,24 +34,13 @@ AIRFLOW_REFUSES_BAD_EXTRA = pytest.mark.skipif(
 )
 
 
-def connect(monkeypatch: pytest.MonkeyPatch, host: str, password: str = KEY, **extra: Any) -> None:
-    connection = {"conn_type": "kling", "host": host, "password": password, "extra": json.dumps(extra)}
-    monkeypatch.setenv("AIRFLOW_CONN_KLING_DEFAULT", json.dumps(connection))
-
-
 def download(tmp_path: Path, urls: list[str]) -> dict[str, Any]:
-    task = KlingDownloadVideoOperator(task_id="download", destination=str(tmp_path), media_urls=urls)
+    task = KlingDownloadVideoOperator(task_id="download", download_to=str(tmp_path), media_urls=urls)
     return task.execute({"ti": FakeTI(), "run_id": RUN_ID})
 
 
 def files(path: Path) -> list[Path]:
     return [p for p in path.rglob("*") if p.is_file()]
-
-
-async def first_event(trigger: KlingStatusTrigger) -> dict[str, Any]:
-    async for event in trigger.run():
-        return dict(event.payload)
-    raise AssertionError("no event")
 
 
 @pytest.fixture

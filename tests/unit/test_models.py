@@ -14,7 +14,7 @@ from airflow_provider_kling.api import (
     prepare_payload,
 )
 from airflow_provider_kling.api.dimensions import check_image_size, image_size
-from tests.conftest import make_jpeg_header, make_png
+from tests.helpers import make_jpeg_header, make_png
 
 # --- image size from the header ---------------------------------------------------------
 

@@ -17,8 +17,8 @@ from airflow_provider_kling.api.waiting import begin
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
-from tests.unit.test_operator import FakeTI, TaskDeferred
-from tests.unit.test_sensor import submit
+from tests.compat import TaskDeferred
+from tests.helpers import FakeTI, submit
 
 POLLS = "GET /requests/{id}"
 

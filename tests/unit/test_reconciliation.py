@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 
 from airflow_provider_kling.api.fingerprint import compare_echo
 from airflow_provider_kling.api.ownership import ClockReading, Window, judge
@@ -24,8 +23,10 @@ from airflow_provider_kling.api.records import KlingRequest
 from airflow_provider_kling.exceptions import KlingSubmitOutcomeUnknown
 from airflow_provider_kling.operators.submit import KlingSubmitOperator
 from airflow_provider_kling.testing import Fault
+from tests.helpers import IMAGE_URL as URL
+from tests.helpers import operator, submit
+from tests.helpers import task_context as a_try
 from tests.unit.hostile import raw_server
-from tests.unit.test_reliability import URL, a_try, operator
 
 MODEL = "kling-3.0-turbo-i2v"
 PROMPT = "steam rises from a cup"
@@ -37,18 +38,6 @@ HTML = "<html><body><h1>503 Service Temporarily Unavailable</h1><hr><center>ngin
 
 def created(sim: Any) -> list[str]:
     return [r.request_id for r in sim.requests]
-
-
-def post(sim: Any, payload: dict[str, Any]) -> str:
-    """Someone else in the organisation submits ``payload`` with the same key."""
-    resp = requests.post(
-        f"{sim.api_url}/requests",
-        json={"model": MODEL, "payload": payload},
-        headers={"Authorization": f"Bearer {sim.api_key}"},
-        timeout=10,
-    )
-    resp.raise_for_status()
-    return str(resp.json()["request_id"])
 
 
 @contextlib.contextmanager
@@ -96,7 +85,7 @@ def test_an_old_request_gmi_never_dates_keeps_a_lost_submit_from_being_resent(
     # Nothing of this task's arrived, but without created_at GMI cannot show that the
     # identical request it lists is not this submit's: stop and name it.
     with earlier(kling_simulator, 3600):
-        old = post(kling_simulator, SENT)
+        old = submit(kling_simulator, payload=SENT)
     kling_simulator.script("POST /requests", [Fault.connection_reset()])
     kling_simulator.script("GET /requests", [Fault.normalised("minimal")] * 2)
     kling_simulator.script("GET /requests/{id}", [Fault.normalised("minimal")] * 2)
@@ -166,7 +155,7 @@ def test_a_503_naming_a_request_that_is_not_ours_is_never_adopted(
     kling_simulator, kling_connection_env, retry_sleeps, no_settle, age, prompt
 ):
     with earlier(kling_simulator, age):
-        named = post(kling_simulator, {**SENT, "prompt": prompt})
+        named = submit(kling_simulator, payload={**SENT, "prompt": prompt})
     kling_simulator.script(
         "POST /requests", [Fault(status=503, body={"error": CAPACITY, "request_id": named})]
     )
@@ -181,7 +170,7 @@ def test_an_identical_request_made_30_s_before_the_submit_is_never_adopted(
     kling_simulator, kling_connection_env, retry_sleeps, no_settle, ours_created
 ):
     with earlier(kling_simulator, 30):
-        theirs = post(kling_simulator, SENT)
+        theirs = submit(kling_simulator, payload=SENT)
     kling_simulator.script("POST /requests", [Fault.connection_reset(after_processing=ours_created)])
     mine = operator(prompt=PROMPT).execute(a_try())
     assert mine != theirs
@@ -196,7 +185,7 @@ def test_an_identical_request_made_while_the_submit_was_in_flight_is_named_not_a
     kling_simulator.script(
         "POST /requests", [Fault(status=None, delay=1.0, reset=True, after_processing=True)]
     )
-    other = threading.Timer(0.3, post, (kling_simulator, SENT))
+    other = threading.Timer(0.3, submit, (kling_simulator,), {"payload": SENT})
     other.start()
     with pytest.raises(KlingSubmitOutcomeUnknown, match="several requests show this task's inputs") as info:
         operator(prompt=PROMPT).execute(a_try())

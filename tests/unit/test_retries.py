@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_kling.api import KlingAPIError
 from airflow_provider_kling.exceptions import KlingSubmitOutcomeUnknown, KlingTransportError
-from airflow_provider_kling.transport.errors import error_for_status, parse_retry_after
+from airflow_provider_kling.transport.failures import error_for_status, parse_retry_after
 from airflow_provider_kling.transport.retries import is_retryable
 
 RATE_LIMIT_BODY = {

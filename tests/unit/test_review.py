@@ -20,7 +20,7 @@ from airflow_provider_kling.operators.review import (
     KlingReviewOperator,
     KlingTakeOperator,
 )
-from tests.unit.test_reliability import FakeStateStore
+from tests.helpers import FakeStateStore
 
 pytestmark = pytest.mark.skipif(HITL_MISSING is not None, reason=str(HITL_MISSING))
 URL = "https://example.com/frame.png"

@@ -13,7 +13,7 @@ from airflow_provider_kling.hooks.kling import KlingHook
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from tests.compat import TaskDeferred
-from tests.unit.test_operator import FakeTI
+from tests.helpers import FakeTI
 
 KEY = "gmi-SECRET-key-8f3a1c"
 

@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-import requests
 from airflow.sdk import Asset, PokeReturnValue
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
@@ -20,38 +19,9 @@ from airflow_provider_kling.exceptions import (
     KlingTriggerEventError,
 )
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
-from airflow_provider_kling.testing.readiness import wait_until
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from tests.compat import AirflowSkipException, TaskDeferred
-from tests.unit.test_operator import FakeTI
-
-
-def submit(sim: Any, prompt: str = "a calm sea") -> str:
-    resp = requests.post(
-        f"{sim.base_url}/api/v1/ie/requestqueue/apikey/requests",
-        json={
-            "model": "kling-3.0-turbo-i2v",
-            "payload": {"first_frame": "https://example.com/a.png", "prompt": prompt},
-        },
-        headers={"Authorization": f"Bearer {sim.api_key}"},
-        timeout=10,
-    )
-    resp.raise_for_status()
-    return str(resp.json()["request_id"])
-
-
-def wait_for_status(sim: Any, request_id: str, status: str) -> None:
-    """Wait until GMI (the simulator) reports ``status`` for the request, as a client would see it."""
-
-    def reached() -> bool:
-        resp = requests.get(
-            f"{sim.base_url}/api/v1/ie/requestqueue/apikey/requests/{request_id}",
-            headers={"Authorization": f"Bearer {sim.api_key}"},
-            timeout=10,
-        )
-        return bool(resp.json()["status"] == status)
-
-    wait_until(reached, 30, f"request {request_id} to become {status}", interval=0.05)
+from tests.helpers import FakeStateStore, FakeTI, RescheduledTI, submit, wait_for_status
 
 
 def sensor(**kwargs: Any) -> KlingStatusSensor:
@@ -214,9 +184,6 @@ def waited_in_mode(sim: Any, mode: str, context: dict[str, Any]) -> Any:
     describe the video on the asset event. Poke mode checks a finished request (its own loop
     would poll a running one an unknown number of times); the others see it running first.
     """
-    from tests.unit.test_reliability import FakeStateStore
-    from tests.unit.test_waiting import RescheduledTI
-
     request_id = submit(sim, prompt="a calm sea")
     task = sensor(request_id=request_id, deferrable=mode == "deferrable", outlets=[ASSET])
     if mode == "poke":

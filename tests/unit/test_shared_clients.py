@@ -15,7 +15,7 @@ from airflow_provider_kling.testing import Fault
 from airflow_provider_kling.transport import clients as clients_module
 from airflow_provider_kling.transport.clients import CONNECTIONS_PER_SHARD, shared_clients
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
-from tests.unit.test_sensor import submit
+from tests.helpers import submit
 
 
 @pytest.fixture

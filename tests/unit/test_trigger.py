@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_kling.api import KlingValidationError, PollSchedule
 from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
-from tests.unit.test_sensor import submit
+from tests.helpers import submit
 
 
 async def run(trigger: KlingStatusTrigger) -> list[dict[str, Any]]:

@@ -196,3 +196,15 @@ def test_the_page_names_its_own_address_as_its_base_and_serves_its_theme(client)
     assert theme.status_code == 200
     assert 'getItem("theme")' in theme.text  # Airflow's stored colour mode
     assert http.get("/static/index.html").status_code == 404
+
+
+def test_the_status_filter_offers_exactly_the_statuses_a_card_can_show():
+    """static/index.html keeps a copy of the view's statuses (they come from api/): the two agree."""
+    import re
+
+    from airflow_provider_kling.plugins.queries import VIEW_STATUSES
+
+    page = (Path(plugin.__file__).parent / "static" / "index.html").read_text()
+    select = page[page.index('<select name="status">') : page.index("</select>", page.index('name="status"'))]
+    offered = [v for v in re.findall(r'<option value="([^"]*)"', select) if v]
+    assert sorted(offered) == sorted(VIEW_STATUSES)

@@ -195,7 +195,7 @@ def test_a_record_that_is_not_json_is_shown_empty_not_an_error():
 
 
 def test_a_task_records_its_copies_where_the_api_server_can_find_them(tmp_path, monkeypatch):
-    from airflow_provider_kling.history import success_record
+    from airflow_provider_kling.tasks.ledger import success_entry
 
     monkeypatch.chdir(tmp_path)
     result = {
@@ -205,7 +205,7 @@ def test_a_task_records_its_copies_where_the_api_server_can_find_them(tmp_path, 
         "outcome": {"thumbnail_image_url": "https://media.example/r1.jpg"},
         "files": [{"uri": "out/r1_0.mp4"}, {"uri": "s3://bucket/r1_1.mp4"}],
     }
-    record = success_record(result)
+    record = success_entry(result)
     assert record["uris"] == [str(tmp_path / "out" / "r1_0.mp4"), "s3://bucket/r1_1.mp4"]
     assert record["thumbnail_url"] == "https://media.example/r1.jpg"
     assert (record["status"], record["error"]) == ("success", None)

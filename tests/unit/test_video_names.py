@@ -9,12 +9,11 @@ import pytest
 from airflow.sdk import DAG, ObjectStoragePath
 
 from airflow_provider_kling.api import KlingValidationError, image_stem
-from airflow_provider_kling.history import REQUEST_KEY
 from airflow_provider_kling.operators.download import KlingDownloadVideoOperator
 from airflow_provider_kling.operators.kling import KlingI2VOperator
-from airflow_provider_kling.outputs import output_names
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
-from tests.unit.test_download import finished  # noqa: F401  (the fixture)
+from airflow_provider_kling.tasks.ledger import REQUEST_KEY
+from airflow_provider_kling.tasks.outputs import output_names
 
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
 
@@ -84,12 +83,15 @@ def test_a_submit_names_its_video_after_its_image_and_records_the_name(
     assert ti.pushed[REQUEST_KEY]["image"] == "red_shoe"
 
 
-def test_a_download_downstream_takes_the_name_its_submit_recorded(finished, tmp_path):  # noqa: F811
+def test_a_download_downstream_takes_the_name_its_submit_recorded(finished, tmp_path):
     with DAG(dag_id="names", schedule=None):
         submit = KlingStatusSensor(task_id="submit", request_id="x")  # stands for any upstream task
         other = KlingStatusSensor(task_id="other", request_id="y")
         task = KlingDownloadVideoOperator(
-            task_id="download", destination=str(tmp_path), request_id=finished, filename="{image}.mp4"
+            task_id="download",
+            download_to=str(tmp_path),
+            request_id=finished,
+            download_filename="{image}.mp4",
         )
         [submit, other] >> task
     ti = PullingTI(
@@ -106,12 +108,12 @@ def test_a_download_downstream_takes_the_name_its_submit_recorded(finished, tmp_
 
 
 def test_without_a_recorded_name_the_request_id_stands_in_and_the_log_says_why(
-    finished,  # noqa: F811
+    finished,
     tmp_path,
     capsys,
 ):
     task = KlingDownloadVideoOperator(
-        task_id="download", destination=str(tmp_path), request_id=finished, filename="{image}.mp4"
+        task_id="download", download_to=str(tmp_path), request_id=finished, download_filename="{image}.mp4"
     )
     result = task.execute({"ti": PullingTI(), "run_id": "r"})
     assert result["uris"] == [str(tmp_path / f"{finished['request_id']}.mp4")]

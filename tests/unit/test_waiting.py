@@ -27,9 +27,7 @@ from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.sensors.kling import WAIT_STATE_KEY, KlingStatusSensor
 from airflow_provider_kling.testing import Fault
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
-from tests.unit.test_operator import FakeTI
-from tests.unit.test_reliability import FakeStateStore
-from tests.unit.test_sensor import submit
+from tests.helpers import FakeStateStore, FakeTI, RescheduledTI, submit
 
 NOW = 1_000_000.0
 
@@ -204,15 +202,6 @@ def sensor_poke_mode(sim: Any, **limits: Any) -> tuple[str, str]:
     except Exception as err:
         return verdict_of(err, request_id)
     return verdict_of(None, request_id)
-
-
-class RescheduledTI(FakeTI):
-    def __init__(self, first: datetime) -> None:
-        super().__init__()
-        self.first = first
-
-    def get_first_reschedule_date(self, context: Any) -> datetime:
-        return self.first
 
 
 def sensor_reschedule_mode(sim: Any, **limits: Any) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from airflow_provider_kling.api.images import MAX_IMAGE_BYTES
-from airflow_provider_kling.triggers.folder_cursor import Entry
+from airflow_provider_kling.triggers.storage.cursor import ListedFile
 
 #: How often, by default, every file is ``lstat``-ed although no directory entry changed: a file
 #: rewritten or touched in place (``cp new.png old.png``, ``touch``) changes no directory entry,
@@ -41,7 +41,7 @@ class WarningLog(Protocol):
     def warning(self, msg: Any, /, *args: Any) -> Any: ...
 
 
-def entry_of(name: str, st: os.stat_result) -> Entry:
+def entry_of(name: str, st: os.stat_result) -> ListedFile:
     """
     The listing entry of a regular file.
 
@@ -51,7 +51,7 @@ def entry_of(name: str, st: os.stat_result) -> Entry:
     tells one version from another. Its ``stamp`` is the change time, for the same reason.
     """
     version = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
-    return Entry(name, st.st_size, st.st_ctime, version=version, mtime=st.st_mtime)
+    return ListedFile(name, st.st_size, st.st_ctime, version=version, mtime=st.st_mtime)
 
 
 def open_inside(root: str, name: str) -> int:
@@ -109,13 +109,13 @@ class _Dir:
 
     signature: tuple[int, int]
     read_at: float
-    files: dict[str, Entry] = field(default_factory=dict)
+    files: dict[str, ListedFile] = field(default_factory=dict)
     subdirs: list[str] = field(default_factory=list)
 
 
 class LocalFolder:
     """
-    List a local folder (and its sub-folders if ``recursive``) as :class:`Entry` objects.
+    List a local folder (and its sub-folders if ``recursive``) as :class:`ListedFile` objects.
 
     While no directory's entry changed, a poll is one ``fstat`` per directory and lists nothing
     (only the files still settling are looked at). When a directory's entry changed (a file
@@ -144,7 +144,7 @@ class LocalFolder:
         self._named: set[str] = set()
         self.detailed = 0
 
-    def poll(self, settling: Collection[str] = ()) -> list[Entry] | None:
+    def poll(self, settling: Collection[str] = ()) -> list[ListedFile] | None:
         """
         The folder's files, or ``None`` when provably nothing changed since the last listing.
 
@@ -223,7 +223,7 @@ class LocalFolder:
                     entry = known.get(name)
                     # The same entry for the same file: a watch compares the listings by identity.
                     if entry is None or entry.version != version or entry.size != st.st_size:
-                        entry = Entry(name, st.st_size, st.st_ctime, version=version, mtime=st.st_mtime)
+                        entry = ListedFile(name, st.st_size, st.st_ctime, version=version, mtime=st.st_mtime)
                     files[name] = entry
                 elif item.name.startswith("."):
                     continue  # the watch skips dotfiles and dot-folders anyway

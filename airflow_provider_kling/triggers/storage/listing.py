@@ -6,8 +6,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kling.triggers.folder_cursor import Entry
-from airflow_provider_kling.triggers.local_folder import LOCAL_RESCAN_SECONDS, LocalFolder, WarningLog
+from airflow_provider_kling.triggers.storage.cursor import ListedFile
+from airflow_provider_kling.triggers.storage.local_folder import LOCAL_RESCAN_SECONDS, LocalFolder, WarningLog
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
 class FolderLister:
     """
-    List a folder or prefix as :class:`Entry` objects.
+    List a folder or prefix as :class:`ListedFile` objects.
 
-    A local folder is listed by :class:`~airflow_provider_kling.triggers.local_folder.LocalFolder`
+    A local folder is listed by :class:`~airflow_provider_kling.triggers.storage.local_folder.LocalFolder`
     (one ``fstat`` per poll while nothing changed, no link ever followed). An object store prefix
     is one ``find`` with details per poll (a paged listing: no file costs a request of its own).
 
@@ -37,7 +37,7 @@ class FolderLister:
         self.local = LocalFolder(self._base, recursive, log, rescan_seconds) if local else None
         self.detailed = 0
 
-    def poll(self, settling: Collection[str] = ()) -> list[Entry] | None:
+    def poll(self, settling: Collection[str] = ()) -> list[ListedFile] | None:
         """
         The folder's files, or ``None`` when it provably did not change since the last listing.
 
@@ -49,14 +49,16 @@ class FolderLister:
         self.detailed = self.local.detailed
         return listing
 
-    def _find(self) -> list[Entry]:
+    def _find(self) -> list[ListedFile]:
         found = self.root.fs.find(self._base, maxdepth=None if self.recursive else 1, detail=True)
         prefix = self._base + "/"
         files = []
         for name, info in found.items():
             if info.get("type", "file") != "file" or not name.startswith(prefix):
                 continue
-            files.append(Entry(name[len(prefix) :], int(info.get("size") or 0), _stamp(info), _etag(info)))
+            files.append(
+                ListedFile(name[len(prefix) :], int(info.get("size") or 0), _stamp(info), _etag(info))
+            )
         self.detailed = len(files)
         return files
 

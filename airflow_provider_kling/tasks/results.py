@@ -16,6 +16,7 @@ from airflow_provider_kling.api.events import (
     parse_event,
     result_of,
 )
+from airflow_provider_kling.api.records import FAILED_STATUSES
 from airflow_provider_kling.exceptions import (
     AirflowSensorTimeout,
     KlingRequestFailedError,
@@ -45,7 +46,7 @@ def result_from_event(value: Any) -> KlingResult:
         if not event["media_urls"]:
             raise KlingWaitError(f"The Kling trigger reported success without media URLs: {value!r}")
         return result_of(event)
-    if status in ("failed", "cancelled"):
+    if status in FAILED_STATUSES:
         raise KlingRequestFailedError(
             event["message"], request_id=event["request_id"], status=status, error=event["error"]
         )

@@ -263,21 +263,13 @@ def requests_errors(what: str, settings: ConnectionSettings) -> Iterator[None]:
         ) from None
     except requests.exceptions.ConnectionError as err:
         raise KlingTransportError(f"{what}: {_connection_problem(err)}", sent=_maybe_sent(err)) from None
-    except requests.exceptions.Timeout as err:
+    # An answer's body is read from urllib3 itself (transport.bounds), whose errors are its own.
+    except (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError) as err:
         raise KlingTransportError(
             f"{what}: no answer within {settings.timeout:g} s ({err})", sent=True
         ) from None
-    except requests.exceptions.RequestException as err:
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as err:
         # A malformed answer (conflicting lengths, broken chunks or gzip): the request arrived.
-        raise KlingTransportError(
-            f"{what}: unreadable answer ({_connection_problem(err)})", sent=True
-        ) from None
-    except urllib3.exceptions.ReadTimeoutError as err:
-        # An answer's body is read from urllib3 itself (transport.bounds), whose errors are its own.
-        raise KlingTransportError(
-            f"{what}: no answer within {settings.timeout:g} s ({err})", sent=True
-        ) from None
-    except urllib3.exceptions.HTTPError as err:
         raise KlingTransportError(
             f"{what}: unreadable answer ({_connection_problem(err)})", sent=True
         ) from None

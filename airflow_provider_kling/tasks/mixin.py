@@ -7,6 +7,7 @@ each declares only its own arguments, and a wait ends the same way whichever tas
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kling.api.events import STILL_BILLING, KlingResult
 from airflow_provider_kling.api.waiting import DEFAULT_MAX_POLL_FAILURES, Decision, WaitState, begin, step
-from airflow_provider_kling.events import result_from_event
 from airflow_provider_kling.exceptions import AirflowSensorTimeout, KlingRequestFailedError, KlingWaitError
-from airflow_provider_kling.history import STATUS_KEY, failure_record, recorded_image, success_record
-from airflow_provider_kling.outputs import (
+from airflow_provider_kling.tasks.ledger import STATUS_KEY, failure_entry, submitted_image, success_entry
+from airflow_provider_kling.tasks.outputs import (
     DEFAULT_FILENAME,
     DEFAULT_MAX_BYTES,
     download_videos,
     set_asset_extras,
     uses_image,
 )
+from airflow_provider_kling.tasks.results import result_from_event
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
@@ -66,20 +67,74 @@ def default_deferrable() -> bool:
 @dataclass(frozen=True)
 class DownloadSpec:
     """
-    Where a task copies a request's videos (its arguments, after rendering).
+    Where a task copies a request's videos: its ``download_<what>`` arguments, after rendering.
 
-    :param destination: a local folder, a URI or an ``ObjectStoragePath``.
-    :param filename: the file name template under it (``None``: the default).
-    :param conn_id: the object store's Airflow connection, if it needs one.
-    :param max_bytes: the largest video accepted.
+    :param to: ``download_to``: a local folder, a URI or an ``ObjectStoragePath``.
+    :param filename: ``download_filename``: the file name template under it (``None``: the default).
+    :param conn_id: ``download_conn_id``: the object store's Airflow connection, if it needs one.
+    :param max_bytes: ``download_max_bytes``: the largest video accepted.
     :param content_types: accepted ``Content-Type`` prefixes; ``None`` for the hook's default.
     """
 
-    destination: Any
+    to: Any
     filename: str | None = None
     conn_id: str | None = None
     max_bytes: int | None = DEFAULT_MAX_BYTES
     content_types: tuple[str, ...] | None = None
+
+
+#: Every task's download arguments, named ``download_<what>`` on each, and their defaults.
+DOWNLOAD_DEFAULTS: dict[str, Any] = {
+    "download_to": None,
+    "download_filename": None,
+    "download_conn_id": None,
+    "download_max_bytes": DEFAULT_MAX_BYTES,
+}
+#: The download operator's names before they were made alike (deprecated): old name, new name.
+DOWNLOAD_OPERATOR_RENAMES = {
+    "destination": "download_to",
+    "filename": "download_filename",
+    "destination_conn_id": "download_conn_id",
+    "max_bytes": "download_max_bytes",
+}
+#: The submit operators' and the sensor's old name of the size cap (deprecated).
+WAITING_TASK_RENAMES = {"max_download_bytes": "download_max_bytes"}
+
+
+class _NotGiven:
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+#: The default of a deprecated argument, so that one given as ``None`` (no cap) is told apart.
+#: The deprecated names stay in the signatures because Airflow's ``partial()`` checks them.
+NOT_GIVEN: Any = _NotGiven()
+
+
+def download_arguments(
+    task: str, old: Mapping[str, Any], renames: Mapping[str, str], **given: Any
+) -> dict[str, Any]:
+    """
+    A task's download arguments by their ``download_<what>`` names: ``given``, with each
+    deprecated argument in ``old`` (by its name in ``renames``) that is not :data:`NOT_GIVEN`
+    moved to its new name, with one ``DeprecationWarning`` naming the new one.
+
+    :raises ValueError: a deprecated name and its new one both given (the new one's value is
+        not its default).
+    """
+    chosen = {**DOWNLOAD_DEFAULTS, **given}
+    for name, new in renames.items():
+        value = old.get(name, NOT_GIVEN)
+        if value is NOT_GIVEN:
+            continue
+        if chosen[new] != DOWNLOAD_DEFAULTS[new]:
+            raise ValueError(
+                f"Invalid {name}: given together with {new}, its new name. Allowed: {new} alone."
+            )
+        # 4: past this helper, the task's __init__ and Airflow's wrapper of it, to the DAG file.
+        warnings.warn(f"{task}: {name} is deprecated; use {new}", DeprecationWarning, stacklevel=4)
+        chosen[new] = value
+    return chosen
 
 
 class KlingTaskMixin(_TaskBase):
@@ -146,25 +201,25 @@ class KlingTaskMixin(_TaskBase):
     def result_of(self, context: Context, event: Any) -> KlingResult:
         """
         The task result of a wait's last event, from every way of waiting. A wait that ends
-        without a video raises, and is first recorded for the Kling videos view.
+        without a video raises, and first gets its status entry in the videos ledger.
         """
         request_id = event.get("request_id") if isinstance(event, dict) else None
         try:
             return result_from_event(event)
         except KlingRequestFailedError as err:
-            self.record_status(context, failure_record(err.request_id, err.status, err.error))
+            self.push_status(context, failure_entry(err.request_id, err.status, err.error))
             raise
         except (AirflowSensorTimeout, KlingWaitError) as err:
             if isinstance(request_id, str):
                 status = "timeout" if isinstance(err, AirflowSensorTimeout) else "error"
-                self.record_status(context, failure_record(request_id, status, str(err)))
+                self.push_status(context, failure_entry(request_id, status, str(err)))
             raise
 
-    def record_status(self, context: Context, record: Mapping[str, Any]) -> None:
-        """Push how the request ended (:data:`~airflow_provider_kling.history.STATUS_KEY`)."""
+    def push_status(self, context: Context, entry: Mapping[str, Any]) -> None:
+        """Push the status entry of how the request ended (the ledger's ``kling_status`` XCom)."""
         ti = context.get("ti")
         if ti is not None:  # None only when a test or a script calls the task outside Airflow
-            ti.xcom_push(key=STATUS_KEY, value=dict(record))
+            ti.xcom_push(key=STATUS_KEY, value=dict(entry))
 
     # --- killing ---------------------------------------------------------------------------
 
@@ -196,7 +251,7 @@ class KlingTaskMixin(_TaskBase):
         The name of the image ``request_id`` was made from, for ``{image}`` in a file name: what
         the submitting task upstream recorded. A submit operator knows its own.
         """
-        return recorded_image(context["ti"], self.get_flat_relative_ids(upstream=True), request_id)
+        return submitted_image(context["ti"], self.get_flat_relative_ids(upstream=True), request_id)
 
     def download(self, context: Context, result: KlingResult, spec: DownloadSpec) -> list[dict[str, Any]]:
         """Stream every video of ``result`` to ``spec``; one ``{"url", "uri", "size", "sha256"}`` each."""
@@ -214,7 +269,7 @@ class KlingTaskMixin(_TaskBase):
             self.hook,
             request_id=result["request_id"],
             media_urls=result["media_urls"],
-            destination=spec.destination,
+            destination=spec.to,
             filename=filename,
             destination_conn_id=spec.conn_id,
             max_bytes=spec.max_bytes,
@@ -239,5 +294,46 @@ class KlingTaskMixin(_TaskBase):
             uris = [f["uri"] for f in result.get("files", [])]
             extra = {**self.asset_extra(result), "media_urls": result["media_urls"], "uris": uris}
             set_asset_extras(self.outlets, context, extra)
-        self.record_status(context, success_record(result))
+        self.push_status(context, success_entry(result))
+        self._finished = result  # what get_openlineage_facets_on_complete reports
         return result
+
+    # --- lineage -----------------------------------------------------------------------------
+
+    #: What the task reads, for lineage: ``"image"`` (a submit), ``"request"`` or ``"videos"``.
+    lineage_reads: str = "request"
+    _finished: KlingResult | None = None
+
+    def lineage_image(self) -> tuple[Any, str | None]:
+        """
+        Where the image this task submitted was read from, or (``None``, its description) for
+        an inline one; a submit operator knows it. ``(None, None)``: the task submitted none.
+        """
+        return None, None
+
+    def lineage_request_id(self) -> str | None:
+        """The request this try submitted, when it ended before :meth:`finish` (no wait)."""
+        return None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        What this try read and made, for the OpenLineage provider (which alone calls this; see
+        :doc:`/lineage`): the image, the request or the video URLs in; the request, the stored
+        videos or GMI's URLs out; and the request's run facets.
+        """
+        from airflow_provider_kling.hooks import lineage
+
+        result = self._finished
+        request_id = result["request_id"] if result is not None else self.lineage_request_id()
+        if request_id is None:
+            return None
+        request = lineage.request_dataset(self.hook.settings.base_url, request_id)
+        image, inline = self.lineage_image()
+        reads = {
+            "image": [name] if (name := lineage.dataset_of(image)) else [],
+            "request": [request],
+            "videos": lineage.video_datasets({"media_urls": (result or {}).get("media_urls")}),
+        }[self.lineage_reads]
+        made = lineage.video_datasets(result) if result is not None else [request]
+        described = self.asset_extra(result or {"request_id": request_id})
+        return lineage.operator_lineage(reads, made, described, image_description=inline, source=request[0])

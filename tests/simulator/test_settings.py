@@ -37,6 +37,10 @@ NON_DEFAULT: dict[str, tuple[str, Any]] = {
     "media_bytes_per_second": ("2000.5", 2000.5),
     "rate_limit": ("7", 7),
     "rate_limit_seconds": ("30", 30.0),
+    "model_drift": (
+        '{"kling-3.0-turbo-i2v": {"resolution": {"options": ["720p", "1080p", "4k"]}}, "kling-v2-6": null}',
+        {"kling-3.0-turbo-i2v": {"resolution": {"options": ["720p", "1080p", "4k"]}}, "kling-v2-6": None},
+    ),
 }
 
 
@@ -136,3 +140,32 @@ def test_the_docs_option_table_lists_every_option_of_the_command_line_with_its_d
             assert "``" not in shown, action.dest  # "none", "off", "the request's"
         else:
             assert shown == f"``{action.default}``", action.dest
+
+
+@pytest.mark.parametrize(
+    ("drift", "message"),
+    [
+        ({"kling-9": None}, "Invalid model_drift: 'kling-9' is not a model the simulator serves. Allowed: "),
+        ("{not json", "Invalid model_drift: '{not json' is not JSON. Allowed: a JSON object by model id"),
+        (["kling-v2-6"], "Invalid model_drift: ['kling-v2-6'] is not an object"),
+        ({"kling-v2-6": "gone"}, "Invalid model_drift: kling-v2-6: 'gone' is not an object"),
+        (
+            {"kling-3.0-turbo-i2v": {"resolution": {"choices": ["720p"]}}},
+            "Invalid model_drift: kling-3.0-turbo-i2v: resolution: {'choices': ['720p']} is not a change. "
+            "Allowed: a JSON object by model id",
+        ),
+    ],
+)
+def test_a_bad_model_drift_is_refused_naming_what_it_allows(drift: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        KlingSimulator(model_drift=drift)
+
+
+def test_a_model_drift_is_copied_and_none_or_empty_is_no_drift() -> None:
+    drift: dict[str, Any] = {"kling-3.0-turbo-i2v": {"resolution": {"options": ["720p"]}}}
+    config = SimulatorConfig(model_drift=drift)
+    # The caller's object changes, not the config's.
+    drift["kling-3.0-turbo-i2v"]["resolution"]["options"].append("4k")
+    assert config.model_drift == {"kling-3.0-turbo-i2v": {"resolution": {"options": ["720p"]}}}
+    assert SimulatorConfig(model_drift={}).model_drift is None
+    assert SimulatorConfig(model_drift="null").model_drift is None

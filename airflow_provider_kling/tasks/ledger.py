@@ -1,10 +1,10 @@
-"""What every Kling task records for the "Kling videos" view, under two XCom keys.
+"""The videos ledger: the entries every Kling task writes for the "Kling videos" view, under two XCom keys.
 
-The view (:mod:`airflow_provider_kling.plugins.kling`) reads only these records from the metadata
+The view (:mod:`airflow_provider_kling.plugins.kling`) reads only these entries from the metadata
 database: it never calls GMI, so a page load costs nothing and never needs the API key.
 
 * :data:`REQUEST_KEY`, pushed once by the task that submitted: what was asked for and its
-  estimated price. One such record is one row of the view, and the unit its totals add up.
+  estimated price. One such entry is one row of the view, and the unit its totals add up.
 * :data:`STATUS_KEY`, pushed by whichever task learned how the request ended (the submit
   operator, the sensor or the download operator): GMI's status, its error text, the video
   URLs, the thumbnail and the copies in the user's storage.
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow_provider_kling.api.models import PreparedPayload
 
-#: XCom key of the submitting task's record: request id, model, prompt, duration, resolution, cost.
+#: XCom key of the submitting task's request entry: request id, model, prompt, duration, resolution, cost.
 REQUEST_KEY = "kling_request"
-#: XCom key of a request's outcome, pushed by the task that saw it end.
+#: XCom key of a request's status entry, pushed by the task that saw it end.
 STATUS_KEY = "kling_status"
-#: The one key of a request's estimated price, in its record, the task's result, its own XCom and
+#: The one key of a request's estimated price, in its request entry, the task's result, its own XCom and
 #: the asset events.
 COST_KEY = "estimated_cost_usd"
 #: The name asset events used for the price before 0.x; still written beside :data:`COST_KEY` so
@@ -33,7 +33,7 @@ LEGACY_COST_KEY = "cost_usd"
 
 
 @dataclass(frozen=True)
-class RequestRecord:
+class RequestEntry:
     """
     One submitted request as every step after the submit reads it: the ``kling_request`` XCom
     (a row of the Kling videos view), the task's result price and its asset events.
@@ -60,8 +60,8 @@ class RequestRecord:
     image: str | None = None
 
     @classmethod
-    def of(cls, prepared: PreparedPayload, request_id: str, submitted_at: float) -> RequestRecord:
-        """The record of a prepared payload GMI accepted as ``request_id``."""
+    def of(cls, prepared: PreparedPayload, request_id: str, submitted_at: float) -> RequestEntry:
+        """The entry of a prepared payload GMI accepted as ``request_id``."""
         return cls(
             request_id=request_id,
             model=prepared.model,
@@ -74,8 +74,8 @@ class RequestRecord:
         )
 
     @classmethod
-    def from_xcom(cls, value: Any) -> RequestRecord | None:
-        """The record :meth:`to_xcom` pushed (by this version or the previous one), or ``None``."""
+    def from_xcom(cls, value: Any) -> RequestEntry | None:
+        """The entry :meth:`to_xcom` pushed (by this version or the previous one), or ``None``."""
         if not isinstance(value, Mapping) or not isinstance(value.get("request_id"), str):
             return None
         cost = value.get(COST_KEY)
@@ -100,7 +100,7 @@ class RequestRecord:
         return {key: getattr(self, key) for key in shown}
 
 
-def recorded_image(ti: Any, task_ids: Iterable[str], request_id: str) -> str | None:
+def submitted_image(ti: Any, task_ids: Iterable[str], request_id: str) -> str | None:
     """
     The source image name the task that submitted ``request_id`` recorded, looked up among
     ``task_ids`` (a download's upstream tasks) at the caller's own map index: the mapped
@@ -109,17 +109,17 @@ def recorded_image(ti: Any, task_ids: Iterable[str], request_id: str) -> str | N
     for task_id in sorted(task_ids):
         # The map index is explicit: left out, Airflow 3.3 pulls every index as a list.
         found = ti.xcom_pull(task_ids=task_id, key=REQUEST_KEY, map_indexes=ti.map_index)
-        for record in found if isinstance(found, list) else [found]:
-            if isinstance(record, Mapping) and record.get("request_id") == request_id:
-                image = record.get("image")
+        for entry in found if isinstance(found, list) else [found]:
+            if isinstance(entry, Mapping) and entry.get("request_id") == request_id:
+                image = entry.get("image")
                 return image if isinstance(image, str) and image else None
     return None
 
 
-def success_record(result: Mapping[str, Any]) -> dict[str, Any]:
-    """The outcome of a finished request, from a task's result (``KlingResult``)."""
-    outcome = result.get("outcome")
-    thumbnail = outcome.get("thumbnail_image_url") if isinstance(outcome, Mapping) else None
+def success_entry(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The status entry of a finished request, from a task's result (``KlingResult``)."""
+    gmi_outcome = result.get("outcome")  # GMI's own outcome object, passed through
+    thumbnail = gmi_outcome.get("thumbnail_image_url") if isinstance(gmi_outcome, Mapping) else None
     return {
         "request_id": result["request_id"],
         "status": str(result.get("status") or "success"),
@@ -136,9 +136,9 @@ def _absolute(uri: str) -> str:
     return uri if "://" in uri else os.path.abspath(uri)
 
 
-def failure_record(request_id: str, status: str, error: str | None) -> dict[str, Any]:
+def failure_entry(request_id: str, status: str, error: str | None) -> dict[str, Any]:
     """
-    The outcome of a request that did not give a video.
+    The status entry of a request that did not give a video.
 
     :param status: GMI's ``failed`` or ``cancelled``, or ``timeout`` / ``error`` for a wait
         that ended without GMI's verdict.
@@ -159,8 +159,8 @@ __all__ = [
     "LEGACY_COST_KEY",
     "REQUEST_KEY",
     "STATUS_KEY",
-    "RequestRecord",
-    "failure_record",
-    "recorded_image",
-    "success_record",
+    "RequestEntry",
+    "failure_entry",
+    "submitted_image",
+    "success_entry",
 ]

@@ -27,7 +27,7 @@ from airflow_provider_kling.transport.bounds import (
     download_seconds,
     read_answer,
 )
-from airflow_provider_kling.transport.errors import error_for_status, requests_errors
+from airflow_provider_kling.transport.failures import error_for_status, requests_errors
 from airflow_provider_kling.transport.fetch import MAX_REDIRECTS, FetchPolicy
 from airflow_provider_kling.transport.pinning import Pins, pinned_session
 
@@ -218,7 +218,9 @@ def _write_object(target: ObjectStoragePath, chunks: Iterator[bytes]) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = target.parent / f".{target.name}.part"
     try:
-        with tmp_path.open("wb") as out:
+        # Through the file system, not ObjectStoragePath.open, which would report the part file to
+        # Airflow's lineage collector as a video written; the hook reports the final name.
+        with tmp_path.fs.open(tmp_path.path, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
         tmp_path.rename(target)

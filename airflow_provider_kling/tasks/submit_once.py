@@ -5,9 +5,9 @@ request is persisted to the task state store (under ``external_id_key``) right a
 a retry reconnects to an active request, returns a succeeded one, and submits anew only after a
 failed one. Two things go further, because a Kling request is paid per second of video:
 
-* The stored entry carries a fingerprint of what was submitted (model and payload, images by
+* The stored submit carries a fingerprint of what was submitted (model and payload, images by
   hash): a try whose inputs changed never reuses the earlier request.
-* The entry is written *before* the submit too, so a worker that dies between sending and
+* It is written *before* the submit too, so a worker that dies between sending and
   storing leaves a trace; and a submit whose outcome is unknown is reconciled with GMI's records
   before anything is sent again (:meth:`Submitter.reconcile`).
 
@@ -63,13 +63,13 @@ class StateStore(Protocol):
 
 
 @dataclass(frozen=True)
-class Entry:
+class StoredSubmit:
     """
     What a try stores about its submit.
 
     :param request_id: the request GMI created, or ``None`` while the submit is in flight.
     :param fingerprint: :func:`~airflow_provider_kling.api.fingerprint.fingerprint` of what was
-        submitted; ``None`` for an entry written by a provider before 0.3 (a bare id).
+        submitted; ``None`` for one written by a provider before 0.3 (a bare id).
     :param submitted_at: when the submit was sent (Unix time).
     :param completed: the task instance ended successfully after this submit.
     """
@@ -80,7 +80,7 @@ class Entry:
     completed: bool = False
 
     @classmethod
-    def parse(cls, stored: Any) -> Entry | None:
+    def parse(cls, stored: Any) -> StoredSubmit | None:
         if isinstance(stored, str) and stored:
             return cls(request_id=stored)
         if not isinstance(stored, Mapping):
@@ -128,8 +128,10 @@ class Submitter:
     def request(self, model: str, payload: Mapping[str, Any], described: str) -> KlingRequest:
         """The earlier try's request when it can be reused, else a new one (paid once)."""
         fp = fingerprint(model, payload)
-        entry = Entry.parse(self.store.get(self.key)) if self.durable and self.store is not None else None
-        earlier = self.earlier(entry, model, payload, fp) if entry is not None else None
+        stored = (
+            StoredSubmit.parse(self.store.get(self.key)) if self.durable and self.store is not None else None
+        )
+        earlier = self.earlier(stored, model, payload, fp) if stored is not None else None
         if earlier is not None:
             return earlier
         record = self.submit(model, payload, fp)
@@ -140,64 +142,66 @@ class Submitter:
         """Record that the task instance succeeded with the stored request (see ``reuse_succeeded``)."""
         if not self.durable or self.store is None:
             return
-        entry = Entry.parse(self.store.get(self.key))
-        if entry is not None and entry.request_id is not None and not entry.completed:
-            self.store.set(self.key, {**entry.to_dict(), "completed": True})
+        stored = StoredSubmit.parse(self.store.get(self.key))
+        if stored is not None and stored.request_id is not None and not stored.completed:
+            self.store.set(self.key, {**stored.to_dict(), "completed": True})
 
     # --- an earlier try ----------------------------------------------------------------------
 
-    def earlier(self, entry: Entry, model: str, payload: Mapping[str, Any], fp: str) -> KlingRequest | None:
+    def earlier(
+        self, stored: StoredSubmit, model: str, payload: Mapping[str, Any], fp: str
+    ) -> KlingRequest | None:
         """The request an earlier try submitted, when it is running or succeeded and the same."""
-        if entry.fingerprint is not None and entry.fingerprint != fp:
+        if stored.fingerprint is not None and stored.fingerprint != fp:
             self.log.info(
                 "The inputs changed since request %s of an earlier try; submitting anew for the new inputs",
-                entry.request_id or "(in flight)",
+                stored.request_id or "(in flight)",
             )
             return None
-        if entry.request_id is None:
+        if stored.request_id is None:
             # The earlier try died between sending and storing the answer: find what it created.
             self.log.warning("An earlier try's submit never recorded its answer; looking for it at GMI")
-            found = self.reconcile(None, model, payload, entry.submitted_at)
+            found = self.reconcile(None, model, payload, stored.submitted_at)
             if found is not None:
-                self.save(Entry(found.request_id, fp, entry.submitted_at))
+                self.save(StoredSubmit(found.request_id, fp, stored.submitted_at))
             return found
-        if entry.completed and not self.reuse_succeeded:
+        if stored.completed and not self.reuse_succeeded:
             self.log.info(
                 "This task already succeeded with request %s; reuse_succeeded=False: submitting a new take",
-                entry.request_id,
+                stored.request_id,
             )
             return None
         try:
-            record = self.hook.get_request(entry.request_id)
+            record = self.hook.get_request(stored.request_id)
         except KlingAPIError as err:
             if err.status_code != 404:
                 raise
             self.log.warning(
-                "GMI no longer knows request %s of an earlier try; submitting anew", entry.request_id
+                "GMI no longer knows request %s of an earlier try; submitting anew", stored.request_id
             )
             return None
-        if entry.fingerprint is None and compare_echo(model, payload, record.raw) == "other":
-            self.log.info("Request %s of an earlier try had other inputs; submitting anew", entry.request_id)
+        if stored.fingerprint is None and compare_echo(model, payload, record.raw) == "other":
+            self.log.info("Request %s of an earlier try had other inputs; submitting anew", stored.request_id)
             return None
         if record.verdict == "failed":
             self.log.warning(
-                "Request %s from an earlier try ended %s; submitting anew", entry.request_id, record.status
+                "Request %s from an earlier try ended %s; submitting anew", stored.request_id, record.status
             )
             return None
         self.log.info(
             "Reusing Kling request %s (%s) from an earlier try of this task instead of paying for a new one",
-            entry.request_id,
+            stored.request_id,
             record.status,
         )
-        self.save(Entry(record.request_id, fp, entry.submitted_at, entry.completed))
+        self.save(StoredSubmit(record.request_id, fp, stored.submitted_at, stored.completed))
         return record
 
     # --- a new submit --------------------------------------------------------------------------
 
     def submit(self, model: str, payload: Mapping[str, Any], fp: str) -> KlingRequest:
-        """Submit, with the entry written before sending and after GMI answered."""
+        """Submit, with the stored written before sending and after GMI answered."""
         started = time.time()
-        self.save(Entry(None, fp, started))
+        self.save(StoredSubmit(None, fp, started))
         last: KlingSubmitOutcomeUnknown | None = None
         for _ in range(MAX_SENDS):
             try:
@@ -206,7 +210,7 @@ class Submitter:
                 last = err
                 record = self.reconcile(err, model, payload, started)
             if record is not None:
-                self.save(Entry(record.request_id, fp, started))
+                self.save(StoredSubmit(record.request_id, fp, started))
                 return record
             self.log.warning("GMI shows no request from this submit, so it never arrived; sending it again")
         raise KlingAPIError(
@@ -273,7 +277,7 @@ class Submitter:
         """
         GMI's requests for ``model`` that are this submit's, and those that may be.
 
-        A list entry that leaves the question open (no ``created_at``, an empty or normalised
+        A list stored that leaves the question open (no ``created_at``, an empty or normalised
         echo) is looked up on its own, since GMI's record of one request may say more.
         """
         listed = self.hook.list_requests(model)
@@ -340,6 +344,6 @@ class Submitter:
             return None
         return record if record.request_id == request_id else None
 
-    def save(self, entry: Entry) -> None:
+    def save(self, stored: StoredSubmit) -> None:
         if self.durable and self.store is not None:
-            self.store.set(self.key, entry.to_dict())
+            self.store.set(self.key, stored.to_dict())

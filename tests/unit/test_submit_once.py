@@ -1,7 +1,9 @@
 """
-The money rule: every submit ends accepted, surely refused, or unknown, and an unknown one is
-reconciled with GMI's records before anything is sent again. Driven through the real operator
-against the simulator (and a raw socket server for answers the simulator cannot give).
+A video is paid for once. Every submit ends accepted, surely refused, or unknown; an unknown
+one is reconciled with GMI's records before anything is sent again (the rules of that are in
+test_reconciliation.py), and a retried or cleared task reuses its request instead of
+submitting anew. Driven through the real operator against the simulator (and a raw socket
+server for answers the simulator cannot give).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_kling.api import KlingValidationError
+from airflow_provider_kling.api import KlingAPIError, KlingValidationError
 from airflow_provider_kling.api.fingerprint import echo_fingerprint, fingerprint
 from airflow_provider_kling.exceptions import (
     AirflowFailException,
@@ -20,11 +22,12 @@ from airflow_provider_kling.exceptions import (
     KlingSubmitRejected,
 )
 from airflow_provider_kling.hooks.kling import KlingHook
-from airflow_provider_kling.submission import STATE_KEY, Entry
+from airflow_provider_kling.sensors.kling import KlingStatusSensor
+from airflow_provider_kling.tasks.submit_once import STATE_KEY, StoredSubmit
 from airflow_provider_kling.testing import Fault
+from tests.helpers import FakeStateStore, operator, submit, wait_for_status
+from tests.helpers import task_context as a_try
 from tests.unit.hostile import answer, raw_server
-from tests.unit.test_reliability import FakeStateStore, a_try, operator
-from tests.unit.test_sensor import submit, wait_for_status
 
 PAYLOAD = {"first_frame": "https://example.com/frame.png", "resolution": "720p", "duration": "5"}
 MODEL = "kling-3.0-turbo-i2v"
@@ -193,7 +196,7 @@ def test_a_cleared_task_with_the_same_inputs_reuses_its_video_by_default(
 ):
     store = FakeStateStore()
     first = operator(wait_for_completion=True).execute(a_try(store))
-    assert Entry.parse(store.data[STATE_KEY]).completed
+    assert StoredSubmit.parse(store.data[STATE_KEY]).completed
     again = operator(wait_for_completion=True).execute(a_try(store))
     assert again["request_id"] == first["request_id"]
     assert kling_simulator.count("POST /requests") == 1
@@ -228,12 +231,12 @@ def test_an_old_bare_id_entry_is_reused_only_when_the_echo_matches(kling_simulat
 def test_a_retry_after_a_worker_died_mid_submit_adopts_what_it_created(kling_simulator, kling_connection_env):
     store = FakeStateStore()
     sent = {**PAYLOAD, "prompt": "steam rises"}
-    store.data[STATE_KEY] = Entry(None, fingerprint(MODEL, sent), time.time() - 5).to_dict()
+    store.data[STATE_KEY] = StoredSubmit(None, fingerprint(MODEL, sent), time.time() - 5).to_dict()
     # What the dead worker's submit created, with exactly the payload this task sends.
     import requests
 
     resp = requests.post(
-        f"{kling_simulator.base_url}/api/v1/ie/requestqueue/apikey/requests",
+        f"{kling_simulator.api_url}/requests",
         json={"model": MODEL, "payload": sent},
         headers={"Authorization": f"Bearer {kling_simulator.api_key}"},
         timeout=10,
@@ -247,7 +250,7 @@ def test_a_retry_after_a_worker_died_mid_submit_adopts_what_it_created(kling_sim
 def test_a_retry_after_a_worker_died_before_gmi_got_the_submit_submits(kling_simulator, kling_connection_env):
     store = FakeStateStore()
     sent = {**PAYLOAD, "prompt": "steam rises"}
-    store.data[STATE_KEY] = Entry(None, fingerprint(MODEL, sent), time.time() - 5).to_dict()
+    store.data[STATE_KEY] = StoredSubmit(None, fingerprint(MODEL, sent), time.time() - 5).to_dict()
     request_id = operator(prompt="steam rises").execute(a_try(store))
     assert created(kling_simulator) == [request_id]
 
@@ -273,3 +276,173 @@ def test_the_echo_of_a_simulator_record_has_the_submitted_fingerprint(kling_simu
     assert echo_fingerprint(MODEL, record) == fingerprint(MODEL, sent)
     assert echo_fingerprint(MODEL, {**record, "payload": {}}) is None
     wait_for_status(kling_simulator, request_id, "success")
+
+
+# --- Airflow task retries never submit twice ------------------------------------------
+
+
+def test_a_retry_of_a_running_request_waits_for_it_instead_of_submitting(
+    kling_simulator, kling_connection_env
+):
+    store = FakeStateStore()
+    first = operator().execute(a_try(store))
+    assert store.request_id() == first
+    second = operator().execute(a_try(store))  # the worker died; Airflow retries the task
+    assert second == first
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_a_retry_after_success_returns_the_result_without_submitting(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    request_id = operator().execute(a_try(store))
+    wait_for_status(kling_simulator, request_id, "success")
+    result = operator(wait_for_completion=True).execute(a_try(store))
+    assert result["request_id"] == request_id
+    assert result["media_urls"]
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_a_retry_of_a_waiting_operator_reconnects_to_the_same_request(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    task = operator(wait_for_completion=True, timeout=0.2, prompt="SIMULATE_STUCK")
+    with pytest.raises(Exception, match="still queued"):
+        task.execute(a_try(store))
+    with pytest.raises(Exception, match="still queued"):
+        operator(wait_for_completion=True, timeout=0.2, prompt="SIMULATE_STUCK").execute(a_try(store))
+    assert kling_simulator.count("POST /requests") == 1
+
+
+def test_a_retry_after_failure_submits_anew(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    failed = operator(prompt="SIMULATE_FAILURE boom").execute(a_try(store))
+    wait_for_status(kling_simulator, failed, "failed")
+    second = operator().execute(a_try(store))
+    assert second != failed
+    assert store.request_id() == second
+    assert kling_simulator.count("POST /requests") == 2
+
+
+def test_reuse_can_be_turned_off(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    operator().execute(a_try(store))
+    operator(durable=False).execute(a_try(store))
+    assert kling_simulator.count("POST /requests") == 2
+
+
+def test_the_old_name_of_durable_still_works_and_warns(kling_simulator, kling_connection_env):
+    store = FakeStateStore()
+    operator().execute(a_try(store))
+    with pytest.warns(DeprecationWarning, match="use durable"):
+        task = operator(reuse_previous_request=False)
+    task.execute(a_try(store))
+    assert kling_simulator.count("POST /requests") == 2
+
+
+def test_without_a_state_store_each_try_submits(kling_simulator, kling_connection_env):
+    """Airflow < 3.3 has no task state store: documented as unprotected."""
+    operator().execute(a_try())
+    operator().execute(a_try())
+    assert kling_simulator.count("POST /requests") == 2
+
+
+def test_sensor_retries_never_submit(kling_simulator, kling_connection_env):
+    request_id = submit(kling_simulator)
+    for _ in range(3):
+        KlingStatusSensor(task_id="wait", request_id=request_id, poke_interval=0.05).poke({})
+    assert kling_simulator.count("POST /requests") == 1
+
+
+# --- Submit faults ---------------------------------------------------------------------
+
+
+def test_submit_survives_rate_limits_and_capacity_outages(
+    kling_simulator, kling_connection_env, retry_sleeps
+):
+    kling_simulator.script(
+        "POST /requests",
+        [Fault.rate_limited(retry_after_ms=1500), Fault.capacity_exhausted(), Fault.rate_limited()],
+    )
+    request_id = operator().execute(a_try())
+    assert len(kling_simulator.requests) == 1
+    assert kling_simulator.requests[0].request_id == request_id
+    assert retry_sleeps[0] >= 1.5  # GMI's retry_after_ms is honoured
+    assert kling_simulator.count("POST /requests") == 4
+
+
+def test_a_backend_error_that_created_nothing_is_sent_once_more(
+    kling_simulator, kling_connection_env, retry_sleeps, no_settle
+):
+    kling_simulator.script("POST /requests", [Fault.backend_error()])
+    request_id = operator().execute(a_try())
+    # GMI lists no request created since the 500, so the one resend cannot pay twice.
+    assert kling_simulator.count("POST /requests") == 2
+    assert [r.request_id for r in kling_simulator.requests] == [request_id]
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_5xx_after_gmi_accepted_adopts_the_request(
+    kling_simulator, kling_connection_env, retry_sleeps, no_settle, status
+):
+    kling_simulator.script("POST /requests", [Fault.error(status, "gateway", after_processing=True)])
+    request_id = operator().execute(a_try())
+    assert kling_simulator.count("POST /requests") == 1
+    assert [r.request_id for r in kling_simulator.requests] == [request_id]
+
+
+def test_a_lost_answer_adopts_the_request_gmi_created(
+    kling_simulator, kling_connection_env, retry_sleeps, no_settle
+):
+    kling_simulator.script("POST /requests", [Fault.connection_reset(after_processing=True)])
+    store = FakeStateStore()
+    request_id = operator().execute(a_try(store))
+    assert kling_simulator.count("POST /requests") == 1
+    assert [r.request_id for r in kling_simulator.requests] == [request_id]
+    assert store.request_id() == request_id
+
+
+def test_a_submit_timeout_adopts_the_request_gmi_created(
+    kling_simulator, monkeypatch, retry_sleeps, no_settle
+):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KLING_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "kling",
+                "host": kling_simulator.base_url,
+                "password": kling_simulator.api_key,
+                "extra": {"timeout": 0.5},
+            }
+        ),
+    )
+    kling_simulator.script("POST /requests", [Fault.slow(3, after_processing=True)])
+    request_id = operator().execute(a_try())
+    assert kling_simulator.count("POST /requests") == 1
+    assert [r.request_id for r in kling_simulator.requests] == [request_id]
+
+
+def test_a_refused_connection_is_retried_because_nothing_was_sent(monkeypatch, retry_sleeps):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KLING_DEFAULT",
+        json.dumps({"conn_type": "kling", "host": "http://127.0.0.1:9", "password": "k"}),
+    )
+    with pytest.raises(KlingAPIError, match=r"could not connect|connection failed"):
+        operator().execute(a_try())
+    assert len(retry_sleeps) == 5  # the default retry_limit
+
+
+def test_a_submit_answer_without_an_id_is_reconciled_not_resent(
+    kling_simulator, kling_connection_env, retry_sleeps, no_settle
+):
+    kling_simulator.script(
+        "POST /requests", [Fault(status=200, body={"status": "queued"}, after_processing=True)]
+    )
+    request_id = operator().execute(a_try())
+    assert kling_simulator.count("POST /requests") == 1
+    assert [r.request_id for r in kling_simulator.requests] == [request_id]
+
+
+def test_a_terminal_submit_answer_is_honoured(kling_simulator, kling_connection_env):
+    kling_simulator.configure(instant_models=["kling-3.0-turbo-i2v"])
+    result = operator(wait_for_completion=True).execute(a_try())
+    assert result["status"] == "success"
+    assert kling_simulator.count("GET /requests/{id}") == 0

@@ -17,9 +17,9 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_provider_kling.api.errors import KlingValidationError
 from airflow_provider_kling.api.images import MAX_IMAGE_BYTES, check_image
 from airflow_provider_kling.api.validation import validate_number, validate_seconds
-from airflow_provider_kling.triggers.folder_cursor import Entry, FolderCursor, FolderWatch
-from airflow_provider_kling.triggers.folder_listing import FolderLister
-from airflow_provider_kling.triggers.local_folder import (
+from airflow_provider_kling.triggers.storage.cursor import FolderCursor, FolderWatch, ListedFile
+from airflow_provider_kling.triggers.storage.listing import FolderLister
+from airflow_provider_kling.triggers.storage.local_folder import (
     LOCAL_RESCAN_SECONDS,
     FolderImage,
     LocalFolder,
@@ -272,7 +272,7 @@ class NewImagesTrigger(BaseEventTrigger):
         root: ObjectStoragePath,
         watch: FolderWatch,
         store: CursorStore,
-        listing: list[Entry],
+        listing: list[ListedFile],
         local: LocalFolder | None = None,
     ) -> list[TriggerEvent]:
         """One poll's decisions: the ready images, checked, remembered, then announced."""
@@ -320,7 +320,7 @@ class NewImagesTrigger(BaseEventTrigger):
         groups = [[image] for image in images] if self.event_per_image else [images] if images else []
         return [TriggerEvent({"folder": str(root), "images": group}) for group in groups]
 
-    def _check(self, root: ObjectStoragePath, entry: Entry, local: LocalFolder | None) -> str | None:
+    def _check(self, root: ObjectStoragePath, entry: ListedFile, local: LocalFolder | None) -> str | None:
         """A description of the image, or ``None`` (and a log line naming it) if GMI would refuse it."""
         path = root / entry.name
         data: bytes | None = b""
@@ -355,7 +355,7 @@ def announced_image(image: dict[str, Any], conn_id: str | None = None) -> Object
     """
     An image an event announced, as ``first_frame`` takes it.
 
-    From a local folder, a :class:`~airflow_provider_kling.triggers.local_folder.FolderImage`,
+    From a local folder, a :class:`~airflow_provider_kling.triggers.storage.local_folder.FolderImage`,
     which reads it only from inside the folder (a link swapped in later is refused); from an
     object store, its ``ObjectStoragePath``.
 

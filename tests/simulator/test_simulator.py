@@ -24,6 +24,7 @@ import httpx
 import pytest
 import requests
 
+from airflow_provider_kling.api import API_PREFIX
 from airflow_provider_kling.testing import (
     Fault,
     KlingSimulator,
@@ -251,7 +252,7 @@ def test_media_urls_follow_the_host_the_client_used(sim: KlingSimulator) -> None
     api = Api(sim)
     sim.configure(queued_seconds=0, processing_seconds=0, outcome_shape="video_url")
     request_id = api.submit_id()
-    url = f"http://localhost:{sim.port}/api/v1/ie/requestqueue/apikey/requests/{request_id}"
+    url = f"http://localhost:{sim.port}{API_PREFIX}/requests/{request_id}"
     outcome = api.session.get(url, timeout=10).json()["outcome"]
     assert outcome["video_url"].startswith(f"http://localhost:{sim.port}/media/")
     sim.configure(media_base_url="http://media.invalid:9/")
@@ -892,7 +893,7 @@ def test_url_first_frame_and_garbage_get_the_fallback_clip(sim: KlingSimulator) 
 
 def test_concurrent_pollers_are_served(sim: KlingSimulator) -> None:
     request_id = Api(sim).submit_id()
-    path = f"/api/v1/ie/requestqueue/apikey/requests/{request_id}"
+    path = f"{API_PREFIX}/requests/{request_id}"
     raw = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {sim.api_key}\r\n\r\n".encode()
 
     async def poller() -> list[bytes]:
@@ -952,12 +953,8 @@ def test_create_app_works_under_any_asgi_server() -> None:
         transport = httpx.ASGITransport(app=create_app(state))
         async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
             # Without the simulator's uvicorn protocol a reset cannot be done; it degrades to a 500.
-            reset = await client.get(
-                "/api/v1/ie/requestqueue/apikey/models", headers={"Authorization": "Bearer k"}
-            )
-            models = await client.get(
-                "/api/v1/ie/requestqueue/apikey/models", headers={"Authorization": "Bearer k"}
-            )
+            reset = await client.get(f"{API_PREFIX}/models", headers={"Authorization": "Bearer k"})
+            models = await client.get(f"{API_PREFIX}/models", headers={"Authorization": "Bearer k"})
         return reset.status_code, models.status_code
 
     assert asyncio.run(call()) == (500, 200)
@@ -987,7 +984,7 @@ def test_cli_serves_until_signalled(stop_signal: signal.Signals) -> None:
         base_url = _read_line(process, WAIT)
         assert base_url.startswith("http://127.0.0.1:")
         headers = {"Authorization": "Bearer cli-key"}
-        api = f"{base_url}/api/v1/ie/requestqueue/apikey"
+        api = f"{base_url}{API_PREFIX}"
         submitted = requests.post(
             f"{api}/requests", json={"model": I2V, "payload": PAYLOAD}, headers=headers, timeout=10
         )
@@ -1023,13 +1020,14 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
             """
             import json, os
             import pytest, requests
+            from airflow_provider_kling.api import API_PREFIX
 
             def test_connection_points_at_the_simulator(kling_connection_env, kling_simulator):
                 connection = json.loads(os.environ["AIRFLOW_CONN_KLING_DEFAULT"])
                 assert connection == kling_connection_env
                 assert connection["conn_type"] == "kling"
                 assert connection["host"] == kling_simulator.base_url
-                url = connection["host"] + "/api/v1/ie/requestqueue/apikey/models"
+                url = connection["host"] + API_PREFIX + "/models"
                 auth = {"Authorization": "Bearer " + connection["password"]}
                 assert requests.get(url, headers=auth, timeout=10).status_code == 200
                 assert kling_simulator.count("GET /models") == 1

@@ -17,7 +17,7 @@ from typing import Any
 
 CURSOR_VERSION = 2
 #: Marks a fingerprint read from a version 1 cursor: it is compared with
-#: :attr:`Entry.legacy_fingerprint`, so an upgrade announces nothing twice.
+#: :attr:`ListedFile.legacy_fingerprint`, so an upgrade announces nothing twice.
 LEGACY = "v1|"
 #: How far before the newest file's timestamp the cursor still remembers names. A file older
 #: than that when first listed is taken as old, not new: an upload that takes longer than this
@@ -47,7 +47,7 @@ def matches(name: str, patterns: Sequence[str]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class ListedFile:
     """
     One file in a listing.
 
@@ -157,13 +157,13 @@ class FolderWatch:
     pending: dict[str, tuple[str, float]] = field(default_factory=dict)
     # name -> entry of the last listing, in memory only (``None`` until the first): what makes a
     # change seen between two polls a change, whatever its timestamps.
-    listed: dict[str, Entry] | None = None
+    listed: dict[str, ListedFile] | None = None
 
-    def candidates(self, listing: Iterable[Entry]) -> list[Entry]:
+    def candidates(self, listing: Iterable[ListedFile]) -> list[ListedFile]:
         """The files of a listing that this watch cares about at all."""
         return [e for e in listing if not is_temporary(e.name) and matches(e.name, self.patterns)]
 
-    def observe(self, listing: Iterable[Entry], now: float) -> list[Entry]:
+    def observe(self, listing: Iterable[ListedFile], now: float) -> list[ListedFile]:
         """
         Take one listing (the whole folder) and return the files ready to announce, in name order.
 
@@ -210,7 +210,7 @@ class FolderWatch:
         self._advance(files, newest)
         return ready
 
-    def _known(self, entry: Entry) -> bool:
+    def _known(self, entry: ListedFile) -> bool:
         """Whether the cursor holds this version of the file (a version 1 cursor's entry upgraded)."""
         known = self.cursor.seen.get(entry.name)
         if known is None:
@@ -222,7 +222,7 @@ class FolderWatch:
             return True
         return False
 
-    def _first(self, listing: list[Entry], now: float) -> list[Entry]:
+    def _first(self, listing: list[ListedFile], now: float) -> list[ListedFile]:
         """The first listing ever: a starting point (or, if asked, everything is new)."""
         if self.announce_existing or not listing:
             self.cursor.since = min((e.stamp for e in self.candidates(listing)), default=0.0)
@@ -235,13 +235,13 @@ class FolderWatch:
         self.cursor.seen = {e.name: [e.fingerprint, e.stamp] for e in recent}
         return []
 
-    def record(self, entries: Iterable[Entry]) -> None:
+    def record(self, entries: Iterable[ListedFile]) -> None:
         """Remember files as done (announced or refused): they are not ready again unless replaced."""
         for entry in entries:
             self.cursor.seen[entry.name] = [entry.fingerprint, entry.stamp]
             self.pending.pop(entry.name, None)
 
-    def _advance(self, files: list[Entry], newest: float) -> None:
+    def _advance(self, files: list[ListedFile], newest: float) -> None:
         """Move ``since`` up to the horizon and forget what fell behind it, so the cursor stays small."""
         if self.cursor.since is None:
             return
@@ -254,7 +254,7 @@ class FolderWatch:
         self.cursor.seen = {n: v for n, v in self.cursor.seen.items() if v[1] >= self.cursor.since}
 
 
-def _differs(before: Entry | None, now: Entry) -> bool:
+def _differs(before: ListedFile | None, now: ListedFile) -> bool:
     """Whether a file is not the one the last listing held under its name (a listing reuses entries)."""
     return before is not now and before != now
 
@@ -263,9 +263,9 @@ __all__ = [
     "DEFAULT_HORIZON",
     "LEGACY",
     "TEMPORARY_SUFFIXES",
-    "Entry",
     "FolderCursor",
     "FolderWatch",
+    "ListedFile",
     "is_temporary",
     "matches",
 ]

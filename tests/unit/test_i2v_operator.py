@@ -15,21 +15,6 @@ from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 from tests.compat import TaskDeferred
 
 
-class FakeTI:
-    """Records what the operator pushes to XCom."""
-
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
-
-
-@pytest.fixture
-def context() -> dict[str, Any]:
-    return {"ti": FakeTI()}
-
-
 @pytest.fixture
 def image(tmp_path, png_bytes):
     path = tmp_path / "frame.png"

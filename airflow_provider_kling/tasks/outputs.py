@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kling.api import KlingValidationError, estimate_cost
-from airflow_provider_kling.history import COST_KEY, LEGACY_COST_KEY
+from airflow_provider_kling.tasks.ledger import COST_KEY, LEGACY_COST_KEY
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -160,7 +160,7 @@ def request_metadata(
     What an asset event says about a video that this task did not submit (a sensor or a
     download downstream): request id, model, prompt, duration, resolution and
     ``estimated_cost_usd`` (``None`` where unknown). Images are never included. The submit
-    operators use their :class:`~airflow_provider_kling.history.RequestRecord` instead.
+    operators use their :class:`~airflow_provider_kling.tasks.ledger.RequestEntry` instead.
 
     :param request_id: the request.
     :param model: its model id, if known.
