@@ -2,7 +2,9 @@
 
 ``dags test`` keeps a run alive while a review waits in ``awaiting_input`` (Airflow 3.3); the test
 answers each review as it appears, with the route the Required Actions page calls, and checks
-what the simulator was asked for and what the run ended with.
+what the simulator was asked for and what the run ended with. Nothing in Airflow's loop or the
+provider kept a run from finishing: the test itself did, by reading ``dags test``'s output only at
+the end (see :func:`run_with_answers`). Every run is bounded (``RUN_SECONDS``) and then killed.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from .conftest import AIRFLOW
 
 HERE = Path(__file__).parent
 DAG = "kling_reviewed_campaign"
+#: How long one ``dags test`` run may take, answers included (three takes take about two minutes).
+RUN_SECONDS = 420
 pytestmark = [
     pytest.mark.skipif(
         Version(airflow_version) < Version("3.3.0"),
         reason="dags test waits for a human answer only on Airflow 3.3+ (awaiting_input)",
     ),
-    pytest.mark.timeout(1500),
+    # Above the run's own bound: a stuck run is killed and fails with its log; this is the backstop.
+    pytest.mark.timeout(RUN_SECONDS + 120),
 ]
 
 
@@ -41,43 +46,54 @@ def run_with_answers(
     """Run the DAG and answer its reviews in order; returns the exit code, the log and the database."""
     connection = {"conn_type": "kling", "host": simulator.base_url, "password": simulator.api_key}
     env = {**airflow_env, "AIRFLOW_CONN_KLING_DEFAULT": json.dumps(connection)}
-    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
-    proc = subprocess.Popen(
-        [str(AIRFLOW), "dags", "test", DAG, "-c", json.dumps(conf)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    home = Path(env["AIRFLOW_HOME"])
+    db, log_path = home / "airflow.db", home / "dags-test.log"
     pending = list(answers)
-    deadline = time.monotonic() + 1200
-    while proc.poll() is None and time.monotonic() < deadline:
-        waiting = awaiting(db)
-        if waiting and pending:
-            run_id, task_id, map_index = waiting[0]
-            option, params = pending.pop(0)
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(HERE / "hitl_answer.py"),
-                    DAG,
-                    run_id,
-                    task_id,
-                    str(map_index),
-                    option,
-                    json.dumps({"notes": "", "new_prompt": "", **params}),
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-        time.sleep(1)
-    if proc.poll() is None:
-        proc.kill()
-    out, _ = proc.communicate()
+    # The log goes to a file, never a pipe read only at the end: ``dags test`` logs a line a second
+    # while a review waits, so a slow answer took it past the pipe's 64 KiB and it blocked on a write.
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [str(AIRFLOW), "dags", "test", DAG, "-c", json.dumps(conf)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + RUN_SECONDS
+            while proc.poll() is None and time.monotonic() < deadline:
+                waiting = awaiting(db)
+                if waiting and pending:
+                    answer(env, *waiting[0], *pending.pop(0))
+                time.sleep(1)
+        finally:  # a failed answer or the test's timeout never leaves ``dags test`` running
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    out = log_path.read_text()
     assert not pending, f"reviews left unanswered: {pending}\n{out[-4000:]}"
     return proc.returncode, out, db
+
+
+def answer(
+    env: dict[str, str], run_id: str, task_id: str, map_index: int, option: str, params: dict[str, str]
+) -> None:
+    """Answer one review through Airflow's HITL route, in a process of its own as the api-server would."""
+    subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "hitl_answer.py"),
+            DAG,
+            run_id,
+            task_id,
+            str(map_index),
+            option,
+            json.dumps({"notes": "", "new_prompt": "", **params}),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def awaiting(db: Path) -> list[tuple[str, str, int]]:
