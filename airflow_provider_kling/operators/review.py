@@ -187,9 +187,11 @@ class KlingReviewOperator(HITLOperator):
         super().__init__(
             options=options_for(take, max_takes),
             defaults=[timeout_choice] if timeout_choice else None,
+            # Both fields may be left empty: the Required Actions form marks a field required,
+            # and disables every button until it is filled, unless its type allows null.
             params={
-                "notes": Param("", type="string", title="Notes for the next take"),
-                "new_prompt": Param("", type="string", title="New prompt (optional)"),
+                "notes": Param(None, type=["null", "string"], title="Notes for the next take"),
+                "new_prompt": Param(None, type=["null", "string"], title="New prompt (optional)"),
             },
             response_timeout=response_timeout,
             **kwargs,

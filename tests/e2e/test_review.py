@@ -15,10 +15,12 @@ import pytest
 from airflow_provider_kling.testing import KlingSimulator
 from devtools.deployment import AirflowStack
 
-from .conftest import ROOT, AirflowAPI, browse, login, play
+from .conftest import ROOT, AirflowAPI, browse, login, play, states
 
 pytestmark = pytest.mark.timeout(1800)
 DAG = "kling_reviewed_campaign"
+#: How long after a review parks the test waits before answering it (see ``required_actions``).
+PARK_SETTLE_SECONDS = 15
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +56,17 @@ def hitl_path(api: AirflowAPI, run_id: str, task_id: str) -> str:
 
 def required_actions(page: Any, stack: AirflowStack, api: AirflowAPI, run_id: str, task_id: str) -> None:
     deadline = time.monotonic() + 600
-    while api.task_instance(DAG, run_id, task_id, map_index=0)["state"] != "awaiting_input":
+    # The review's task instance exists only once the budget has expanded the mapped group.
+    while states(api, DAG, run_id).get((task_id, 0)) != "awaiting_input":
         assert time.monotonic() < deadline, f"{task_id} never waited for a review"
         time.sleep(1)
-    page.goto(
-        f"{stack.base_url}/dags/{DAG}/runs/{api.q(run_id)}/tasks/{task_id}/required_actions?map_index=0"
-    )
+    # Airflow 3.3.2's scheduler fails a review answered before it has seen the executor report the
+    # exit of the process that parked it ("finished with state success, but the task instance's
+    # state attribute is queued"): its resume check covers SCHEDULED, not QUEUED. A person takes
+    # longer than this; the test waits as long.
+    time.sleep(PARK_SETTLE_SECONDS)
+    # The UI's path of a mapped task instance, as its own Required Actions list links to it.
+    page.goto(f"{stack.base_url}/dags/{DAG}/runs/{api.q(run_id)}/tasks/{task_id}/mapped/0/required_actions")
 
 
 def test_regenerate_with_a_note_then_approve_publishes_take_2(browser, stack, api, simulator):
@@ -88,7 +95,8 @@ def test_regenerate_with_a_note_then_approve_publishes_take_2(browser, stack, ap
         assert play(card.locator("video"))["currentTime"] > 0.3
 
         required_actions(page, stack, api, run_id, "review.review_1")
-        page.get_by_label("Notes for the next take").fill("slower camera, keep the logo sharp")
+        # Airflow's form labels the field for an id its input does not carry: find it by name.
+        page.locator("input[name='element_notes']").fill("slower camera, keep the logo sharp")
         page.get_by_role("button", name="Regenerate").click()
 
         required_actions(page, stack, api, run_id, "review.review_2")
@@ -96,7 +104,10 @@ def test_regenerate_with_a_note_then_approve_publishes_take_2(browser, stack, ap
         assert len(simulator.requests) - before == 2
         take_2 = simulator.requests[before + 1]
         assert "Reviewer notes: slower camera, keep the logo sharp" in str(take_2.payload["prompt"])
-        page.get_by_role("button", name="Approve").click()
+        # Wait for the page's answer to land before the browser closes, or the click is lost.
+        with page.expect_response(lambda r: "hitlDetails" in r.url and r.request.method == "PATCH") as sent:
+            page.get_by_role("button", name="Approve").click()
+        assert sent.value.ok, sent.value.text()
     finally:
         context.close()
 

@@ -217,3 +217,12 @@ def test_notes_too_long_for_the_prompt_are_refused_before_anything_is_paid():
     with pytest.raises(KlingValidationError, match=r"Invalid notes: .* Allowed: at most 2500"):
         next_prompt("a prompt", "x" * 2500, None)
     assert next_prompt("a prompt", "", None) == ("a prompt", "a prompt")
+
+
+def test_a_reviewer_may_leave_notes_and_new_prompt_empty():
+    # Airflow's Required Actions form disables every button while a field whose type refuses null
+    # is empty, so a reviewer could not approve without typing notes.
+    params = review(1).params
+    for field in ("notes", "new_prompt"):
+        assert params.get_param(field).resolve(None, suppress_exception=False) is None
+        assert params.get_param(field).resolve("slower camera", suppress_exception=False) == "slower camera"
