@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 
 from airflow_provider_kling.api.events import EVENT_STATUSES, WAIT_END_STATUSES
 from airflow_provider_kling.api.records import FAILED_STATUSES
+from airflow_provider_kling.api.review import REVIEW_KEY
 from airflow_provider_kling.tasks.ledger import REQUEST_KEY, STATUS_KEY
 
 if TYPE_CHECKING:
@@ -149,6 +150,8 @@ class Video:
             "media_urls": list(self.status_entry.get("media_urls") or []),
             "thumbnail_url": self.status_entry.get("thumbnail_url"),
             "uris": list(self.status_entry.get("uris") or []),
+            # A reviewed take's review: its take number, decision, reviewer and notes.
+            "review": self.status_entry.get("review"),
         }
 
 
@@ -229,23 +232,26 @@ def status_entries(session: Session, dag_runs: Iterable[int]) -> dict[tuple[int,
     How each request of these DAG runs ended, by ``(dag_run_id, request_id)``.
 
     Several tasks may report on one request (the sensor its status, a download task its copies):
-    the latest status wins and the copies add up.
+    the latest status wins and the copies add up. A reviewed take also gets its review.
     """
     merged: dict[tuple[int, str], dict[str, Any]] = {}
     ids = sorted(set(dag_runs))
     if not ids:
         return merged
     rows = session.execute(
-        select(XComModel.dag_run_id, XComModel.value)
-        .where(XComModel.key == STATUS_KEY, XComModel.dag_run_id.in_(ids))
+        select(XComModel.dag_run_id, XComModel.key, XComModel.value)
+        .where(XComModel.key.in_([STATUS_KEY, REVIEW_KEY]), XComModel.dag_run_id.in_(ids))
         .order_by(XComModel.timestamp)
     )
-    for dag_run_id, value in rows:
+    for dag_run_id, xcom_key, value in rows:
         entry = decode(value)
         request_id = entry.get("request_id")
         if not isinstance(request_id, str):
             continue
         known = merged.setdefault((dag_run_id, request_id), {"uris": [], "media_urls": []})
+        if xcom_key == REVIEW_KEY:
+            known["review"] = entry
+            continue
         for key in ("status", "error", "thumbnail_url"):
             if entry.get(key) is not None or key == "error":
                 known[key] = entry.get(key)

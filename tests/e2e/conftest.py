@@ -63,6 +63,40 @@ STATIC.mkdir(parents=True, exist_ok=True)
 UI_TIMEOUT_MS = 60_000
 
 
+# Plays a <video> muted (autoplay rules) until it has data ahead and 0.3 s have played, or 20 s pass.
+PLAY = """async (v) => {
+    v.muted = true;
+    await v.play();
+    const start = performance.now();
+    while (performance.now() - start < 20000 && !(v.readyState >= 3 && v.currentTime > 0.3)) {
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    return {readyState: v.readyState, currentTime: v.currentTime, src: v.currentSrc};
+}"""
+
+
+def play(video: Any) -> dict[str, Any]:
+    """Play a video element in the page; its readyState, currentTime and the source it chose."""
+    return dict(video.evaluate(PLAY))
+
+
+def login(stack: Any, username: str) -> str:
+    """A JWT for a configured user; the simple auth manager wrote the viewer's password."""
+    passwords = json.loads((stack.home / "passwords.json").read_text())
+    response = httpx.post(
+        f"{stack.base_url}/auth/token", json={"username": username, "password": passwords[username]}
+    )
+    assert response.status_code in (200, 201), response.text
+    return str(response.json()["access_token"])
+
+
+def browse(browser, stack, token: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_cookies([{"name": "_token", "value": token, "url": stack.base_url}])
+    context.set_default_timeout(60_000)
+    return context, context.new_page()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     assert CHROMIUM.exists(), "Chromium is missing: run `make browser` (apt-get install chromium)"

@@ -22,6 +22,7 @@ PAGE = Path(__file__).parents[2] / "docs" / "architecture.rst"
 SHARED_NAMES = {
     "kling": "the class of each kind (hook, operator, sensor, trigger, link, plugin), as providers name it",
     "budget": "one concept at two layers: the price arithmetic in api/, the operator in operators/",
+    "review": "one concept at two layers: the review loop's rules in api/, its operators in operators/",
     "app": "the ASGI app of each server: the simulator's and the view's",
 }
 

@@ -104,6 +104,15 @@ function player(v) {
   return video;
 }
 
+function review(v) {
+  // A reviewed take: its number, the decision, who made it and the notes for the next take.
+  const r = v.review;
+  if (!r) return null;
+  const who = r.reviewer ? ` by ${r.reviewer}` : (r.timed_out ? " (review timed out)" : "");
+  return el("p", { class: `review review-${String(r.decision).toLowerCase()}` },
+    `Take ${r.take}: ${r.decision}${who}`, r.notes ? ` · notes: ${r.notes}` : "");
+}
+
 function card(v) {
   const facts = el("dl", {},
     el("dt", {}, "Status"), el("dd", { class: `status status-${v.status}` }, v.status),
@@ -118,6 +127,7 @@ function card(v) {
     player(v),
     el("p", { class: "prompt" }, v.prompt || "(no prompt)"),
     v.error ? el("p", { class: "error" }, v.error) : null,
+    review(v),
     facts,
     el("p", { class: "links" },
       el("a", { href: runHref(v), target: "_top" }, where),
