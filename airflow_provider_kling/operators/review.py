@@ -148,6 +148,15 @@ class KlingTakeOperator(KlingI2VOperator):
         raise AirflowSkipException(reason)
 
 
+def _response_timeout(timeout: timedelta | None) -> dict[str, Any]:
+    # The standard provider before 1.10 (the one Airflow 3.1 pins) reads a review's time limit
+    # from execution_timeout; later ones from response_timeout.
+    import inspect
+
+    takes = "response_timeout" in inspect.signature(HITLOperator.__init__).parameters
+    return {"response_timeout" if takes else "execution_timeout": timeout}
+
+
 class KlingReviewOperator(HITLOperator):
     """
     The review of one take, in Airflow's Required Actions: the video (a link that plays it in
@@ -193,7 +202,7 @@ class KlingReviewOperator(HITLOperator):
                 "notes": Param(None, type=["null", "string"], title="Notes for the next take"),
                 "new_prompt": Param(None, type=["null", "string"], title="New prompt (optional)"),
             },
-            response_timeout=response_timeout,
+            **_response_timeout(response_timeout),
             **kwargs,
         )
         self.take_task_id = take_task_id
