@@ -97,7 +97,11 @@ def test_the_provider_and_its_connection_form_are_served_by_the_api(api):
     assert standard["host"]["title"] == "Base URL"
     assert standard["login"]["hidden"]
     # Port shows, with 443 as its hint: Airflow 3.3.2's Test button needs a stored port.
-    assert standard["port"] == {"hidden": False, "title": None, "placeholder": "443"}
+    assert standard["port"] == {
+        "hidden": False,
+        "title": "Port (optional; 443 lets the Test button work)",
+        "placeholder": "empty, or e.g. 443",
+    }
     extra = kling["extra_fields"]
     assert extra["organization_id"]["schema"]["title"] == "Organization ID"
     assert extra["timeout"]["schema"]["title"] == "Timeout (seconds)"
