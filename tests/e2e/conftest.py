@@ -292,7 +292,9 @@ def trigger_log_job_ids(log: str) -> set[int]:
     return {int(found) for found in re.findall(r"\.log\.trigger\.(\d+)\.log", log)}
 
 
-@pytest.fixture(scope="session")
+# Module scope: a module that starts a deployment of its own (its own ``stack``) gets a client of
+# it from here too, not a second copy of this fixture.
+@pytest.fixture(scope="module")
 def api(stack: AirflowStack) -> Iterator[AirflowAPI]:
     client = AirflowAPI(stack)
     yield client

@@ -70,13 +70,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, simulator: KlingSimulator) -
 
 
 @pytest.fixture(scope="module")
-def api(stack: AirflowStack) -> Iterator[AirflowAPI]:
-    client = AirflowAPI(stack)
-    yield client
-    client.client.close()
-
-
-@pytest.fixture(scope="module")
 def runs(api: AirflowAPI) -> dict[str, list[str]]:
     """Two finished runs of the example and one of the private DAG, started together."""
     wanted = {EXAMPLE: 2, PRIVATE_DAG: 1}

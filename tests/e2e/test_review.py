@@ -43,13 +43,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, simulator: KlingSimulator) -
         deployment.stop()
 
 
-@pytest.fixture(scope="module")
-def api(stack: AirflowStack) -> Iterator[AirflowAPI]:
-    client = AirflowAPI(stack)
-    yield client
-    client.client.close()
-
-
 def hitl_path(api: AirflowAPI, run_id: str, task_id: str) -> str:
     return f"/api/v2/dags/{DAG}/dagRuns/{api.q(run_id)}/taskInstances/{task_id}/0/hitlDetails"
 
