@@ -319,8 +319,14 @@ class KlingSubmitOperator(KlingTaskMixin, BaseOperator):
             max_failures=self.max_poll_failures,
         )
         if self.deferrable:
-            self.defer_wait(state)
+            cost = self._request.estimated_cost_usd if self._request else None
+            self.defer_wait(state, result_extra={"estimated_cost_usd": cost})
         return self.finish(context, self.wait_here(context, state))
+
+    def ends_in_triggerer(self) -> bool:
+        # reuse_succeeded=False reads the success that finish() records in the task state store,
+        # which only a worker writes.
+        return (self.reuse_succeeded or not self.durable) and super().ends_in_triggerer()
 
     def finish(self, context: Context, result: KlingResult) -> KlingResult:
         request = self.submitted(context)

@@ -36,9 +36,16 @@ from airflow_provider_kling.tasks.mixin import (
     download_arguments,
 )
 from airflow_provider_kling.tasks.outputs import request_metadata
+from airflow_provider_kling.tasks.start import (
+    HANDOVER,
+    airflow_ends_tasks_in_triggerer,
+    choose_start_from_trigger,
+    start_arguments,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import StartTriggerArgs
 
     from airflow_provider_kling.api.events import KlingResult
 
@@ -95,6 +102,14 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         ``model``, ``prompt``, ``duration``, ``resolution``. GMI's record names the model
         but its payload echo is often empty, so without this the prompt, duration,
         resolution and cost of the event are ``None``.
+    :param start_from_trigger: start in the triggerer, with no worker (Airflow 3.3+): the
+        scheduler hands the sensor straight to a triggerer, which reads its ``request_id``
+        (rendered, or this map index's value of a mapped one) and waits. ``None`` (the default):
+        whenever it can, that is with ``deferrable=True`` outside ``mode='reschedule'`` on
+        Airflow 3.3+; ``False``: start on a worker, which checks once and defers. Where the
+        sensor has nothing left for a worker (no ``download_to``, no ``outlets``, no OpenLineage),
+        the trigger also ends the task, with the XComs a worker would push; otherwise the task
+        resumes on a worker for that part only. See :doc:`/sensors`.
     :raises KlingRequestFailedError: the request failed or was cancelled; the message
         carries GMI's error text.
 
@@ -123,8 +138,11 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         download_max_bytes: int | None = DEFAULT_MAX_BYTES,
         max_download_bytes: int | None = NOT_GIVEN,
         request_info: dict[str, Any] | None = None,
+        start_from_trigger: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        # partial() carries what it chose (see below); an unmapped task chooses again here.
+        kwargs.pop("start_trigger_args", None)
         download = download_arguments(
             type(self).__name__,
             {"max_download_bytes": max_download_bytes},
@@ -156,6 +174,63 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         self.cancel_on_kill = cancel_on_kill
         self._wait: WaitState | None = None
         self._ended: KlingEvent | None = None
+        self.start_from_trigger = choose_start_from_trigger(
+            start_from_trigger, deferrable=self.deferrable, reschedule=self.reschedule
+        )
+        self.start_trigger_args = self.start_arguments(self) if self.start_from_trigger else None
+
+    @staticmethod
+    def start_arguments(args: Any) -> StartTriggerArgs:
+        """What the scheduler starts this sensor's trigger with: ``args`` is the sensor or, for
+        a mapped one, its ``partial()`` arguments (then read with the sensor's defaults)."""
+        get = args.get if isinstance(args, Mapping) else lambda name, default: getattr(args, name, default)
+        interval = get("poke_interval", None)
+        if not isinstance(args, Mapping):
+            interval = interval if args.fixed_interval else None
+        elif isinstance(interval, timedelta):
+            interval = interval.total_seconds()
+        timeout = get("timeout", DEFAULT_TIMEOUT)
+        # OpenLineage is checked where the wait ends (KlingTaskTrigger.ending), not at parse time.
+        nothing_left = (
+            get("download_to", None) is None
+            and not get("outlets", None)
+            and airflow_ends_tasks_in_triggerer()
+        )
+        return start_arguments(
+            kling_conn_id=get("kling_conn_id", "kling_default"),
+            cancel_on_kill=get("cancel_on_kill", False),
+            timeout=timeout.total_seconds() if isinstance(timeout, timedelta) else timeout,
+            poll_interval=interval,
+            max_poll_failures=get("max_poll_failures", DEFAULT_MAX_POLL_FAILURES),
+            ends_task=nothing_left,
+        )
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """
+        Airflow's ``partial()``, which also chooses whether the mapped sensor starts in the
+        triggerer: a mapped task is never built before the scheduler starts it, so the choice
+        is made here, from the same arguments, and carried in the partial arguments.
+        """
+        chosen = super().partial(**kwargs)
+        given = chosen.kwargs
+        deferrable = given.get("deferrable")
+        start = choose_start_from_trigger(
+            given.get("start_from_trigger"),
+            deferrable=default_deferrable() if deferrable is None else bool(deferrable),
+            reschedule=given.get("mode") == "reschedule",
+        )
+        given["start_from_trigger"] = start
+        if start:
+            given["start_trigger_args"] = cls.start_arguments(given)
+        return chosen
+
+    def resume_from_trigger(self, context: Context, event: Any = None) -> Any:
+        """Where a sensor the scheduler started in the triggerer resumes, if a worker is needed at all."""
+        if isinstance(event, Mapping) and HANDOVER in event:
+            self.log.info("The triggerer handed this wait to a worker: %s", event[HANDOVER])
+            return self.execute(context)
+        return self.execute_complete(context, event)
 
     def on_kill(self) -> None:
         try:

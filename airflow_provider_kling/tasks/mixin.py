@@ -176,21 +176,44 @@ class KlingTaskMixin(_TaskBase):
         decision.log_to(self.log)
         return decision
 
-    def defer_wait(self, state: WaitState) -> None:
+    def defer_wait(self, state: WaitState, result_extra: Mapping[str, Any] | None = None) -> None:
         """
         Hand the wait to the triggerer as it stands (schedule, failures so far, last status
-        included); the task resumes in :meth:`execute_complete`.
+        included). When a worker has nothing left to do after it (:meth:`ends_in_triggerer`),
+        the trigger ends the task itself, its result being the event's plus ``result_extra``;
+        otherwise the task resumes in :meth:`execute_complete`.
         """
+        from airflow_provider_kling.tasks.start import KlingTaskTrigger
         from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 
-        trigger = KlingStatusTrigger(
-            state=state, kling_conn_id=self.kling_conn_id, cancel_on_kill=self.cancel_on_kill
-        )
+        trigger: KlingStatusTrigger
+        if self.ends_in_triggerer():
+            trigger = KlingTaskTrigger(
+                state=state,
+                kling_conn_id=self.kling_conn_id,
+                cancel_on_kill=self.cancel_on_kill,
+                result_extra=result_extra,
+            )
+        else:
+            trigger = KlingStatusTrigger(
+                state=state, kling_conn_id=self.kling_conn_id, cancel_on_kill=self.cancel_on_kill
+            )
         self.defer(
             trigger=trigger,
             method_name="execute_complete",
             timeout=timedelta(seconds=max(0.0, state.deadline - time.time()) + DEFER_GRACE),
         )
+
+    def ends_in_triggerer(self) -> bool:
+        """
+        Whether the trigger ends this task when the request succeeds or fails: on Airflow 3.3+,
+        when a worker would have nothing left to do (no download, no outlet asset events, no
+        OpenLineage report, which only a worker sends).
+        """
+        from airflow_provider_kling.tasks.start import airflow_ends_tasks_in_triggerer
+
+        # OpenLineage is checked where the wait ends (KlingTaskTrigger.ending).
+        return self.download_spec() is None and not self.outlets and airflow_ends_tasks_in_triggerer()
 
     def execute_complete(self, context: Context, event: Any = None) -> KlingResult:
         """Resume after the trigger fired: return the result, or raise what the event says."""
