@@ -161,6 +161,26 @@ def runs_task(pgid: int, ti_id: str) -> bool:
     return False
 
 
+#: What a Celery worker's task supervisor logs when a task process it started ends.
+_WORKLOAD_DONE = re.compile(r"Workload finished\b.*\bworkload_id=([0-9a-f-]{36})\b.*\bworkload_type=ExecuteTask")
+
+
+def worker_task_starts(log_dir: Path) -> Counter[str]:
+    """
+    How many task processes the Celery workers started (and saw end), per task instance id: each
+    worker task-runner start is one ``ExecuteTask`` workload, and its supervisor logs one
+    "Workload finished" line, however the task ended. A task that started and ended in a
+    triggerer has none.
+    """
+    found: Counter[str] = Counter()
+    for log in sorted(log_dir.glob("celery-worker*.log")):
+        with contextlib.suppress(OSError), open(log, errors="replace") as lines:
+            for line in lines:
+                if "Workload finished" in line and (match := _WORKLOAD_DONE.search(line)):
+                    found[match.group(1)] += 1
+    return found
+
+
 def group_usage(pgid: int) -> tuple[float, int]:
     """CPU seconds (user + system) and RSS in KiB of the group's live processes."""
     ticks, rss_pages = 0, 0

@@ -21,7 +21,7 @@ from .conftest import EXAMPLE, states, trigger_log_job_ids
 pytestmark = [pytest.mark.topology("celery"), pytest.mark.timeout(900)]
 
 BATCH = "kling_batch"
-TRIGGER_CLASSPATH = "airflow_provider_kling.triggers.kling.KlingStatusTrigger"
+TRIGGER_CLASSPATH = "airflow_provider_kling.tasks.start.KlingTaskTrigger"
 
 
 def test_example_dag_defers_to_the_real_triggerer_and_downloads_the_video(api, stack, simulator):
