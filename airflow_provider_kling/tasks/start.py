@@ -199,7 +199,7 @@ class KlingTaskTrigger(KlingStatusTrigger):
         return f"{__name__}.KlingTaskTrigger", kwargs
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """Airflow 3.3's triggerer calls this, with the task's context, before :meth:`run`."""
+        """Airflow 3.3's triggerer calls this, with the task's context, before ``run()``."""
         if self.start is None:
             return
         try:

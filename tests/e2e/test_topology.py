@@ -20,7 +20,7 @@ import pytest
 from airflow_provider_kling.testing import Fault
 from airflow_provider_kling.testing.readiness import wait_until
 from devtools.deployment import AirflowStack, stop_group
-from devtools.processes import runs_task
+from devtools.processes import runs_task, worker_task_starts
 from devtools.topology import TRIGGERERS
 
 from .conftest import (
@@ -157,9 +157,12 @@ def test_waits_move_between_triggerers_and_a_reassignment_never_cancels_a_reques
     assert_all_succeeded(api, REASSIGN, run_id, run)
     assert simulator.count("POST /requests") - posts_before == count
     assert simulator.count("DELETE /requests/{id}") - deletes_before == 0
+    worker_starts = worker_task_starts(stack.log_dir)
     for index in range(count):
         ti = api.task_instance(REASSIGN, run_id, "render", map_index=index)
         assert ti["try_number"] == 1, ti  # every wait ended in its first try
+        # ... and in a triggerer, once: the only worker process of each task was its submit.
+        assert worker_starts[ti["id"]] == 1, (index, worker_starts[ti["id"]])
     # The moves themselves are proven above by Airflow's own records (moved, back). The task
     # logs show the triggerer that ended each wait; the SIGKILLed one's file may have lost its
     # buffered lines with it, so it is not required here.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -49,13 +50,23 @@ def test_a_sensor_starts_and_ends_in_the_triggerer_with_the_worker_paths_xcoms(a
     # From Airflow's records: the sensor as users get it never ran on a worker; the one kept on
     # the worker start ran there once (its first check), and its trigger ended it; the operator
     # once (its submit), the submit once.
-    assert starts(api, stack, PATHS, run_id) == {"submit": 1, "in_triggerer": 0, "on_worker": 1, "render": 1}
+    # The one with download_to started in the triggerer and resumed on a worker for the download.
+    assert starts(api, stack, PATHS, run_id) == {
+        "submit": 1,
+        "in_triggerer": 0,
+        "on_worker": 1,
+        "with_download": 1,
+        "render": 1,
+    }
 
     # The same XComs as the worker path's, for the same request.
     for key in ("return_value", STATUS_KEY):
         assert xcom(api, PATHS, run_id, "in_triggerer", key) == xcom(api, PATHS, run_id, "on_worker", key)
     result = xcom(api, PATHS, run_id, "in_triggerer", "return_value")
     assert result["request_id"] == api.xcom(PATHS, run_id, "submit")
+    stored = xcom(api, PATHS, run_id, "with_download", "return_value")
+    assert {k: stored[k] for k in result} == result
+    assert Path(stored["files"][0]["uri"]).read_bytes()[4:8] == b"ftyp"
     assert result["status"] == "success"
     # The operator's result still carries its price, as its worker resume added it.
     rendered = xcom(api, PATHS, run_id, "render", "return_value")

@@ -3,12 +3,14 @@ DAGs only the end-to-end tests run: one request, waited for on each path a wait 
 
 ``kling_e2e_paths``: ``in_triggerer`` is a deferrable sensor as users get it on Airflow 3.3
 (started and ended in the triggerer, with a retry); ``on_worker`` the same sensor kept on the
-worker path (``start_from_trigger=False``); ``render`` an operator that waits for its own video.
+worker path (``start_from_trigger=False``); ``with_download`` one that also stores the video
+(a worker's part); ``render`` an operator that waits for its own video.
 ``kling_e2e_paths_retry``: the submit and ``in_triggerer`` alone, for a request that fails.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.sensors.kling import KlingStatusSensor
 
 IMAGE = str(Path(__file__).parent / "assets" / "product.png")
+OUT_DIR = os.environ.get("KLING_EXAMPLE_OUT", "out")
 
 COMMON = {
     "schedule": None,
@@ -52,6 +55,14 @@ with DAG(dag_id="kling_e2e_paths", **COMMON):
         deferrable=True,
         poke_interval=2,
         start_from_trigger=False,
+    )
+    KlingStatusSensor(
+        task_id="with_download",
+        request_id=submit.output,
+        deferrable=True,
+        poke_interval=2,
+        download_to=f"{OUT_DIR}/paths",
+        download_filename="{request_id}.mp4",
     )
     KlingI2VOperator(
         task_id="render",
