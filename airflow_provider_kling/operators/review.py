@@ -22,6 +22,7 @@ from airflow_provider_kling.api.review import (
     REFUSED_KEY,
     REGENERATE,
     REVIEW_KEY,
+    TAKE_KEY,
     next_prompt,
     notes_history,
     options_for,
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_kling.api.models import PreparedPayload
 
-#: XCom key of a take's number and base prompt (the prompt before reviewer notes).
-TAKE_KEY = "kling_take"
 #: XCom key of how a video's review ended: approved (take, reviewer, notes) or why not.
 OUTCOME_KEY = "kling_review_outcome"
 
@@ -106,7 +105,8 @@ class KlingTakeOperator(KlingI2VOperator):
             previous = _pull(context, self.take_task_ids[self.take - 2], TAKE_KEY)
             earlier = previous.get("base_prompt") if isinstance(previous, Mapping) else self.prompt
             base, self.prompt = next_prompt(earlier, review.get("notes"), review.get("new_prompt"))
-        context["ti"].xcom_push(key=TAKE_KEY, value={"take": self.take, "base_prompt": base})
+        take = {"take": self.take, "base_prompt": base, "video": self.take_task_ids[0]}
+        context["ti"].xcom_push(key=TAKE_KEY, value=take)
         self.check_budget(context, self.prepare())
         return super().execute(context)
 
