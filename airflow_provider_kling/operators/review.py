@@ -156,7 +156,8 @@ class KlingReviewOperator(HITLOperator):
     The review of one take, in Airflow's Required Actions: the video (a link that plays it in
     the Kling videos view, and GMI's thumbnail), the image, the prompt, the take number and the
     cost so far; the choices Approve, Regenerate (with ``notes`` and an optional ``new_prompt``)
-    and Reject. The last allowed take offers no Regenerate.
+    and Reject. The last allowed take offers no Regenerate. It retries once by default, taking
+    an answer an earlier try got (:mod:`~airflow_provider_kling.operators.review_wait`).
 
     :param take_task_id: the take this reviews.
     :param take: its number; ``max_takes``: the most takes of this video.
@@ -164,7 +165,6 @@ class KlingReviewOperator(HITLOperator):
     :param image: the image the takes animate, shown when it is a URL or a path (templated).
     :param on_timeout: what a review nobody answered within ``response_timeout`` does:
         ``"Reject"`` (default), ``"Approve"``, or ``None`` to fail the task (not retried).
-    Retries once by default, using an answer an earlier try got (:mod:`.review_wait`).
     """
 
     template_fields: Sequence[str] = (*HITLOperator.template_fields, "image")
