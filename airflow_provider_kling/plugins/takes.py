@@ -32,14 +32,15 @@ TAKE = aliased(XComModel, name="take_entry")
 
 
 def _video_key() -> Any:
-    # A request that is no take is a video of its own.
-    return func.coalesce(TAKE.value["video"].as_string(), XComModel.value["request_id"].as_string())
+    # A request that is no take is a video of its own: a task instance records one request, so
+    # its task id names it within its run and map index (and reads no JSON, which is the cost).
+    return func.coalesce(TAKE.value["video"].as_string(), XComModel.task_id)
 
 
 def with_takes(query: Select[Any]) -> Select[Any]:
     """
     ``query`` of request entries, with each entry's ``take`` number and ``video`` (``None`` if
-    it is not a take) and ``video_key``, the video it shows in (its own request id if not a take).
+    it is not a take) and ``video_key``, the video it shows in (its own task id if not a take).
     """
     return query.add_columns(
         TAKE.value["take"].as_integer().label("take"),
