@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kling.api.review import REVIEW_KEY, TAKE_KEY
 from airflow_provider_kling.tasks.ledger import REQUEST_KEY, STATUS_KEY, RequestEntry, failure_entry
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ class FakeRequest:
     :param at: when it was submitted.
     :param uris: copies in the user's storage, recorded by a ``download`` task of the same run.
     :param error: the failure text of a failed or cancelled request.
+    :param take: a review loop's take number (with ``video``, the loop's first take task), and
+        ``review``, the decision, reviewer and notes its review recorded.
     """
 
     dag_id: str
@@ -49,6 +52,9 @@ class FakeRequest:
     error: str | None = None
     prompt: str = "A slow dolly-in"
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    take: int | None = None
+    video: str = "review.take_1"
+    review: dict[str, Any] | None = None
 
     def request(self) -> dict[str, Any]:
         return RequestEntry(
@@ -144,6 +150,15 @@ def insert(session: Session, requests: Iterable[FakeRequest]) -> list[FakeReques
             }
 
         xcom_rows.append(xcom(req.task_id, REQUEST_KEY, req.request(), req.at))
+        if req.take is not None:
+            take = {"take": req.take, "base_prompt": req.prompt, "video": req.video}
+            xcom_rows.append(xcom(req.task_id, TAKE_KEY, take, req.at))
+        if req.review is not None:
+            # The review is a task of its own: ``review_<n>`` beside ``take_<n>``.
+            review_task = req.task_id.replace("take_", "review_")
+            ti_rows.append({**ti_rows[-1], "id": ti_id(), "task_id": review_task})
+            record = {"take": req.take, "request_id": req.request_id, **req.review}
+            xcom_rows.append(xcom(review_task, REVIEW_KEY, record, req.at + timedelta(seconds=45)))
         status_entry = req.status_entry()
         if status_entry is not None:
             xcom_rows.append(xcom(req.task_id, STATUS_KEY, status_entry, req.at + timedelta(seconds=30)))

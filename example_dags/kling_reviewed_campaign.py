@@ -11,7 +11,8 @@ and optionally a new prompt) or Reject. Regenerate makes the next take of the sa
 the notes in its prompt, at most ``max_takes`` in all; ``budget`` caps every take of the batch,
 so pressing Regenerate never spends more than ``max_total_usd``. A rejected video skips its
 ``publish``; an approved one is published with the approved take, its reviewer and the notes.
-Reviews nobody answers within a day are rejected.
+Reviews nobody answers within a day are rejected. ``KLING_REVIEW_POLL_SECONDS`` sets how often a
+take checks for its video (the provider's default schedule when unset).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SOURCE = Path(__file__).parent / "assets" / "product.png"
 # Who may answer the reviews (Airflow user ids); everyone who may edit the DAG when unset.
 REVIEWERS = [{"id": name, "name": name} for name in os.environ.get("KLING_REVIEWERS", "").split(",") if name]
 CAMPAIGN = Asset("kling://campaign/approved")
+POLL_SECONDS = os.environ.get("KLING_REVIEW_POLL_SECONDS")
 
 with DAG(
     dag_id="kling_reviewed_campaign",
@@ -69,6 +71,7 @@ with DAG(
             budget_task_id="budget",
             resolution="720p",
             duration=5,
+            poll_interval=float(POLL_SECONDS) if POLL_SECONDS else None,
             outlets=[CAMPAIGN],
         )
 

@@ -25,6 +25,9 @@ TIMEOUT_CHOICES = (APPROVE, REJECT)
 MAX_TAKES_LIMIT = 10
 #: XCom key of one review's record (also read by the Kling videos view).
 REVIEW_KEY = "kling_review"
+#: XCom key of a take's number, base prompt (before reviewer notes) and video: the first take's
+#: task id, the same for every take of one loop (read by the Kling videos view to group them).
+TAKE_KEY = "kling_take"
 #: XCom key of why a take was not submitted (the batch budget), read by the ``approved`` step.
 REFUSED_KEY = "kling_take_refused"
 #: How reviewer notes are joined to the prompt of the next take.
@@ -107,6 +110,16 @@ def notes_history(reviews: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def video_summary(reviews: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A reviewed video at a glance: the approved take and who approved it, and every review's notes."""
+    approved = next((r for r in reviews if r.get("decision") == APPROVE), None)
+    return {
+        "approved_take": approved.get("take") if approved else None,
+        "approved_by": approved.get("reviewer") if approved else None,
+        "notes_history": notes_history(reviews),
+    }
+
+
 def why_not_approved(reviews: Sequence[Mapping[str, Any]], refused: str | None, max_takes: int) -> str:
     """Why a video has no approved take: the words its skipped ``approved`` step records."""
     if refused:
@@ -132,6 +145,7 @@ __all__ = [
     "REGENERATE",
     "REJECT",
     "REVIEW_KEY",
+    "TAKE_KEY",
     "TIMEOUT_CHOICES",
     "next_prompt",
     "notes_history",
@@ -139,5 +153,6 @@ __all__ = [
     "review_record",
     "validate_max_takes",
     "validate_on_timeout",
+    "video_summary",
     "why_not_approved",
 ]

@@ -22,6 +22,7 @@ from airflow_provider_kling.api.review import (
     REFUSED_KEY,
     REGENERATE,
     REVIEW_KEY,
+    TAKE_KEY,
     next_prompt,
     notes_history,
     options_for,
@@ -30,26 +31,27 @@ from airflow_provider_kling.api.review import (
     validate_on_timeout,
     why_not_approved,
 )
-from airflow_provider_kling.exceptions import AirflowSkipException
+from airflow_provider_kling.exceptions import AirflowFailException, AirflowSkipException
+from airflow_provider_kling.operators import review_wait
 from airflow_provider_kling.operators.kling import KlingI2VOperator
 from airflow_provider_kling.tasks.ledger import COST_KEY, REQUEST_KEY, RequestEntry
 from airflow_provider_kling.tasks.outputs import set_asset_extras
 
 try:
+    from airflow.providers.standard.exceptions import HITLTimeoutError
     from airflow.providers.standard.operators.hitl import HITLOperator
 
     HITL_MISSING: str | None = None
 except ImportError as err:  # the standard provider before 1.9, or Airflow before 3.1
     HITL_MISSING = f"Airflow's human-in-the-loop operators are missing ({err}): review needs Airflow 3.1+"
     HITLOperator = BaseOperator  # type: ignore[misc,assignment]
+    HITLTimeoutError = TimeoutError  # type: ignore[misc,assignment]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_kling.api.models import PreparedPayload
 
-#: XCom key of a take's number and base prompt (the prompt before reviewer notes).
-TAKE_KEY = "kling_take"
 #: XCom key of how a video's review ended: approved (take, reviewer, notes) or why not.
 OUTCOME_KEY = "kling_review_outcome"
 
@@ -106,7 +108,8 @@ class KlingTakeOperator(KlingI2VOperator):
             previous = _pull(context, self.take_task_ids[self.take - 2], TAKE_KEY)
             earlier = previous.get("base_prompt") if isinstance(previous, Mapping) else self.prompt
             base, self.prompt = next_prompt(earlier, review.get("notes"), review.get("new_prompt"))
-        context["ti"].xcom_push(key=TAKE_KEY, value={"take": self.take, "base_prompt": base})
+        take = {"take": self.take, "base_prompt": base, "video": self.take_task_ids[0]}
+        context["ti"].xcom_push(key=TAKE_KEY, value=take)
         self.check_budget(context, self.prepare())
         return super().execute(context)
 
@@ -148,28 +151,20 @@ class KlingTakeOperator(KlingI2VOperator):
         raise AirflowSkipException(reason)
 
 
-def _response_timeout(timeout: timedelta | None) -> dict[str, Any]:
-    # The standard provider before 1.10 (the one Airflow 3.1 pins) reads a review's time limit
-    # from execution_timeout; later ones from response_timeout.
-    import inspect
-
-    takes = "response_timeout" in inspect.signature(HITLOperator.__init__).parameters
-    return {"response_timeout" if takes else "execution_timeout": timeout}
-
-
 class KlingReviewOperator(HITLOperator):
     """
     The review of one take, in Airflow's Required Actions: the video (a link that plays it in
     the Kling videos view, and GMI's thumbnail), the image, the prompt, the take number and the
     cost so far; the choices Approve, Regenerate (with ``notes`` and an optional ``new_prompt``)
-    and Reject. The last allowed take offers no Regenerate.
+    and Reject. The last allowed take offers no Regenerate. It retries once by default, taking
+    an answer an earlier try got (:mod:`~airflow_provider_kling.operators.review_wait`).
 
     :param take_task_id: the take this reviews.
     :param take: its number; ``max_takes``: the most takes of this video.
     :param take_task_ids: the loop's take tasks, for the cost so far.
     :param image: the image the takes animate, shown when it is a URL or a path (templated).
     :param on_timeout: what a review nobody answered within ``response_timeout`` does:
-        ``"Reject"`` (default), ``"Approve"``, or ``None`` to fail the task.
+        ``"Reject"`` (default), ``"Approve"``, or ``None`` to fail the task (not retried).
     """
 
     template_fields: Sequence[str] = (*HITLOperator.template_fields, "image")
@@ -193,6 +188,8 @@ class KlingReviewOperator(HITLOperator):
         kwargs.setdefault("subject", f"Review take {take} of {max_takes}")
         # The DAG's own params reach every task; a review's form has only its own two fields.
         kwargs.pop("params", None)
+        kwargs.setdefault("retries", review_wait.RETRIES)
+        kwargs.setdefault("retry_delay", review_wait.RETRY_DELAY)
         super().__init__(
             options=options_for(take, max_takes),
             defaults=[timeout_choice] if timeout_choice else None,
@@ -202,7 +199,7 @@ class KlingReviewOperator(HITLOperator):
                 "notes": Param(None, type=["null", "string"], title="Notes for the next take"),
                 "new_prompt": Param(None, type=["null", "string"], title="New prompt (optional)"),
             },
-            **_response_timeout(response_timeout),
+            **review_wait.time_limit(HITLOperator, response_timeout),
             **kwargs,
         )
         self.take_task_id = take_task_id
@@ -213,6 +210,10 @@ class KlingReviewOperator(HITLOperator):
 
     def execute(self, context: Context) -> Any:
         self.body = self.describe(context)
+        if review_wait.asked_before(context):  # Airflow 3.3.2's race: the answer may be there already
+            self.log.info("Take %s's review asked before: waiting on its answer, not asking again", self.take)
+            self.defer(trigger=review_wait.settled_trigger(self, context), method_name="execute_complete")
+        review_wait.mark(context, answered=False)
         return super().execute(context)
 
     def describe(self, context: Context) -> str:
@@ -243,7 +244,10 @@ class KlingReviewOperator(HITLOperator):
         return "\n".join(lines)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        answer = super().execute_complete(context=context, event=event)
+        try:
+            answer = super().execute_complete(context=context, event=event)
+        except HITLTimeoutError as err:  # on_timeout=None: the review fails, and is not asked again
+            raise AirflowFailException(f"Take {self.take} was not reviewed in time") from err
         result = _pull(context, self.take_task_id) or {}
         responded_at = answer["responded_at"]
         record = review_record(
@@ -255,10 +259,9 @@ class KlingReviewOperator(HITLOperator):
             responded_at=responded_at.isoformat() if hasattr(responded_at, "isoformat") else responded_at,
             timed_out=bool(event.get("timedout")) or answer["responded_by_user"] is None,
         )
-        self.log.info(
-            "Take %s %s by %s", self.take, record["decision"], record["reviewer"] or "the review's timeout"
-        )
+        self.log.info("Take %s %s by %s", self.take, record["decision"], record["reviewer"] or "timeout")
         context["ti"].xcom_push(key=REVIEW_KEY, value=record)
+        review_wait.mark(context, answered=True)
         return record
 
 

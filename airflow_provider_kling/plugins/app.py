@@ -105,6 +105,8 @@ def create_app() -> FastAPI:
             "offset": found.offset,
             "limit": found.limit,
             "videos": [video.to_json() for video in found.videos],
+            # Each reviewed video: its takes (adjacent in ``videos``), the approved one, the notes.
+            "groups": found.groups,
         }
 
     @app.get("/api/totals")

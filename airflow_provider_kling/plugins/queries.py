@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
-from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy import Select, and_, false, or_, select
 from sqlalchemy.orm import aliased
 
 from airflow_provider_kling.api.events import EVENT_STATUSES, WAIT_END_STATUSES
 from airflow_provider_kling.api.records import FAILED_STATUSES
 from airflow_provider_kling.api.review import REVIEW_KEY
+from airflow_provider_kling.plugins import takes
 from airflow_provider_kling.tasks.ledger import REQUEST_KEY, STATUS_KEY
 
 if TYPE_CHECKING:
@@ -110,6 +111,9 @@ class Video:
     recorded_at: datetime
     request: dict[str, Any]
     status_entry: dict[str, Any] = field(default_factory=dict)
+    #: A review loop's take: its number, and the video (loop) it is a take of.
+    take: int | None = None
+    video: str | None = None
 
     @property
     def request_id(self) -> str:
@@ -152,17 +156,24 @@ class Video:
             "uris": list(self.status_entry.get("uris") or []),
             # A reviewed take's review: its take number, decision, reviewer and notes.
             "review": self.status_entry.get("review"),
+            "take": self.take,
+            "video": self.video,
         }
 
 
 @dataclass
 class Page:
-    """One page of videos and how many match in all."""
+    """
+    One page of videos and how many match in all. A reviewed video's takes are one video
+    (:mod:`~airflow_provider_kling.plugins.takes`): ``videos`` has each take, a video's
+    together, and ``groups`` sums up each reviewed video.
+    """
 
     total: int
     offset: int
     limit: int
     videos: list[Video]
+    groups: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _status_is(statuses: Collection[str]) -> Any:
@@ -204,9 +215,9 @@ def decode(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _request_entries() -> Select[Any]:
+def _request_entries(*, takes_too: bool = True) -> Select[Any]:
     ti = TaskInstance
-    return select(
+    query = select(
         XComModel.dag_run_id,
         XComModel.dag_id,
         XComModel.run_id,
@@ -225,6 +236,8 @@ def _request_entries() -> Select[Any]:
             ti.map_index == XComModel.map_index,
         ),
     )
+    # The totals count requests, not videos: they skip the join.
+    return takes.with_takes(query) if takes_too else query
 
 
 def status_entries(session: Session, dag_runs: Iterable[int]) -> dict[tuple[int, str], dict[str, Any]]:
@@ -277,24 +290,25 @@ def _videos(session: Session, rows: Iterable[Any]) -> list[Video]:
                 recorded_at=row.timestamp,
                 request=request,
                 status_entry=ended.get((row.dag_run_id, str(request.get("request_id"))), {}),
+                take=row.take,
+                video=row.video,
             )
         )
     return videos
 
 
 def page(session: Session, filters: Filters, *, offset: int = 0, limit: int = 24) -> Page:
-    """The newest matching videos first, ``limit`` of them from ``offset``."""
+    """The videos with the newest matching request first, ``limit`` of them from ``offset``."""
     offset = max(0, offset)
     limit = min(max(1, limit), MAX_PAGE)
     if not filters.readable:
         return Page(total=0, offset=offset, limit=limit, videos=[])
-    query = filters.apply(_request_entries())
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    ordered = query.order_by(
-        XComModel.timestamp.desc(), XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.map_index
+    total, entries, chosen = takes.page_of_videos(
+        session, filters.apply(_request_entries()), offset=offset, limit=limit
     )
-    rows = session.execute(ordered.offset(offset).limit(limit))
-    return Page(total=int(total), offset=offset, limit=limit, videos=_videos(session, rows))
+    rows = takes.in_page_order(session.execute(entries).all(), chosen) if entries is not None else []
+    videos = _videos(session, rows)
+    return Page(total, offset, limit, videos, takes.summaries(videos))
 
 
 def totals(session: Session, filters: Filters) -> dict[str, Any]:
@@ -308,7 +322,7 @@ def totals(session: Session, filters: Filters) -> dict[str, Any]:
     per_day: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     per_dag: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     if filters.readable:
-        query = filters.apply(_request_entries()).with_only_columns(
+        query = filters.apply(_request_entries(takes_too=False)).with_only_columns(
             XComModel.dag_run_id,
             XComModel.dag_id,
             XComModel.timestamp,

@@ -19,8 +19,6 @@ from .conftest import ROOT, AirflowAPI, browse, login, play, states
 
 pytestmark = pytest.mark.timeout(1800)
 DAG = "kling_reviewed_campaign"
-#: How long after a review parks the test waits before answering it (see ``required_actions``).
-PARK_SETTLE_SECONDS = 15
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +51,8 @@ def required_actions(page: Any, stack: AirflowStack, api: AirflowAPI, run_id: st
     while states(api, DAG, run_id).get((task_id, 0)) != "awaiting_input":
         assert time.monotonic() < deadline, f"{task_id} never waited for a review"
         time.sleep(1)
-    # Airflow 3.3.2's scheduler fails a review answered before it has seen the executor report the
-    # exit of the process that parked it ("finished with state success, but the task instance's
-    # state attribute is queued"): its resume check covers SCHEDULED, not QUEUED. A person takes
-    # longer than this; the test waits as long.
-    time.sleep(PARK_SETTLE_SECONDS)
+    # Answered at once: Airflow 3.3.2's scheduler may fail a review answered before it has seen
+    # the parked process exit; the review's retry then takes the answer given (review_wait.py).
     # The UI's path of a mapped task instance, as its own Required Actions list links to it.
     page.goto(f"{stack.base_url}/dags/{DAG}/runs/{api.q(run_id)}/tasks/{task_id}/mapped/0/required_actions")
 

@@ -145,6 +145,18 @@ def test_regenerate_twice_then_approve_sends_the_notes_and_pays_each_take_once(
 
 
 @pytest.mark.kling_simulator(queued_seconds=0, processing_seconds=0.2)
+def test_a_retry_of_each_step_pays_nothing_again_and_ends_the_same(kling_simulator, kling_connection_env):
+    run, store = Run(), FakeStateStore()
+    # Take 1 under a cap it fits only once: a retry's own price, recorded again, counts once.
+    first = run_take(run, 1, store, max_total_usd=0.6)
+    assert run_take(run, 1, store, max_total_usd=0.6)["request_id"] == first["request_id"]
+    assert run_review(run, 1, answer("Approve")) == run_review(run, 1, answer("Approve"))
+    assert approved(run) == approved(run)
+    assert approved(run)["request_id"] == first["request_id"]
+    assert kling_simulator.count("POST /requests") == 1
+
+
+@pytest.mark.kling_simulator(queued_seconds=0, processing_seconds=0.2)
 def test_the_review_shows_the_take_its_prompt_image_and_cost_so_far(kling_simulator, kling_connection_env):
     run = Run()
     run_take(run, 1, FakeStateStore())
@@ -187,12 +199,13 @@ def test_a_timed_out_review_rejects_by_default_and_records_it(kling_simulator):
         approved(run)
 
 
-def test_a_review_without_a_timeout_choice_fails_when_nobody_answers():
-    from airflow.providers.standard.exceptions import HITLTimeoutError
+def test_a_review_without_a_timeout_choice_fails_when_nobody_answers_and_is_not_asked_again():
+    from airflow_provider_kling.exceptions import AirflowFailException
 
     op = review(1, on_timeout=None)
     assert op.defaults is None
-    with pytest.raises(HITLTimeoutError):
+    # A failure, not a retry: a retry would ask the reviewer again with a new time limit.
+    with pytest.raises(AirflowFailException, match="Take 1 was not reviewed in time"):
         op.execute_complete({"ti": Run().ti("review_1")}, {"error": "no answer", "error_type": "timeout"})  # type: ignore[arg-type]
 
 
@@ -226,3 +239,67 @@ def test_a_reviewer_may_leave_notes_and_new_prompt_empty():
     for field in ("notes", "new_prompt"):
         assert params.get_param(field).resolve(None, suppress_exception=False) is None
         assert params.get_param(field).resolve("slower camera", suppress_exception=False) == "slower camera"
+
+
+class Comms:
+    """The task's channel to its supervisor: records what the review sends (the HITL request)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, msg: Any) -> Any:
+        self.sent.append(msg)
+        return None
+
+    @property
+    def asked(self) -> int:
+        return sum(type(m).__name__ == "CreateHITLDetailPayload" for m in self.sent)
+
+
+def retry_context(run: Run, store: FakeStateStore, try_number: int) -> dict[str, Any]:
+    import uuid
+
+    ti = run.ti("review_1")
+    ti.try_number, ti.id = try_number, uuid.uuid4()  # type: ignore[attr-defined]
+    return {"ti": ti, "task_instance": ti, "task_state_store": store}
+
+
+@pytest.mark.kling_simulator(queued_seconds=0, processing_seconds=0.2)
+def test_a_retry_of_a_review_that_asked_waits_on_its_record_and_a_cleared_one_asks_again(
+    kling_simulator, kling_connection_env, monkeypatch
+):
+    """Airflow 3.3.2's scheduler fails a review answered within seconds of parking: its retry
+    must not write the request again (Airflow would clear the answer) but wait on it."""
+    from airflow.sdk.exceptions import TaskAwaitingInput, TaskDeferred
+    from airflow.sdk.execution_time import task_runner
+
+    from airflow_provider_kling.operators.review_wait import SettledHITLTrigger
+
+    comms = Comms()
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+    run, store = Run(), FakeStateStore()
+    run_take(run, 1, FakeStateStore())
+    op = review(1)
+    assert op.retries == 1
+    with pytest.raises(TaskAwaitingInput):  # the first try asks
+        op.execute(retry_context(run, store, 1))  # type: ignore[arg-type]
+    assert comms.asked == 1
+
+    context = retry_context(run, store, 2)  # the scheduler failed it: the retry
+    with pytest.raises(TaskDeferred) as deferred:
+        review(1).execute(context)  # type: ignore[arg-type]
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, SettledHITLTrigger)
+    assert trigger.ti_id == context["task_instance"].id
+    assert trigger.options == ["Approve", "Regenerate", "Reject"]
+    assert comms.asked == 1  # not asked again: the answer given stays
+    # The triggerer builds the trigger from what it serialized, settle time included.
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_kling.operators.review_wait.SettledHITLTrigger"
+    assert kwargs["settle_seconds"] == trigger.settle_seconds > 0
+
+    # The retry's trigger found the answer: the review finishes with it.
+    assert review(1).execute_complete(context, answer("Approve"))["reviewer"] == "ana"  # type: ignore[arg-type]
+    with pytest.raises(TaskAwaitingInput):  # cleared on purpose after it finished: asks again
+        review(1).execute(retry_context(run, store, 3))  # type: ignore[arg-type]
+    assert comms.asked == 2

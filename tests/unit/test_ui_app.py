@@ -208,3 +208,69 @@ def test_the_status_filter_offers_exactly_the_statuses_a_card_can_show():
     select = page[page.index('<select name="status">') : page.index("</select>", page.index('name="status"'))]
     offered = [v for v in re.findall(r'<option value="([^"]*)"', select) if v]
     assert sorted(offered) == sorted(VIEW_STATUSES)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is missing: run `make browser`")
+def test_the_page_shows_a_reviewed_videos_takes_together_with_the_approved_one_and_the_notes(
+    metadata_engine,
+):
+    """The real page and script in headless Chromium, its requests answered by the app above."""
+    from playwright.sync_api import Route, sync_playwright
+
+    def review(decision: str, who: str, notes: str | None = None) -> dict[str, object]:
+        return {"decision": decision, "reviewer": who, "notes": notes, "timed_out": False}
+
+    with Session(metadata_engine) as session:
+        first, second, _ = insert(
+            session,
+            [
+                FakeRequest(
+                    "public", "r", "review.take_1", 0, take=1, review=review("Regenerate", "ana", "slower")
+                ),
+                FakeRequest("public", "r", "review.take_2", 0, take=2, review=review("Approve", "ben")),
+                FakeRequest("public", "r", "plain"),
+            ],
+        )
+        app = create_app()
+        app.dependency_overrides[_get_session] = lambda: session
+        app.dependency_overrides[get_user] = lambda: object()
+        app.dependency_overrides[readable_dag_ids] = lambda: {"public"}
+        http = TestClient(app)
+
+        def forward(route: Route) -> None:
+            answer = http.get(route.request.url.removeprefix("http://kling.test/kling"))
+            route.fulfill(status=answer.status_code, headers=dict(answer.headers), body=answer.content)
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"]
+            )
+            try:
+                page = browser.new_page()
+                page.route("http://kling.test/**", forward)
+                page.goto("http://kling.test/kling/")
+                group = page.locator("section.takes")
+                group.wait_for()
+                cards = group.locator("article.video")
+                assert cards.evaluate_all("cs => cs.map(c => c.dataset.requestId)") == [
+                    first.request_id,
+                    second.request_id,
+                ]
+                assert "approved" in str(cards.nth(1).get_attribute("class"))
+                assert "approved" not in str(cards.nth(0).get_attribute("class"))
+                heading = group.locator("h2").inner_text()
+                assert "2 takes" in heading
+                assert "Take 2 approved by ben" in heading
+                assert group.locator(".notes li").all_inner_texts() == [
+                    "Take 1: Regenerate by ana · notes: slower",
+                    "Take 2: Approve by ben",
+                ]
+                # The plain request is a video of its own, outside any group; totals count each take.
+                assert page.locator("#gallery > article.video").count() == 1
+                assert page.locator("#count").inner_text() == "3"
+                assert page.locator("#range").inner_text() == "1\u20132 of 2 videos"
+            finally:
+                browser.close()

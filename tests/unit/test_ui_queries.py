@@ -209,3 +209,74 @@ def test_a_task_records_its_copies_where_the_api_server_can_find_them(tmp_path, 
     assert record["uris"] == [str(tmp_path / "out" / "r1_0.mp4"), "s3://bucket/r1_1.mp4"]
     assert record["thumbnail_url"] == "https://media.example/r1.jpg"
     assert (record["status"], record["error"]) == ("success", None)
+
+
+def test_a_reviewed_video_shows_its_takes_together_with_the_approved_one_and_the_notes(session):
+    def review(decision: str, who: str, notes: str | None = None) -> dict[str, object]:
+        return {"decision": decision, "reviewer": who, "notes": notes, "timed_out": False}
+
+    minute = timedelta(minutes=1)
+    first, other, second, plain = insert(
+        session,
+        [
+            FakeRequest(
+                "campaign",
+                "r",
+                "review.take_1",
+                0,
+                at=DAY,
+                take=1,
+                review=review("Regenerate", "ana", "slower"),
+            ),
+            FakeRequest(
+                "campaign", "r", "review.take_1", 1, at=DAY + minute, take=1, review=review("Reject", "ana")
+            ),
+            FakeRequest(
+                "campaign",
+                "r",
+                "review.take_2",
+                0,
+                at=DAY + 10 * minute,
+                take=2,
+                review=review("Approve", "ben"),
+            ),
+            FakeRequest("campaign", "r", "images", at=DAY - 60 * minute),
+        ],
+    )
+    found = queries.page(session, readable("campaign"))
+    # Three videos: the newest take's video first, its takes together and in take order.
+    assert found.total == 3
+    assert [v.request_id for v in found.videos] == [
+        first.request_id,
+        second.request_id,
+        other.request_id,
+        plain.request_id,
+    ]
+    assert [(v.to_json()["take"], v.to_json()["video"]) for v in found.videos[:2]] == [
+        (1, "review.take_1"),
+        (2, "review.take_1"),
+    ]
+    assert found.videos[3].to_json()["take"] is None
+    by_index = {g["map_index"]: g for g in found.groups}
+    assert len(found.groups) == 2
+    assert by_index[0]["request_ids"] == [first.request_id, second.request_id]
+    assert (by_index[0]["approved_take"], by_index[0]["approved_by"]) == (2, "ben")
+    assert by_index[0]["approved_request_id"] == second.request_id
+    assert [(h["take"], h["decision"], h["notes"]) for h in by_index[0]["notes_history"]] == [
+        (1, "Regenerate", "slower"),
+        (2, "Approve", None),
+    ]
+    assert by_index[1]["approved_take"] is None
+    assert by_index[1]["notes_history"][0]["decision"] == "Reject"
+    # A page holds whole videos: one video per page here is both of its takes.
+    assert [v.request_id for v in queries.page(session, readable("campaign"), limit=1).videos] == [
+        first.request_id,
+        second.request_id,
+    ]
+    assert (
+        queries.page(session, readable("campaign"), offset=1, limit=1).videos[0].request_id
+        == other.request_id
+    )
+    # The totals count every take, each paid.
+    spent = queries.totals(session, readable("campaign"))
+    assert (spent["count"], spent["spend_usd"]) == (4, 2.24)

@@ -113,6 +113,45 @@ function review(v) {
     `Take ${r.take}: ${r.decision}${who}`, r.notes ? ` · notes: ${r.notes}` : "");
 }
 
+// A reviewed video: its takes side by side, the approved one marked, and every review's notes.
+function takes(group, cards) {
+  const who = group.approved_by ? ` by ${group.approved_by}` : "";
+  const verdict = group.approved_take ? `Take ${group.approved_take} approved${who}` : "No take approved";
+  const notes = group.notes_history.map((h) => {
+    const by = h.reviewer ? ` by ${h.reviewer}` : (h.timed_out ? " (review timed out)" : "");
+    return el("li", {}, `Take ${h.take}: ${h.decision}${by}`, h.notes ? ` · notes: ${h.notes}` : "", h.new_prompt ? ` · new prompt: ${h.new_prompt}` : "");
+  });
+  const where = `${group.dag_id} / ${group.run_id}${group.map_index >= 0 ? ` [${group.map_index}]` : ""}`;
+  for (const node of cards) {
+    if (node.dataset.requestId === group.approved_request_id) node.classList.add("approved");
+  }
+  return el("section", { class: "takes", "data-video": group.video, "data-map-index": group.map_index },
+    el("h2", {}, `${where}: ${group.takes} take${group.takes === 1 ? "" : "s"} · `, el("span", { class: group.approved_take ? "verdict approved" : "verdict" }, verdict)),
+    notes.length ? el("ol", { class: "notes" }, ...notes) : null,
+    el("div", { class: "take-row" }, ...cards),
+  );
+}
+
+// One reviewed video: its takes share a DAG run, a map index and a loop.
+const videoKey = (v) => [v.dag_id, v.run_id, v.map_index, v.video].join("\u0000");
+
+// The page's cards: a reviewed video's takes (adjacent in the page) under one heading.
+function gallery(page) {
+  const groups = new Map(page.groups.map((g) => [videoKey(g), g]));
+  const nodes = [];
+  let current = null;
+  for (const v of page.videos) {
+    const group = v.video ? groups.get(videoKey(v)) : undefined;
+    if (!group) { current = null; nodes.push(card(v)); continue; }
+    if (!current || current.group !== group) {
+      current = { group, cards: [] };
+      nodes.push(current);
+    }
+    current.cards.push(card(v));
+  }
+  return nodes.map((n) => (n instanceof Node ? n : takes(n.group, n.cards)));
+}
+
 function card(v) {
   const facts = el("dl", {},
     el("dt", {}, "Status"), el("dd", { class: `status status-${v.status}` }, v.status),
@@ -125,6 +164,7 @@ function card(v) {
   const where = `${v.dag_id} / ${v.task_id}${v.map_index >= 0 ? ` [${v.map_index}]` : ""}`;
   return el("article", { class: "video", "data-request-id": v.request_id, "data-run-id": v.run_id, "data-dag-id": v.dag_id },
     player(v),
+    v.take ? el("p", { class: "take" }, `Take ${v.take}`) : null,
     el("p", { class: "prompt" }, v.prompt || "(no prompt)"),
     v.error ? el("p", { class: "error" }, v.error) : null,
     review(v),
@@ -198,11 +238,12 @@ async function load() {
     ]);
     message.classList.remove("error");
     showTotals(totals);
-    document.getElementById("gallery").replaceChildren(...page.videos.map(card));
-    const last = Math.min(page.offset + page.videos.length, page.total);
-    document.getElementById("range").textContent = page.total ? `${page.offset + 1}–${last} of ${page.total}` : "";
+    document.getElementById("gallery").replaceChildren(...gallery(page));
+    // A page holds whole videos (a reviewed video is all its takes): the range counts videos.
+    const shown = page.offset + new Set(page.videos.map((v) => (v.video ? videoKey(v) : v.request_id))).size;
+    document.getElementById("range").textContent = page.total ? `${page.offset + 1}–${shown} of ${page.total} videos` : "";
     document.getElementById("prev").disabled = page.offset === 0;
-    document.getElementById("next").disabled = last >= page.total;
+    document.getElementById("next").disabled = shown >= page.total;
     message.textContent = page.total ? "" : "No Kling videos match.";
   } catch (err) {
     message.textContent = err.message;
