@@ -162,7 +162,9 @@ def runs_task(pgid: int, ti_id: str) -> bool:
 
 
 #: What a Celery worker's task supervisor logs when a task process it started ends.
-_WORKLOAD_DONE = re.compile(r"Workload finished\b.*\bworkload_id=([0-9a-f-]{36})\b.*\bworkload_type=ExecuteTask")
+_WORKLOAD_DONE = re.compile(
+    r"Workload finished\b.*\bworkload_id=([0-9a-f-]{36})\b.*\bworkload_type=ExecuteTask"
+)
 
 
 def worker_task_starts(log_dir: Path) -> Counter[str]:
