@@ -356,6 +356,8 @@ class KlingAsyncHook(_KlingHookBase):
                 airflow.sdk.log.mask_secret(masks)
         user_agent = f"{USER_AGENT} python-httpx/{httpx.__version__}"
         self._shared = await shared_clients.acquire(self.settings, user_agent, CONNECT_TIMEOUT)
+        # Equal settings, one object: the hook's own copy is dropped with the connection it came from.
+        self.settings = self._shared.settings
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
