@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 import warnings
@@ -347,13 +348,7 @@ class KlingAsyncHook(_KlingHookBase):
         extra = await aextra() if aextra is not None else conn.extra_dejson
         self.settings = _settings(conn, extra)
         if masks := log_masks(self.settings.secrets, masked=conn.password):
-            import airflow.sdk.log
-
-            # amask_secret (Airflow 3.2+) tells the supervisor without blocking the event loop.
-            if (amask := getattr(airflow.sdk.log, "amask_secret", None)) is not None:
-                await amask(masks)
-            else:
-                airflow.sdk.log.mask_secret(masks)
+            await _mask_once(masks)
         user_agent = f"{USER_AGENT} python-httpx/{httpx.__version__}"
         self._shared = await shared_clients.acquire(self.settings, user_agent, CONNECT_TIMEOUT)
         # Equal settings, one object: the hook's own copy is dropped with the connection it came from.
@@ -392,6 +387,28 @@ class KlingAsyncHook(_KlingHookBase):
             async with self._shared.slot() as client:
                 answer = await asend(client, method, path, settings, what)
             return parse_answer(*answer, what=what, secrets=settings.secrets)
+
+
+#: The masks this process has handed Airflow, per masking function, by digest. Every wait of a
+#: triggerer enters a hook: without this, each one sent the same ~40 forms of the key to the
+#: supervisor again, one message a wait, where once per process masks them all.
+_masks_handed: set[tuple[object, str]] = set()
+
+
+async def _mask_once(masks: list[Any]) -> None:
+    import airflow.sdk.log
+
+    # amask_secret (Airflow 3.2+) tells the supervisor without blocking the event loop.
+    amask = getattr(airflow.sdk.log, "amask_secret", None)
+    mask = amask or airflow.sdk.log.mask_secret
+    handed = (mask, hashlib.sha256("\0".join(masks).encode()).hexdigest())
+    if handed in _masks_handed:
+        return
+    if amask is not None:
+        await amask(masks)
+    else:
+        mask(masks)
+    _masks_handed.add(handed)
 
 
 def _request_path(request_id: str) -> str:
