@@ -24,14 +24,33 @@ import time
 import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/, run as a script too
+
+from _common import Target, table
 
 from devtools.processes import group_members
 
 HOOKS = Path(__file__).resolve().parent / "profiling"
 START_TRACING, DUMP = signal.SIGRTMIN + 1, signal.SIGRTMIN + 2
 MOST_TYPES = 25
+ROLES = {
+    "supervisor": (
+        "Airflow only. On every wake of its loop (each message or log line from the runner, at least "
+        "once a second) it assigns, lists and cleans up triggers in Postgres "
+        "(`Trigger.assign_unassigned`, `ids_for_triggerer`, `clean_unused`) and heartbeats; per "
+        "trigger it keeps an open log file with its buffer and logger and the task instance; its "
+        "first trigger imports the in-process Execution API (tens of MB, once)"
+    ),
+    "runner": (
+        "The provider's polls (its CPU is the bench's), and Airflow's per trigger: for "
+        "`start_from_trigger` a deserialized copy of the DAG, a task instance and a template "
+        "context, a greenback portal (a greenlet every step of the trigger runs through), an "
+        "OpenTelemetry span, the once-a-second state sync with the supervisor"
+    ),
+}
+PROVIDER = "trigger, hook, shared HTTP client, records, log lines: the same polls in one process"
 IDLE = ("selectors.py:EpollSelector.select", "threading.py:Condition.wait")
 
 #: (bucket, substring of a frame's file or function): the first rule a stack matches, searched
@@ -73,6 +92,63 @@ def bucket(frames: Sequence[str]) -> str:
         if any(needle in frame for frame in frames):
             return name
     raise AssertionError("the last rule matches every stack")
+
+
+def whose(
+    triggerers: list[Any], polls: int, deployment: tuple[float, float], bench: Any
+) -> tuple[list[str], list[Target]]:
+    """
+    The figures split by whose they are: the provider's trigger, hook and client alone are the
+    one-process bench (``bench``); the rest is Airflow's, per process (``Triggerer.roles_*``).
+    ``deployment`` is the groups' (CPU per 1,000 polls, RSS per trigger).
+    """
+    cpu, rss = deployment
+    held = max(1, sum(t.most_triggers for t in triggerers))
+    rows, shares = [], {}
+    for role, what in ROLES.items():
+        if not all(role in t.roles_end and role in t.idle_roles for t in triggerers):
+            continue
+        role_cpu = (
+            1000 * sum(t.roles_end[role][0] - t.roles_start[role][0] for t in triggerers) / max(polls, 1)
+        )
+        role_rss = sum(t.peak_role_rss[role] - t.idle_roles[role][1] for t in triggerers) / held
+        shares[role] = role_cpu
+        rows.append([role, f"{role_cpu:.2f} s", f"{role_rss:.1f} KB", what])
+    rows.append(
+        [
+            "the provider alone (bench)",
+            f"{bench.cpu_per_1000:.2f} s",
+            f"{bench.rss_per_trigger_kb:.1f} KB",
+            PROVIDER,
+        ]
+    )
+    lines = [
+        f"**Whose it is.** The provider's trigger, hook and HTTP client polling alone in one process "
+        f"(the bench) account for {100 * bench.cpu_per_1000 / max(cpu, 1e-9):.0f}% of the "
+        f"triggerers' CPU per poll and {100 * bench.rss_per_trigger_kb / max(rss, 1e-9):.0f}% of their "
+        "memory per trigger; the rest is Airflow's. Per process of both triggerers (each process's "
+        "own peak RSS, so they need not add up to the group's; `python bench/deployment.py "
+        "--profile DIR` samples them with py-spy and counts their objects per trigger):",
+        "",
+        *table(["process", "CPU / 1,000 polls", "peak RSS growth / trigger", "what it spends it on"], rows),
+    ]
+    ratio = cpu / max(bench.cpu_per_1000, 1e-9)
+    supervisor = 100 * shares.get("supervisor", 0.0) / max(cpu, 1e-9)
+    targets = [
+        Target(
+            "Triggerer CPU / 1,000 polls vs one process",
+            "≤ 1.5x",
+            f"{ratio:.2f}x ({supervisor:.0f}% of it in Airflow's triggerer supervisor)",
+            ratio <= 1.5,
+        ),
+        Target(
+            "Triggerer RSS per trigger",
+            "≤ 50 KB",
+            f"{rss:.0f} KB (the provider's trigger, hook and client: {bench.rss_per_trigger_kb:.1f} KB)",
+            rss <= 50,
+        ),
+    ]
+    return lines, targets
 
 
 def _stat(pid: int) -> list[str]:

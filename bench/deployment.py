@@ -280,17 +280,9 @@ def run(
         ]
         for t in triggerers.values()
     ]
-    held = max(1, sum(t.most_triggers for t in triggerers.values()))
-    by_role = [
-        [
-            role,
-            f"{1000 * sum(t.roles_end[role][0] - t.roles_start[role][0] for t in ts) / polls:.2f} s",
-            f"{sum(t.peak_role_rss[role] - t.idle_roles[role][1] for t in ts) / held:.1f} KB",
-        ]
-        for ts, polls in [(list(triggerers.values()), max(result["polls"], 1))]
-        for role in ("supervisor", "runner")
-        if all(role in t.roles_end and role in t.idle_roles for t in ts)
-    ]
+    whose_lines, whose_targets = _profile.whose(
+        list(triggerers.values()), result["polls"], (cpu_per_1000, rss_per_trigger), bench
+    )
     comparison = [
         [
             "CPU / 1,000 polls",
@@ -331,10 +323,7 @@ def run(
             "",
             *table(["figure", "deployment", "bench, one process", "deployment ÷ bench"], comparison),
             "",
-            "Whose they are, per process of both triggerers (each process's own peak, so the two "
-            "RSS figures need not add up to the group's):",
-            "",
-            *table(["process", "CPU / 1,000 polls", "peak RSS growth / trigger"], by_role),
+            *whose_lines,
             "",
             f"Every trigger was running {result['all_running_after']:.0f} s after the submits; "
             f"{result['late_first_poll']:,} requests were first polled only after they had finished "
@@ -359,7 +348,8 @@ def run(
             f"{size.n:,} of {size.n:,} succeed",
             f"{result['succeeded']:,} of {size.n:,}",
             result["succeeded"] == size.n,
-        )
+        ),
+        *whose_targets,
     ]
     return Section(
         "Triggers in the production deployment",
