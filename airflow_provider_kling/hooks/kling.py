@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 import warnings
@@ -21,7 +20,7 @@ from airflow_provider_kling.api.ownership import ClockReading
 from airflow_provider_kling.api.redaction import log_masks, redacted_errors
 from airflow_provider_kling.api.validation import validate_number, validate_whole
 from airflow_provider_kling.exceptions import KlingAPIError
-from airflow_provider_kling.hooks import forms, lineage, model_check
+from airflow_provider_kling.hooks import forms, lineage, masking, model_check
 from airflow_provider_kling.transport.bounds import asend, bounded_session, send
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
 from airflow_provider_kling.transport.failures import list_field, parse_answer, raise_for_submit
@@ -138,9 +137,7 @@ class KlingHook(_KlingHookBase):
             conn = self.get_connection(self.kling_conn_id)
         settings = _settings(conn, conn.extra_dejson)
         if masks := log_masks(settings.secrets, masked=conn.password):
-            from airflow.sdk.log import mask_secret
-
-            mask_secret(masks)
+            masking.mask_once(masks)
         return settings
 
     @cached_property
@@ -348,7 +345,7 @@ class KlingAsyncHook(_KlingHookBase):
         extra = await aextra() if aextra is not None else conn.extra_dejson
         self.settings = _settings(conn, extra)
         if masks := log_masks(self.settings.secrets, masked=conn.password):
-            await _mask_once(masks)
+            await masking.amask_once(masks)
         user_agent = f"{USER_AGENT} python-httpx/{httpx.__version__}"
         self._shared = await shared_clients.acquire(self.settings, user_agent, CONNECT_TIMEOUT)
         # Equal settings, one object: the hook's own copy is dropped with the connection it came from.
@@ -387,28 +384,6 @@ class KlingAsyncHook(_KlingHookBase):
             async with self._shared.slot() as client:
                 answer = await asend(client, method, path, settings, what)
             return parse_answer(*answer, what=what, secrets=settings.secrets)
-
-
-#: The masks this process has handed Airflow, per masking function, by digest. Every wait of a
-#: triggerer enters a hook: without this, each one sent the same ~40 forms of the key to the
-#: supervisor again, one message a wait, where once per process masks them all.
-_masks_handed: set[tuple[object, str]] = set()
-
-
-async def _mask_once(masks: list[Any]) -> None:
-    import airflow.sdk.log
-
-    # amask_secret (Airflow 3.2+) tells the supervisor without blocking the event loop.
-    amask = getattr(airflow.sdk.log, "amask_secret", None)
-    mask = amask or airflow.sdk.log.mask_secret
-    handed = (mask, hashlib.sha256("\0".join(masks).encode()).hexdigest())
-    if handed in _masks_handed:
-        return
-    if amask is not None:
-        await amask(masks)
-    else:
-        mask(masks)
-    _masks_handed.add(handed)
 
 
 def _request_path(request_id: str) -> str:
