@@ -9,6 +9,7 @@ with long renders. Each triggerer process group's CPU and RSS are read from /pro
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/, which is not in the package
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _profile
 import httpx
-from _common import POLL_ROUTE, ROOT, Section, Target, cli, table
+from _common import POLL_ROUTE, ROOT, Section, Target, table
 
 from airflow_provider_kling.api import API_PREFIX
 from devtools.deployment import AirflowStack
@@ -58,6 +60,7 @@ class Size:
 
 
 FULL = Size(2000, (240.0, 420.0))
+PROFILE_SECONDS = 60
 SMOKE = Size(20, (60.0, 90.0))
 
 
@@ -69,6 +72,11 @@ class Triggerer:
     most_triggers: int = 0
     cpu_start: float = 0.0
     cpu_end: float = 0.0
+    # The same per process (supervisor, runner), to say whose they are.
+    idle_roles: dict[str, tuple[float, int]] = field(default_factory=dict)
+    peak_role_rss: dict[str, int] = field(default_factory=dict)
+    roles_start: dict[str, tuple[float, int]] = field(default_factory=dict)
+    roles_end: dict[str, tuple[float, int]] = field(default_factory=dict)
 
 
 def submit_all(api_url: str, api_key: str, n: int) -> list[str]:
@@ -89,7 +97,7 @@ def submit_all(api_url: str, api_key: str, n: int) -> list[str]:
     return asyncio.run(go())
 
 
-def measure(size: Size) -> dict[str, Any]:
+def measure(size: Size, profile: Path | None = None, knobs: dict[str, str] | None = None) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="kling-bench-deployment-"))
     ids_file = home / "scale-ids.json"
     env = {
@@ -98,8 +106,14 @@ def measure(size: Size) -> dict[str, Any]:
         "KLING_SCALE_IDS": str(ids_file),
         "KLING_SCALE_END": str(time.time() + 3 * 3600),
         "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(1024, size.n)),
-        "AIRFLOW__TRIGGERER__CAPACITY": str(max(1000, size.n)),
+        # Each triggerer takes its half: otherwise the first to look may take them all.
+        "AIRFLOW__TRIGGERER__CAPACITY": str(-(-size.n // len(TRIGGERERS))),
     }
+    env.update(knobs or {})
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        env["PYTHONPATH"] += os.pathsep + str(_profile.HOOKS)
+        env["KLING_PROFILE_DIR"] = str(profile.resolve())
     stack = AirflowStack(
         home=home, dags_folder=BENCH / "dags", with_simulator=True, topology="celery", extra_env=env
     )
@@ -107,12 +121,12 @@ def measure(size: Size) -> dict[str, Any]:
     stack.record_cleanup(str(home))
     try:
         stack.start(timeout=900)
-        return run_load(stack, size, ids_file)
+        return run_load(stack, size, ids_file, profile)
     finally:
         stack.stop()
 
 
-def run_load(stack: AirflowStack, size: Size, ids_file: Path) -> dict[str, Any]:
+def run_load(stack: AirflowStack, size: Size, ids_file: Path, profile: Path | None = None) -> dict[str, Any]:
     sim = httpx.Client(base_url=f"{stack.kling_base_url}/_simulator", timeout=120)
     low, high = size.render
     config = {
@@ -129,6 +143,13 @@ def run_load(stack: AirflowStack, size: Size, ids_file: Path) -> dict[str, Any]:
     triggerers = {name: Triggerer(name) for name in TRIGGERERS}
     for t in triggerers.values():
         t.idle_rss_kb = group_usage(stack.pids[t.name])[1]
+        t.idle_roles = _profile.role_usage(stack.pids[t.name])
+    # Profiling: objects are counted now and at the peak; triggerer 1 is sampled by py-spy.
+    traced: dict[str, int] = {}
+    if profile:
+        for name in TRIGGERERS:
+            traced |= _profile.start_tracing(stack.pids[name], name)
+    profiled = False
 
     ids = submit_all(f"{stack.kling_base_url}{API_PREFIX}", str(stack.kling_api_key), size.n)
     submitted_wall, window_start_wall = time.time(), float("nan")
@@ -145,12 +166,22 @@ def run_load(stack: AirflowStack, size: Size, ids_file: Path) -> dict[str, Any]:
         for t in triggerers.values():
             t.peak_rss_kb = max(t.peak_rss_kb, group_usage(stack.pids[t.name])[1])
             t.most_triggers = max(t.most_triggers, held[t.name])
+            for role, (_, rss) in _profile.role_usage(stack.pids[t.name]).items():
+                t.peak_role_rss[role] = max(t.peak_role_rss.get(role, 0), rss)
         if polls_start is None and sum(held.values()) >= size.n:
             # Every trigger runs: the window of the CPU and poll figures starts.
             window_start, window_start_wall = time.monotonic(), time.time()
             polls_start = sim.get("/stats").json()["counts"].get(POLL_ROUTE, 0)
             for t in triggerers.values():
                 t.cpu_start = group_usage(stack.pids[t.name])[0]
+                t.roles_start = _profile.role_usage(stack.pids[t.name])
+        if profile and not profiled and polls_start is not None and time.monotonic() - window_start > 30:
+            profiled = True
+            spies = _profile.record_cpu(stack.pids[TRIGGERERS[0]], TRIGGERERS[0], profile, PROFILE_SECONDS)
+            _profile.dump(traced, profile)
+            (profile / "triggers.json").write_text(json.dumps(held))
+            for spy in spies:
+                spy.wait(PROFILE_SECONDS + 60)
         state = api.get(run_path).json()["state"]
         if state in ("success", "failed"):
             break
@@ -160,6 +191,7 @@ def run_load(stack: AirflowStack, size: Size, ids_file: Path) -> dict[str, Any]:
     window = time.monotonic() - window_start
     for t in triggerers.values():
         t.cpu_end = group_usage(stack.pids[t.name])[0]
+        t.roles_end = _profile.role_usage(stack.pids[t.name])
     stats = sim.get("/stats").json()
     if polls_start is None:
         raise RuntimeError("the triggers never all ran at once: renders too short for this machine")
@@ -224,9 +256,11 @@ def predicted(n: int, smoke: bool) -> Any:
     return triggers.measure(scenario, "provider")
 
 
-def run(smoke: bool) -> Section:
-    size = SMOKE if smoke else FULL
-    result = measure(size)
+def run(
+    smoke: bool, size: Size | None = None, profile: Path | None = None, knobs: dict[str, str] | None = None
+) -> Section:
+    size = size or (SMOKE if smoke else FULL)
+    result = measure(size, profile, knobs)
     bench = predicted(size.n, smoke)
     triggerers: dict[str, Triggerer] = result["triggerers"]
     cpu = sum(t.cpu_end - t.cpu_start for t in triggerers.values())
@@ -246,6 +280,9 @@ def run(smoke: bool) -> Section:
         ]
         for t in triggerers.values()
     ]
+    whose_lines, whose_targets = _profile.whose(
+        list(triggerers.values()), result["polls"], (cpu_per_1000, rss_per_trigger), bench
+    )
     comparison = [
         [
             "CPU / 1,000 polls",
@@ -286,6 +323,8 @@ def run(smoke: bool) -> Section:
             "",
             *table(["figure", "deployment", "bench, one process", "deployment ÷ bench"], comparison),
             "",
+            *whose_lines,
+            "",
             f"Every trigger was running {result['all_running_after']:.0f} s after the submits; "
             f"{result['late_first_poll']:,} requests were first polled only after they had finished "
             "(their trigger started, or first polled, late).",
@@ -309,7 +348,8 @@ def run(smoke: bool) -> Section:
             f"{size.n:,} of {size.n:,} succeed",
             f"{result['succeeded']:,} of {size.n:,}",
             result["succeeded"] == size.n,
-        )
+        ),
+        *whose_targets,
     ]
     return Section(
         "Triggers in the production deployment",
@@ -326,6 +366,35 @@ def run(smoke: bool) -> Section:
     )
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that only proves it works")
+    parser.add_argument("--waits", type=int, help=f"how many waits (default {FULL.n:,}; smoke {SMOKE.n})")
+    parser.add_argument("--render", nargs=2, type=float, metavar=("LOW", "HIGH"), help="render seconds")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="also profile the triggerers into DIR (py-spy on the first, tracemalloc on the second: "
+        "its CPU figure is then not comparable); python bench/_profile.py DIR prints the shares",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for every Airflow process (a knob to measure), repeatable",
+    )
+    args = parser.parse_args()
+    knobs = dict(item.split("=", 1) for item in args.env)
+    base = SMOKE if args.smoke else FULL
+    render = (args.render[0], args.render[1]) if args.render else base.render
+    size = Size(args.waits or base.n, render)
     os.chdir(ROOT)
-    cli(run, __doc__)
+    print(run(args.smoke, size, args.profile, knobs).markdown())
+    if args.profile:
+        print(_profile.report(args.profile, json.loads((args.profile / "triggers.json").read_text())))
+
+
+if __name__ == "__main__":
+    main()

@@ -20,7 +20,7 @@ from airflow_provider_kling.api.ownership import ClockReading
 from airflow_provider_kling.api.redaction import log_masks, redacted_errors
 from airflow_provider_kling.api.validation import validate_number, validate_whole
 from airflow_provider_kling.exceptions import KlingAPIError
-from airflow_provider_kling.hooks import forms, lineage, model_check
+from airflow_provider_kling.hooks import forms, lineage, masking, model_check
 from airflow_provider_kling.transport.bounds import asend, bounded_session, send
 from airflow_provider_kling.transport.clients import SharedClient, shared_clients
 from airflow_provider_kling.transport.failures import list_field, parse_answer, raise_for_submit
@@ -137,9 +137,7 @@ class KlingHook(_KlingHookBase):
             conn = self.get_connection(self.kling_conn_id)
         settings = _settings(conn, conn.extra_dejson)
         if masks := log_masks(settings.secrets, masked=conn.password):
-            from airflow.sdk.log import mask_secret
-
-            mask_secret(masks)
+            masking.mask_once(masks)
         return settings
 
     @cached_property
@@ -347,15 +345,11 @@ class KlingAsyncHook(_KlingHookBase):
         extra = await aextra() if aextra is not None else conn.extra_dejson
         self.settings = _settings(conn, extra)
         if masks := log_masks(self.settings.secrets, masked=conn.password):
-            import airflow.sdk.log
-
-            # amask_secret (Airflow 3.2+) tells the supervisor without blocking the event loop.
-            if (amask := getattr(airflow.sdk.log, "amask_secret", None)) is not None:
-                await amask(masks)
-            else:
-                airflow.sdk.log.mask_secret(masks)
+            await masking.amask_once(masks)
         user_agent = f"{USER_AGENT} python-httpx/{httpx.__version__}"
         self._shared = await shared_clients.acquire(self.settings, user_agent, CONNECT_TIMEOUT)
+        # Equal settings, one object: the hook's own copy is dropped with the connection it came from.
+        self.settings = self._shared.settings
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -47,8 +47,11 @@ class SharedClient:
     against every connection costs milliseconds per request once hundreds queue.
     """
 
-    def __init__(self, make_client: Callable[[], httpx.AsyncClient]) -> None:
+    def __init__(self, make_client: Callable[[], httpx.AsyncClient], settings: ConnectionSettings) -> None:
         self._make_client = make_client
+        #: The connection's settings, one object for every hook that shares this client: a
+        #: triggerer holding thousands of waits keeps one copy, and its key forms are computed once.
+        self.settings = settings
         self._shards: list[_Shard] = []
         self._turn = 0
         self.users = 0
@@ -114,7 +117,8 @@ class SharedClients:
                     headers=settings.headers(user_agent),
                     timeout=httpx.Timeout(settings.timeout, connect=connect_timeout),
                     limits=limits,
-                )
+                ),
+                settings,
             )
         shared.users += 1
         return shared

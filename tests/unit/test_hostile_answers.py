@@ -391,3 +391,28 @@ async def test_a_stripped_key_is_masked_in_both_hooks(monkeypatch):
     assert settings.api_key == KEY
     assert settings.allowed_media_hosts == ("a.example", "b.example:9000")
     assert KEY not in repr(settings)
+
+
+async def test_a_triggerer_hands_each_key_to_the_log_masker_once(monkeypatch, kling_simulator):
+    import airflow.sdk.log
+
+    handed: list[list[str]] = []
+
+    async def amask(secret: Any, name: str | None = None) -> None:
+        if isinstance(secret, list):  # Airflow itself hands over the extra (a dict) each time
+            handed.append(secret)
+
+    monkeypatch.setattr(airflow.sdk.log, "amask_secret", amask, raising=False)
+    connect(monkeypatch, kling_simulator.base_url, "first-key-0123456789")
+    # A triggerer's waits each enter a hook: one message to the supervisor, not one per wait.
+    for _ in range(5):
+        async with KlingAsyncHook():
+            pass
+    assert len(handed) == 1
+    assert "first-key-0123456789".upper() in handed[0]
+    # A rotated key is new to the masker: it is handed over too.
+    connect(monkeypatch, kling_simulator.base_url, "second-key-0123456789")
+    async with KlingAsyncHook(), KlingAsyncHook():
+        pass
+    assert len(handed) == 2
+    assert "second-key-0123456789".upper() in handed[1]

@@ -112,3 +112,40 @@ async def test_the_tls_context_is_built_once_and_off_the_event_loop(kling_connec
 
     assert len(threads) == 1
     assert threads[0] is not threading.main_thread()
+
+
+async def test_hooks_of_one_connection_share_its_settings_and_their_key_forms(
+    kling_simulator, kling_connection_env
+):
+    from airflow_provider_kling.api import redaction
+
+    request_id = submit(kling_simulator)
+    redaction._key_forms.cache_clear()
+    async with KlingAsyncHook() as one, KlingAsyncHook() as two:
+        # One object for a triggerer's thousands of waits on one connection, not one per wait.
+        assert one.settings is two.settings
+        for _ in range(20):
+            await one.get_request(request_id)
+            await two.get_request(request_id)
+    # Each poll redacts its answer with every form of the key: computed once, not per poll.
+    assert redaction._key_forms.cache_info().misses == 1
+
+
+async def test_a_connection_whose_key_changed_is_never_served_the_old_key(
+    kling_simulator, kling_connection_env, monkeypatch
+):
+    from airflow_provider_kling.exceptions import KlingAPIError
+
+    request_id = submit(kling_simulator)
+    async with KlingAsyncHook() as old:
+        await old.get_request(request_id)
+        # The key is rotated while a wait still uses the old one: a new wait sends the new key.
+        rotated = {**kling_connection_env, "password": "rotated-key-0123456789"}
+        monkeypatch.setenv("AIRFLOW_CONN_KLING_DEFAULT", json.dumps(rotated))
+        async with KlingAsyncHook() as new:
+            assert new.settings.api_key == "rotated-key-0123456789"
+            assert old.settings.api_key == kling_simulator.api_key
+            with pytest.raises(KlingAPIError, match="401"):
+                await new.get_request(request_id)
+            assert shared_clients.open_clients() == 2
+        assert (await old.get_request(request_id)).request_id == request_id
