@@ -20,6 +20,7 @@ from airflow_provider_kling.operators.review import (
     KlingReviewOperator,
     KlingTakeOperator,
 )
+from tests.compat import AIRFLOW_V_3_3_PLUS
 from tests.helpers import FakeStateStore
 
 pytestmark = pytest.mark.skipif(HITL_MISSING is not None, reason=str(HITL_MISSING))
@@ -264,6 +265,7 @@ def retry_context(run: Run, store: FakeStateStore, try_number: int) -> dict[str,
     return {"ti": ti, "task_instance": ti, "task_state_store": store}
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="Airflow 3.3 parks a review in awaiting_input")
 @pytest.mark.kling_simulator(queued_seconds=0, processing_seconds=0.2)
 def test_a_retry_of_a_review_that_asked_waits_on_its_record_and_a_cleared_one_asks_again(
     kling_simulator, kling_connection_env, monkeypatch
