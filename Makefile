@@ -52,8 +52,8 @@ typecheck: $(VENV)/.installed
 # One target per folder of tests/ (e2e below): unit runs each module against the simulator and
 # the raw server in tests/unit/hostile.py; integration runs real `airflow` processes and nginx
 # (make services); simulator-test checks the simulator itself; docs-test runs the commands and
-# snippets of the docs.
-unit: $(VENV)/.installed
+# snippets of the docs. unit also drives the view's page in Debian's Chromium (make browser).
+unit: $(VENV)/.installed browser
 	$(BIN)/python -m pytest -q tests/unit
 
 integration: $(VENV)/.installed services
