@@ -109,7 +109,7 @@ airflow-down:
 docs: $(VENV)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
-# Every benchmark under bench/ at full size (~35 min on 2 cores); rewrites docs/performance.md.
+# Every benchmark under bench/ at full size (~45 min on 2 cores); rewrites docs/performance.md.
 # It includes two measurements of the production topology: 2,000 waiting requests across its
 # two triggerers (bench/deployment.py; `make bench-deployment` runs only that one), and the
 # worker processes, CPU and wall time per video of each way of waiting, old path against new
