@@ -13,7 +13,7 @@ VENV := .venv
 FLOOR_VENV := .venv-floor
 BIN := $(VENV)/bin
 
-.PHONY: all venv demo test lint typecheck unit integration simulator-test docs-test floor e2e browser services screenshots airflow-up airflow-down docs simulator bench bench-deployment bench-smoke clean
+.PHONY: all venv demo test lint typecheck unit integration simulator-test docs-test floor e2e browser services screenshots airflow-up airflow-down docs simulator bench bench-deployment bench-paths bench-smoke clean
 .DEFAULT_GOAL := test
 
 $(UV):
@@ -109,14 +109,19 @@ airflow-down:
 docs: $(VENV)/.installed
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
-# Every benchmark under bench/ at full size (~20 min on 2 cores); rewrites docs/performance.md.
-# It includes the deployment measurement: 2,000 waiting requests across the two triggerers of
-# the production topology (bench/deployment.py; `make bench-deployment` runs only that one).
+# Every benchmark under bench/ at full size (~45 min on 2 cores); rewrites docs/performance.md.
+# It includes two measurements of the production topology: 2,000 waiting requests across its
+# two triggerers (bench/deployment.py; `make bench-deployment` runs only that one), and the
+# worker processes, CPU and wall time per video of each way of waiting, old path against new
+# (bench/paths.py; `make bench-paths` runs only that one).
 bench: $(VENV)/.installed services
 	$(BIN)/python bench/run_all.py --output docs/performance.md
 
 bench-deployment: $(VENV)/.installed services
 	$(BIN)/python bench/deployment.py
+
+bench-paths: $(VENV)/.installed services
+	$(BIN)/python bench/paths.py
 
 # The same benchmarks at a tiny size, so they cannot rot; no figure is asserted or kept.
 bench-smoke: $(VENV)/.installed

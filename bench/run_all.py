@@ -19,12 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ROOT, Section, table
 
-# Triggers at scale, polling policy, DAG-parse cost, memory, the UI view, the drop folder, and
-# the triggers in the production deployment (Postgres, Celery, two triggerers).
-BENCHMARKS = ("triggers", "polling", "imports", "memory", "ui_paging", "dropfolder", "deployment")
-# The deployment takes minutes to start even at a tiny size, and the e2e suite already runs that
-# topology: the smoke run (in `make test`) leaves it out; `make bench-deployment` runs it alone.
-NOT_IN_SMOKE = ("deployment",)
+# Triggers at scale, polling policy, DAG-parse cost, memory, the UI view, the drop folder, the
+# triggers in the production deployment (Postgres, Celery, two triggerers), and the worker
+# processes each way of waiting starts in that deployment.
+BENCHMARKS = ("triggers", "polling", "imports", "memory", "ui_paging", "dropfolder", "deployment", "paths")
+# A deployment takes minutes to start even at a tiny size, and the e2e suite already runs that
+# topology: the smoke run (in `make test`) leaves those out; `make bench-deployment` and
+# `make bench-paths` run each alone.
+NOT_IN_SMOKE = ("deployment", "paths")
 
 
 def machine() -> list[str]:
@@ -58,9 +60,9 @@ def render(sections: list[Section], seconds: float, smoke: bool) -> str:
         "large videos. Every figure comes from the scripts under `bench/` and is set against a "
         "baseline measured in the same run, because these machines are shared and noisy. "
         "`make bench` runs them all and rewrites this page; `make test` runs them at a tiny size "
-        "so they cannot rot, and asserts nothing about speed, except the deployment measurement "
-        "(its deployment alone takes minutes to start, and the end-to-end tests run that "
-        "topology): `make bench-deployment` runs only that one.",
+        "so they cannot rot, and asserts nothing about speed, except the two deployment "
+        "measurements (a deployment alone takes minutes to start, and the end-to-end tests run "
+        "that topology): `make bench-deployment` and `make bench-paths` run only those.",
         "",
         f"- Run: `make bench` ({'smoke size' if smoke else 'full size'}), {when}, {seconds / 60:.1f} min",
         *machine(),

@@ -184,12 +184,19 @@ def worker_task_starts(log_dir: Path) -> Counter[str]:
 
 
 def group_usage(pgid: int) -> tuple[float, int]:
-    """CPU seconds (user + system) and RSS in KiB of the group's live processes."""
+    """
+    CPU seconds (user + system) the group has used, and RSS in KiB of its live processes.
+
+    The CPU includes the processes that have exited and been reaped by a live member: a Celery
+    worker's task processes live a few seconds each, and their time is then only in the
+    ``cutime``/``cstime`` of the process that waited for them.
+    """
     ticks, rss_pages = 0, 0
     for pid in group_members(pgid):
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            # utime and stime are fields 14 and 15 of stat, rss field 24 (state is field 3).
-            ticks += int(fields[11]) + int(fields[12])
+            # utime, stime, cutime and cstime are fields 14-17 of stat, rss field 24 (state is
+            # field 3). A child's time reaches its parent's cutime only once reaped: never twice.
+            ticks += sum(int(value) for value in fields[11:15])
             rss_pages += int(fields[21])
     return ticks / os.sysconf("SC_CLK_TCK"), rss_pages * os.sysconf("SC_PAGE_SIZE") // 1024
