@@ -40,6 +40,7 @@ from airflow_provider_kling.tasks.start import (
     HANDOVER,
     airflow_ends_tasks_in_triggerer,
     choose_start_from_trigger,
+    link_classpaths,
     start_arguments,
 )
 
@@ -203,6 +204,7 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
             poll_interval=interval,
             max_poll_failures=get("max_poll_failures", DEFAULT_MAX_POLL_FAILURES),
             ends_task=nothing_left,
+            links=link_classpaths(KlingStatusSensor.operator_extra_links),
         )
 
     @classmethod

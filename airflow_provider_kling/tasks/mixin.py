@@ -183,7 +183,7 @@ class KlingTaskMixin(_TaskBase):
         the trigger ends the task itself, its result being the event's plus ``result_extra``;
         otherwise the task resumes in :meth:`execute_complete`.
         """
-        from airflow_provider_kling.tasks.start import KlingTaskTrigger
+        from airflow_provider_kling.tasks.start import KlingTaskTrigger, link_classpaths
         from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 
         trigger: KlingStatusTrigger
@@ -193,6 +193,7 @@ class KlingTaskMixin(_TaskBase):
                 kling_conn_id=self.kling_conn_id,
                 cancel_on_kill=self.cancel_on_kill,
                 result_extra=result_extra,
+                links=link_classpaths(self.operator_extra_links),
             )
         else:
             trigger = KlingStatusTrigger(

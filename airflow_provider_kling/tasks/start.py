@@ -16,7 +16,9 @@ it hands to a worker (``{"handover": reason}``), which runs the task as before.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ from airflow_provider_kling.api.records import FAILED_STATUSES
 from airflow_provider_kling.api.waiting import WaitState
 from airflow_provider_kling.tasks.ledger import STATUS_KEY, failure_entry, success_entry
 from airflow_provider_kling.tasks.mixin import DEFER_GRACE
+from airflow_provider_kling.tasks.request_ids import OneValuePulls, request_id_of
 from airflow_provider_kling.triggers.kling import KlingStatusTrigger
 
 if TYPE_CHECKING:
@@ -44,24 +47,6 @@ if TYPE_CHECKING:
 HANDOVER = "handover"
 #: The method a task started in the triggerer resumes in, when it resumes on a worker at all.
 RESUME_METHOD = "resume_from_trigger"
-#: The arguments the wait or its end depends on besides the request id: mapped (a timeout per
-#: image, say), they send the task to a worker, which unmaps it; the trigger reads only
-#: ``request_id`` per map index.
-WAIT_ARGUMENTS = frozenset(
-    {
-        "kling_conn_id",
-        "timeout",
-        "poke_interval",
-        "max_poll_failures",
-        "cancel_on_kill",
-        "deferrable",
-        "mode",
-        "soft_fail",
-        "start_from_trigger",
-        "download_to",
-        "outlets",
-    }
-)
 
 
 def airflow_ends_tasks_in_triggerer() -> bool:
@@ -118,6 +103,7 @@ def start_arguments(
     poll_interval: float | None,
     max_poll_failures: int,
     ends_task: bool,
+    links: Mapping[str, str] | None = None,
 ) -> StartTriggerArgs:
     """What the scheduler starts a sensor's trigger with: everything but the request id,
     which the trigger reads from the task once Airflow has given it the task's context."""
@@ -134,6 +120,7 @@ def start_arguments(
             "kling_conn_id": kling_conn_id,
             "cancel_on_kill": bool(cancel_on_kill),
             "ends_task": bool(ends_task),
+            "links": dict(links or {}),
         },
         next_method=RESUME_METHOD,
         next_kwargs=None,
@@ -154,6 +141,8 @@ class KlingTaskTrigger(KlingStatusTrigger):
     :param ends_task: end the task here when the request succeeds or fails (a worker has
         nothing left to do); otherwise, and always for a timeout, the task resumes on a worker.
     :param result_extra: keys the task adds to its result (the submit operator's price).
+    :param links: the task's extra links, ``{xcom_key: classpath}`` (see :func:`link_classpaths`):
+        stored as a worker stores them when a try ends, so the UI shows them.
     """
 
     def __init__(
@@ -165,6 +154,7 @@ class KlingTaskTrigger(KlingStatusTrigger):
         cancel_on_kill: bool = False,
         ends_task: bool = True,
         result_extra: Mapping[str, Any] | None = None,
+        links: Mapping[str, str] | None = None,
     ) -> None:
         if (state is None) == (start is None):
             raise KlingValidationError(
@@ -182,6 +172,7 @@ class KlingTaskTrigger(KlingStatusTrigger):
         self.ready = start is None
         self.ends_task = bool(ends_task)
         self.result_extra = dict(result_extra or {})
+        self.links = dict(links or {})
         #: Why a worker must run the task instead (set while reading the task's request id).
         self.handover: str | None = None
 
@@ -191,6 +182,7 @@ class KlingTaskTrigger(KlingStatusTrigger):
             "cancel_on_kill": self.cancel_on_kill,
             "ends_task": self.ends_task,
             "result_extra": self.result_extra,
+            "links": self.links,
         }
         if self.start is not None:
             kwargs["start"] = self.start
@@ -294,84 +286,43 @@ class KlingTaskTrigger(KlingStatusTrigger):
         ti = self.task_instance
         if ti is None:
             return False
+        where: dict[str, Any] = {
+            "dag_id": ti.dag_id,
+            "task_id": ti.task_id,
+            "run_id": ti.run_id,
+            "map_index": ti.map_index,
+        }
         try:
             for key, value in values.items():
-                await sync_to_async(XCom.set)(
-                    key=key,
-                    value=value,
-                    dag_id=ti.dag_id,
-                    task_id=ti.task_id,
-                    run_id=ti.run_id,
-                    map_index=ti.map_index,
-                )
+                await sync_to_async(XCom.set)(key=key, value=value, **where)
+            # The extra links a worker's task runner stores as a try ends, read from the XComs
+            # just pushed (a key without ``state``: the links read what exists, by GetXCom alone).
+            at = LinkKey(**where, try_number=getattr(ti, "try_number", 1))
+            for key, path in self.links.items():
+                module, _, name = path.rpartition(".")
+                link = getattr(importlib.import_module(module), name)()
+                value = await sync_to_async(link.get_link)(operator=None, ti_key=at)
+                await sync_to_async(XCom.set)(key=key, value=value, **where)
         except Exception as err:  # the worker path still works: hand the end to it
             self.log.warning("Could not push the task's XComs from the triggerer (%s); a worker ends it", err)
             return False
         return True
 
 
-class OneValuePulls:
-    """
-    The task instance a template sees in the triggerer: an ``xcom_pull`` without
-    ``map_indexes`` reads the calling map index's value, as Airflow documents for one task id.
+@dataclass(frozen=True)
+class LinkKey:
+    """The task instance an extra link is evaluated for, as ``BaseOperatorLink.get_link`` reads it."""
 
-    Airflow 3.3.2's triggerer serves a read of one XCom (``GetXCom``) but not of every map
-    index (``GetXComSequenceSlice``, which an ``xcom_pull`` without ``map_indexes`` sends, as
-    ``str(submit.output)`` does): its supervisor logs "Unable to decode message" and never
-    answers, so the trigger would wait, unseen, until the task's timeout.
-    """
-
-    def __init__(self, ti: Any) -> None:
-        self._ti = ti
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ti, name)
-
-    def xcom_pull(self, *args: Any, map_indexes: Any = None, **kwargs: Any) -> Any:
-        index = self._ti.map_index if map_indexes is None else map_indexes
-        return self._ti.xcom_pull(*args, map_indexes=index, **kwargs)
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int
+    try_number: int
 
 
-def request_id_of(task: Any, context: Context, render: Any) -> Any:
-    """
-    The request id a task started in the triggerer waits for, found as a worker would: its
-    rendered ``request_id``, or for a mapped task the value of this map index.
-
-    :raises LookupError: a shape only a worker resolves (``expand_kwargs``, a ``.map()``/``.zip()``
-        of XComs, another mapped argument).
-    """
-    if task is None:
-        raise LookupError("the triggerer gave this trigger no task")
-    expand_input = getattr(task, "expand_input", None)
-    if expand_input is None:
-        return render(task.request_id)
-    mapped = getattr(expand_input, "value", None)
-    if not isinstance(mapped, Mapping):
-        raise LookupError(f"its arguments are mapped as {type(expand_input).__name__}")
-    others = sorted(set(mapped) & WAIT_ARGUMENTS)
-    if others:
-        raise LookupError(f"mapped argument(s) {', '.join(others)} are unmapped on a worker")
-    if "request_id" not in mapped:
-        return render(task.partial_kwargs.get("request_id"))
-    ti = context["ti"]
-    index = int(ti.map_index if ti.map_index is not None else -1)
-    source = mapped["request_id"]
-    if isinstance(source, list | tuple):
-        if not 0 <= index < len(source):
-            raise LookupError(f"request_id has no value for map index {index}")
-        return render(source[index])
-    upstream = getattr(source, "operator", None)
-    # Only a plain XComArg (``submit.output``) names one upstream; .map(), .zip() and .concat() do not.
-    if not type(source).__name__.endswith("PlainXComArg") or upstream is None:
-        raise LookupError(f"request_id is mapped over a {type(source).__name__}")
-    key = getattr(source, "key", "return_value")
-    if getattr(upstream, "is_mapped", False):
-        # Map index i of this task waits for what map index i of the mapped upstream returned.
-        return ti.xcom_pull(task_ids=upstream.task_id, key=key, map_indexes=index)
-    values = ti.xcom_pull(task_ids=upstream.task_id, key=key, map_indexes=-1)
-    if not isinstance(values, list | tuple) or not 0 <= index < len(values):
-        raise LookupError(f"{upstream.task_id} returned no value for map index {index}")
-    return values[index]
+def link_classpaths(links: Any) -> dict[str, str]:
+    """A task's ``operator_extra_links`` as :class:`KlingTaskTrigger` takes them: key to classpath."""
+    return {link.xcom_key: f"{type(link).__module__}.{type(link).__qualname__}" for link in links}
 
 
 __all__ = [
@@ -381,6 +332,6 @@ __all__ = [
     "airflow_ends_tasks_in_triggerer",
     "choose_start_from_trigger",
     "lineage_enabled",
-    "request_id_of",
+    "link_classpaths",
     "start_arguments",
 ]

@@ -64,6 +64,12 @@ def test_a_sensor_starts_and_ends_in_the_triggerer_with_the_worker_paths_xcoms(a
         assert xcom(api, PATHS, run_id, "in_triggerer", key) == xcom(api, PATHS, run_id, "on_worker", key)
     result = xcom(api, PATHS, run_id, "in_triggerer", "return_value")
     assert result["request_id"] == api.xcom(PATHS, run_id, "submit")
+    # The extra links the UI shows, stored as the worker's task runner stores them.
+    for link in ("_link_KlingVideoLink", "_link_KlingRequestLink"):
+        assert xcom(api, PATHS, run_id, "in_triggerer", link) == xcom(
+            api, PATHS, run_id, "with_download", link
+        )
+    assert xcom(api, PATHS, run_id, "in_triggerer", "_link_KlingVideoLink") == result["media_urls"][0]
     stored = xcom(api, PATHS, run_id, "with_download", "return_value")
     assert {k: stored[k] for k in result} == result
     assert Path(stored["files"][0]["uri"]).read_bytes()[4:8] == b"ftyp"

@@ -360,3 +360,25 @@ async def test_with_openlineage_reporting_the_worker_ends_the_task_so_its_listen
         monkeypatch.delenv("AIRFLOW__OPENLINEAGE__TRANSPORT")
         for cached in (ol_conf.transport, ol_conf.is_disabled):
             getattr(cached, "cache_clear", lambda: None)()
+
+
+@only_3_3
+async def test_the_extra_links_are_stored_as_a_worker_stores_them_when_a_try_ends(pushed, monkeypatch):
+    from airflow.sdk.execution_time.xcom import XCom
+
+    from airflow_provider_kling.links.kling import KlingRequestLink, KlingVideoLink
+    from airflow_provider_kling.tasks.start import link_classpaths
+
+    # The links read back what the trigger just pushed, one XCom at a time (all the triggerer serves).
+    monkeypatch.setattr(XCom, "get_value", lambda ti_key, key: pushed.get(key))
+    links = link_classpaths([KlingVideoLink(), KlingRequestLink()])
+    assert links == {
+        "_link_KlingVideoLink": "airflow_provider_kling.links.kling.KlingVideoLink",
+        "_link_KlingRequestLink": "airflow_provider_kling.links.kling.KlingRequestLink",
+    }
+    trigger = waiting(links=links)
+    success = {"status": "success", "request_id": "r1", "message": "", "media_urls": ["https://x/v.mp4"]}
+    assert isinstance(await trigger.ending(success), TaskSuccessEvent)
+    assert pushed["_link_KlingVideoLink"] == "https://x/v.mp4"
+    assert "request_id=r1" in pushed["_link_KlingRequestLink"]
+    assert "dag_id=d" in pushed["_link_KlingRequestLink"]
