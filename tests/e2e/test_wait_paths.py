@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_kling.tasks.ledger import STATUS_KEY
+from airflow_provider_kling.testing.readiness import wait_until
 from devtools.processes import worker_task_starts
 
 from .conftest import PROCESSING_SECONDS, AirflowAPI, states, trigger_log_job_ids
@@ -30,9 +31,21 @@ def xcom(api: AirflowAPI, dag_id: str, run_id: str, task_id: str, key: str) -> o
 
 
 def starts(api: AirflowAPI, stack, dag_id: str, run_id: str) -> dict[str, int]:
-    """Worker task-process starts per task of the run."""
-    counted = worker_task_starts(stack.log_dir)
-    return {ti["task_id"]: counted[ti["id"]] for ti in api.task_instances(dag_id, run_id)}
+    """Worker task-process starts per task of the run, once the workers have logged them all.
+
+    A task process reports its state before its supervisor logs that it exited (seconds later,
+    once its log is flushed), so the count is read until it stops changing.
+    """
+    tis = api.task_instances(dag_id, run_id)
+    seen: list[dict[str, int]] = []
+
+    def settled() -> dict[str, int] | None:
+        counted = worker_task_starts(stack.log_dir)
+        seen.append({ti["task_id"]: counted[ti["id"]] for ti in tis})
+        # Unchanged for 15 s: a supervisor logs its task's exit seconds after the task's success.
+        return seen[-1] if len(seen) >= 16 and seen[-1] == seen[-16] else None
+
+    return wait_until(settled, 120, "the workers' logs to settle", interval=1)
 
 
 def test_a_sensor_starts_and_ends_in_the_triggerer_with_the_worker_paths_xcoms(api, stack, simulator):
