@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -110,7 +111,11 @@ def submit_all(api_url: str, api_key: str, n: int) -> list[str]:
 
 
 def measure(
-    size: Size, paths: list[WaitPath], profile: Path | None = None, knobs: dict[str, str] | None = None
+    size: Size,
+    paths: list[WaitPath],
+    profile: Path | None = None,
+    knobs: dict[str, str] | None = None,
+    keep_logs: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     home = Path(tempfile.mkdtemp(prefix="kling-bench-deployment-"))
     env = {
@@ -142,6 +147,8 @@ def measure(
             results[path.name] = run_load(stack, size, path, profile if i == 0 else None)
         return results
     finally:
+        if keep_logs is not None:  # the deployment's home goes with it: copy its components' logs first
+            shutil.copytree(stack.log_dir, keep_logs, dirs_exist_ok=True)
         stack.stop()
 
 
@@ -312,11 +319,12 @@ def run(
     profile: Path | None = None,
     knobs: dict[str, str] | None = None,
     paths: list[WaitPath] | None = None,
+    keep_logs: Path | None = None,
 ) -> Section:
     import _deployment_report
 
     size = size or (SMOKE if smoke else FULL)
-    results = measure(size, paths or [PATHS["sensor"], PATHS["scale"]], profile, knobs)
+    results = measure(size, paths or [PATHS["sensor"], PATHS["scale"]], profile, knobs, keep_logs)
     return _deployment_report.section(size, results, predicted(size.n, smoke))
 
 
@@ -342,6 +350,9 @@ def main() -> None:
         "bench/_profile.py DIR prints the shares",
     )
     parser.add_argument(
+        "--keep-logs", type=Path, metavar="DIR", help="copy the components' logs into DIR before the teardown"
+    )
+    parser.add_argument(
         "--env",
         action="append",
         default=[],
@@ -357,7 +368,7 @@ def main() -> None:
     chosen = ["sensor", "scale"] if "both" in args.path else list(dict.fromkeys(args.path))
     paths = [PATHS[name] for name in chosen]
     os.chdir(ROOT)
-    print(run(args.smoke, size, args.profile, knobs, paths).markdown())
+    print(run(args.smoke, size, args.profile, knobs, paths, args.keep_logs).markdown())
     if args.profile:
         print(_profile.report(args.profile, json.loads((args.profile / "triggers.json").read_text())))
 
