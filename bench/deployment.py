@@ -1,10 +1,17 @@
 """Part 5: N waiting requests across the two triggerers of the production deployment.
 
-The celery topology of ``devtools.topology`` (Postgres, CeleryExecutor on
-Redis, two triggerers) with ``bench/dags/kling_scale.py``: N mapped tasks that the scheduler
-defers straight to the triggerers, each waiting for one request with the provider's trigger
-on its default schedule (``bench/_scale_trigger.py``). The simulator runs in its own process
-with long renders. Each triggerer process group's CPU and RSS are read from /proc.
+The celery topology of ``devtools.topology`` (Postgres, CeleryExecutor on Redis, two
+triggerers), waiting N times on each of two paths in one deployment (``--path``):
+
+- ``scale``: ``bench/dags/kling_scale.py``, N mapped tasks the scheduler defers straight to the
+  triggerers, each waiting with the provider's trigger (``bench/_scale_trigger.py``);
+- ``sensor``: ``bench/dags/kling_scale_sensor.py``, the same waits as users get them, a mapped
+  deferrable ``KlingStatusSensor`` over an upstream task's list of request ids, which on
+  Airflow 3.3 starts and ends in the triggerer.
+
+The triggerers are restarted between the paths, so each path's figures are those of fresh
+processes. The simulator runs in its own process with long renders. Each triggerer process
+group's CPU and RSS are read from /proc; ``bench/_deployment_report.py`` writes the section.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -28,29 +36,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _profile
 import httpx
-from _common import POLL_ROUTE, ROOT, Section, Target, table
+from _common import POLL_ROUTE, ROOT, Section
 
 from airflow_provider_kling.api import API_PREFIX
 from devtools.deployment import AirflowStack
-from devtools.processes import group_usage, open_trigger_logs
+from devtools.processes import group_usage, open_trigger_logs, worker_task_starts
 from devtools.topology import TRIGGERERS
 
 BENCH = Path(__file__).resolve().parent
 PAYLOAD = {"first_frame": "https://example.com/product.png", "prompt": "scale", "duration": "5"}
-
-
-DESCRIPTION = """
-{n:,} mapped tasks ({ok:,} succeeded, run {state}) deferred by the scheduler straight to the two
-triggerers (`start_from_trigger`), each waiting for one request of {low:.0f}-{high:.0f} s with the
-provider's trigger on its default schedule (first poll 25 s after the trigger starts, then about
-every 9.5 s) and ending its task itself, so no worker is involved. Both triggerers run in the
-same deployment as the end-to-end tests: Postgres, the CeleryExecutor on Redis. *CPU* is both
-triggerer process groups (supervisor, trigger runner and log server) while every trigger ran,
-per 1,000 polls counted by the simulator; *RSS per trigger* is the groups' peak RSS growth over
-their idle RSS, divided by the most triggers each held at once; *completion → task success* is
-from the moment the simulator turns a request `success` to its task instance's end date in
-Airflow's database.
-"""
+#: How many map indexes of the sensor path have their ``return_value`` read back over the REST API.
+XCOM_SAMPLE = 20
 
 
 @dataclass(frozen=True)
@@ -59,6 +55,22 @@ class Size:
     render: tuple[float, float]  # seconds, drawn per request: long enough to outlast the set-up
 
 
+@dataclass(frozen=True)
+class WaitPath:
+    """One way of waiting N times: its DAG, and the environment variable naming its ids file."""
+
+    name: str
+    dag_id: str
+    ids_env: str
+    label: str
+
+
+PATHS = {
+    "scale": WaitPath("scale", "kling_scale", "KLING_SCALE_IDS", "bench trigger (ScaleWait)"),
+    "sensor": WaitPath(
+        "sensor", "kling_scale_sensor", "KLING_SENSOR_IDS", "KlingStatusSensor, as users get it"
+    ),
+}
 FULL = Size(2000, (240.0, 420.0))
 PROFILE_SECONDS = 60
 SMOKE = Size(20, (60.0, 90.0))
@@ -70,6 +82,7 @@ class Triggerer:
     idle_rss_kb: int = 0
     peak_rss_kb: int = 0
     most_triggers: int = 0
+    cpu_triggered: float = 0.0  # when the DAG run was created: from here to cpu_start, the starts
     cpu_start: float = 0.0
     cpu_end: float = 0.0
     # The same per process (supervisor, runner), to say whose they are.
@@ -97,17 +110,22 @@ def submit_all(api_url: str, api_key: str, n: int) -> list[str]:
     return asyncio.run(go())
 
 
-def measure(size: Size, profile: Path | None = None, knobs: dict[str, str] | None = None) -> dict[str, Any]:
+def measure(
+    size: Size,
+    paths: list[WaitPath],
+    profile: Path | None = None,
+    knobs: dict[str, str] | None = None,
+    keep_logs: Path | None = None,
+) -> dict[str, dict[str, Any]]:
     home = Path(tempfile.mkdtemp(prefix="kling-bench-deployment-"))
-    ids_file = home / "scale-ids.json"
     env = {
         "PYTHONPATH": str(BENCH),
         "KLING_SCALE_N": str(size.n),
-        "KLING_SCALE_IDS": str(ids_file),
         "KLING_SCALE_END": str(time.time() + 3 * 3600),
         "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(1024, size.n)),
         # Each triggerer takes its half: otherwise the first to look may take them all.
         "AIRFLOW__TRIGGERER__CAPACITY": str(-(-size.n // len(TRIGGERERS))),
+        **{path.ids_env: str(home / f"{path.name}-ids.json") for path in PATHS.values()},
     }
     env.update(knobs or {})
     if profile is not None:
@@ -119,14 +137,34 @@ def measure(size: Size, profile: Path | None = None, knobs: dict[str, str] | Non
     )
     # Deleted with the cluster however the run ends: stop(), a signal, or the watchdog.
     stack.record_cleanup(str(home))
+    results = {}
     try:
         stack.start(timeout=900)
-        return run_load(stack, size, ids_file, profile)
+        for i, path in enumerate(paths):
+            if i:
+                fresh_triggerers(stack)
+            # Profiled: the first path only (the profiler's hooks are armed once per process).
+            results[path.name] = run_load(stack, size, path, profile if i == 0 else None)
+        return results
     finally:
+        if keep_logs is not None:  # the deployment's home goes with it: copy its components' logs first
+            shutil.copytree(stack.log_dir, keep_logs, dirs_exist_ok=True)
         stack.stop()
 
 
-def run_load(stack: AirflowStack, size: Size, ids_file: Path, profile: Path | None = None) -> dict[str, Any]:
+def fresh_triggerers(stack: AirflowStack) -> None:
+    """Restart both triggerers, so that the next path starts from idle processes, as the first did."""
+    for name in TRIGGERERS:
+        stack.restart_component(name, sig=signal.SIGTERM)
+    deadline = time.monotonic() + 300
+    while not all(len(_profile.role_usage(stack.pids[name])) == 2 for name in TRIGGERERS):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the restarted triggerers never started their trigger runners")
+        time.sleep(2)
+    time.sleep(15)  # their imports and first heartbeats done: idle is idle
+
+
+def run_load(stack: AirflowStack, size: Size, path: WaitPath, profile: Path | None = None) -> dict[str, Any]:
     sim = httpx.Client(base_url=f"{stack.kling_base_url}/_simulator", timeout=120)
     low, high = size.render
     config = {
@@ -138,7 +176,8 @@ def run_load(stack: AirflowStack, size: Size, ids_file: Path, profile: Path | No
     sim.post("/config", json=config).raise_for_status()
     api = httpx.Client(base_url=stack.base_url, timeout=120)
     api.headers["Authorization"] = f"Bearer {stack.token()}"
-    while api.get("/api/v2/dags/kling_scale").status_code != 200:
+    dag_path = f"/api/v2/dags/{path.dag_id}"
+    while api.get(dag_path).status_code != 200:
         time.sleep(1)
     triggerers = {name: Triggerer(name) for name in TRIGGERERS}
     for t in triggerers.values():
@@ -153,10 +192,12 @@ def run_load(stack: AirflowStack, size: Size, ids_file: Path, profile: Path | No
 
     ids = submit_all(f"{stack.kling_base_url}{API_PREFIX}", str(stack.kling_api_key), size.n)
     submitted_wall, window_start_wall = time.time(), float("nan")
-    ids_file.write_text(json.dumps(ids))
-    api.patch("/api/v2/dags/kling_scale", json={"is_paused": False}).raise_for_status()
-    run = api.post("/api/v2/dags/kling_scale/dagRuns", json={"logical_date": None}).json()
-    run_path = f"/api/v2/dags/kling_scale/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
+    Path(stack.extra_env[path.ids_env]).write_text(json.dumps(ids))
+    for t in triggerers.values():
+        t.cpu_triggered = group_usage(stack.pids[t.name])[0]
+    api.patch(dag_path, json={"is_paused": False}).raise_for_status()
+    run = api.post(f"{dag_path}/dagRuns", json={"logical_date": None}).json()
+    run_path = f"{dag_path}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
 
     started = time.monotonic()
     polls_start = None
@@ -186,7 +227,7 @@ def run_load(stack: AirflowStack, size: Size, ids_file: Path, profile: Path | No
         if state in ("success", "failed"):
             break
         if time.monotonic() - started > high + 1800:
-            raise RuntimeError(f"kling_scale still {state} after {time.monotonic() - started:.0f} s")
+            raise RuntimeError(f"{path.dag_id} still {state} after {time.monotonic() - started:.0f} s")
         time.sleep(2)
     window = time.monotonic() - window_start
     for t in triggerers.values():
@@ -197,8 +238,10 @@ def run_load(stack: AirflowStack, size: Size, ids_file: Path, profile: Path | No
         raise RuntimeError("the triggers never all ran at once: renders too short for this machine")
     polls = stats["counts"].get(POLL_ROUTE, 0) - polls_start
     by_id = {r["request_id"]: r for r in stats["requests"]}
+    tis = task_instances(api, run_path)
+    waits = [ti for ti in tis if ti["task_id"] == "wait"]
     delays, noticed, handed, late = [], [], [], 0
-    for ti in task_instances(api, run_path):
+    for ti in waits:
         if ti["state"] != "success":
             continue
         request = by_id[ids[ti["map_index"]]]
@@ -210,7 +253,10 @@ def run_load(stack: AirflowStack, size: Size, ids_file: Path, profile: Path | No
         noticed.append(read - finished)
         handed.append(ended - read)
         late += (request["first_read_at"] or ended) > finished  # polled first only once finished
+    # From Airflow's records in the Celery workers' logs: which task instances ran on a worker.
+    starts = worker_task_starts(stack.log_dir)
     return {
+        "path": path,
         "n": size.n,
         "state": state,
         "succeeded": len(delays),
@@ -222,14 +268,25 @@ def run_load(stack: AirflowStack, size: Size, ids_file: Path, profile: Path | No
         "handed": sorted(handed),
         "late_first_poll": late,
         "all_running_after": window_start_wall - submitted_wall,
+        "wait_worker_starts": sum(starts[ti["id"]] for ti in waits),
+        "other_worker_starts": {ti["task_id"]: starts[ti["id"]] for ti in tis if ti["task_id"] != "wait"},
+        "xcoms": xcom_sample(api, run_path, size.n) if path.name == "sensor" else None,
     }
 
 
-def percentiles(values: list[float]) -> tuple[float, float]:
-    """p50 and p99 of sorted ``values`` (NaN when empty)."""
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.median(values), values[min(len(values) - 1, int(len(values) * 0.99))]
+def xcom_sample(api: httpx.Client, run_path: str, n: int) -> tuple[int, int, list[str]]:
+    """How many of ``XCOM_SAMPLE`` map indexes, spread over all, returned a dict with status
+    success (read as a downstream task's user would, over the REST API), and what the others held."""
+    indexes = sorted({round(i * (n - 1) / max(XCOM_SAMPLE - 1, 1)) for i in range(min(XCOM_SAMPLE, n))})
+    ok, bad = 0, []
+    for index in indexes:
+        resp = api.get(f"{run_path}/taskInstances/wait/xcomEntries/return_value", params={"map_index": index})
+        value = resp.json().get("value") if resp.status_code == 200 else f"HTTP {resp.status_code}"
+        if isinstance(value, dict) and value.get("status") == "success" and value.get("media_urls"):
+            ok += 1
+        else:
+            bad.append(f"map index {index}: {str(value)[:80]}")
+    return ok, len(indexes), bad
 
 
 def task_instances(api: httpx.Client, run_path: str) -> list[dict[str, Any]]:
@@ -257,113 +314,18 @@ def predicted(n: int, smoke: bool) -> Any:
 
 
 def run(
-    smoke: bool, size: Size | None = None, profile: Path | None = None, knobs: dict[str, str] | None = None
+    smoke: bool,
+    size: Size | None = None,
+    profile: Path | None = None,
+    knobs: dict[str, str] | None = None,
+    paths: list[WaitPath] | None = None,
+    keep_logs: Path | None = None,
 ) -> Section:
+    import _deployment_report
+
     size = size or (SMOKE if smoke else FULL)
-    result = measure(size, profile, knobs)
-    bench = predicted(size.n, smoke)
-    triggerers: dict[str, Triggerer] = result["triggerers"]
-    cpu = sum(t.cpu_end - t.cpu_start for t in triggerers.values())
-    cpu_per_1000 = 1000 * cpu / max(result["polls"], 1)
-    rss_per_trigger = sum(t.peak_rss_kb - t.idle_rss_kb for t in triggerers.values()) / max(
-        1, sum(t.most_triggers for t in triggerers.values())
-    )
-    p50, p99 = percentiles(result["delays"])
-    notice50, notice99 = percentiles(result["noticed"])
-    hand50, hand99 = percentiles(result["handed"])
-    rows = [
-        [
-            f"{t.name}",
-            f"{t.most_triggers:,}",
-            f"{t.idle_rss_kb / 1024:.0f} MiB → {t.peak_rss_kb / 1024:.0f} MiB",
-            f"{t.cpu_end - t.cpu_start:.1f} s",
-        ]
-        for t in triggerers.values()
-    ]
-    whose_lines, whose_targets = _profile.whose(
-        list(triggerers.values()), result["polls"], (cpu_per_1000, rss_per_trigger), bench
-    )
-    comparison = [
-        [
-            "CPU / 1,000 polls",
-            f"{cpu_per_1000:.2f} s",
-            f"{bench.cpu_per_1000:.2f} s",
-            f"{cpu_per_1000 / bench.cpu_per_1000:.2f}x",
-        ],
-        [
-            "peak RSS / trigger",
-            f"{rss_per_trigger:.1f} KB",
-            f"{bench.rss_per_trigger_kb:.1f} KB",
-            f"{rss_per_trigger / max(bench.rss_per_trigger_kb, 0.1):.2f}x",
-        ],
-        ["polls / s", f"{result['polls'] / result['window']:.1f}", "-", "-"],
-        [
-            "completion → task success, p50 / p99",
-            f"{p50:.1f} s / {p99:.1f} s",
-            "≤ poll interval + 1 s (event)",
-            "-",
-        ],
-        ["… completion → a poll sees it, p50 / p99", f"{notice50:.1f} s / {notice99:.1f} s", "≤ 9.5 s", "-"],
-        ["… that poll → task success, p50 / p99", f"{hand50:.1f} s / {hand99:.1f} s", "≤ 1 s", "-"],
-    ]
-    body = "\n".join(
-        [
-            " ".join(DESCRIPTION.split()).format(
-                n=result["n"],
-                ok=result["succeeded"],
-                state=result["state"],
-                low=size.render[0],
-                high=size.render[1],
-            ),
-            "",
-            *table(["triggerer", "most triggers at once", "RSS idle → peak", "CPU while all ran"], rows),
-            "",
-            "Next to what `bench/triggers.py` measures for one process holding one triggerer's share "
-            f"({max(1, size.n // 2):,} triggers, polling every {bench.poll_interval:g} s), run right after:",
-            "",
-            *table(["figure", "deployment", "bench, one process", "deployment ÷ bench"], comparison),
-            "",
-            *whose_lines,
-            "",
-            f"Every trigger was running {result['all_running_after']:.0f} s after the submits; "
-            f"{result['late_first_poll']:,} requests were first polled only after they had finished "
-            "(their trigger started, or first polled, late).",
-            "",
-            "The deployment's CPU includes what the bench leaves out: the triggerer's supervisor "
-            "process (heartbeats, reading trigger assignments from Postgres, writing each trigger's log "
-            "lines to its file) and the trigger runner's messages to it.",
-            "",
-            "Where the completion → success delay goes: a poll sees the request finished and the "
-            "trigger yields its event at once; the event then travels from the trigger runner to the "
-            "triggerer's supervisor, whose single loop writes it to Postgres (that write sets the task "
-            "instance's end date) between assigning triggers, servicing the runner's messages (every "
-            "trigger's log lines) for up to a second, cleaning unused triggers and heartbeating. A "
-            "first part above the poll interval means the runner's event loop fell behind its "
-            "schedule; a second part above a second means the supervisor's loop did.",
-        ]
-    )
-    targets = [
-        Target(
-            "Every wait ends",
-            f"{size.n:,} of {size.n:,} succeed",
-            f"{result['succeeded']:,} of {size.n:,}",
-            result["succeeded"] == size.n,
-        ),
-        *whose_targets,
-    ]
-    return Section(
-        "Triggers in the production deployment",
-        [
-            "make bench-deployment          # N=2,000, ~15 min",
-            "python bench/deployment.py --smoke",
-        ],
-        body,
-        targets,
-        skip_reason=(
-            "starts a Postgres and Celery deployment (minutes); "
-            "tests/e2e/test_topology.py starts the same one"
-        ),
-    )
+    results = measure(size, paths or [PATHS["sensor"], PATHS["scale"]], profile, knobs, keep_logs)
+    return _deployment_report.section(size, results, predicted(size.n, smoke))
 
 
 def main() -> None:
@@ -372,11 +334,23 @@ def main() -> None:
     parser.add_argument("--waits", type=int, help=f"how many waits (default {FULL.n:,}; smoke {SMOKE.n})")
     parser.add_argument("--render", nargs=2, type=float, metavar=("LOW", "HIGH"), help="render seconds")
     parser.add_argument(
+        "--path",
+        nargs="+",
+        choices=[*PATHS, "both"],
+        default=["both"],
+        help="which waits, in this order in the same deployment: the bench trigger (scale), the sensor "
+        "as users get it (sensor), or both (default: the sensor first)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
-        help="also profile the triggerers into DIR (py-spy on the first, tracemalloc on the second: "
-        "its CPU figure is then not comparable); python bench/_profile.py DIR prints the shares",
+        help="also profile the triggerers into DIR while the first path waits (py-spy on the first, "
+        "tracemalloc on the second: its CPU figure is then not comparable); python "
+        "bench/_profile.py DIR prints the shares",
+    )
+    parser.add_argument(
+        "--keep-logs", type=Path, metavar="DIR", help="copy the components' logs into DIR before the teardown"
     )
     parser.add_argument(
         "--env",
@@ -390,8 +364,11 @@ def main() -> None:
     base = SMOKE if args.smoke else FULL
     render = (args.render[0], args.render[1]) if args.render else base.render
     size = Size(args.waits or base.n, render)
+    # The sensor first: the path users get, and the one that fails in a new way if one does.
+    chosen = ["sensor", "scale"] if "both" in args.path else list(dict.fromkeys(args.path))
+    paths = [PATHS[name] for name in chosen]
     os.chdir(ROOT)
-    print(run(args.smoke, size, args.profile, knobs).markdown())
+    print(run(args.smoke, size, args.profile, knobs, paths, args.keep_logs).markdown())
     if args.profile:
         print(_profile.report(args.profile, json.loads((args.profile / "triggers.json").read_text())))
 
