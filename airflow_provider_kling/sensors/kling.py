@@ -178,31 +178,32 @@ class KlingStatusSensor(KlingTaskMixin, BaseSensorOperator):
         self.start_from_trigger = choose_start_from_trigger(
             start_from_trigger, deferrable=self.deferrable, reschedule=self.reschedule
         )
-        self.start_trigger_args = self.start_arguments(self) if self.start_from_trigger else None
+        own = {
+            "download_to": self.download_to,
+            "outlets": self.outlets,
+            "kling_conn_id": self.kling_conn_id,
+            "cancel_on_kill": self.cancel_on_kill,
+            "timeout": self.timeout,
+            # The default schedule unless the user chose an interval.
+            "poke_interval": self.poke_interval if self.fixed_interval else None,
+            "max_poll_failures": self.max_poll_failures,
+        }
+        self.start_trigger_args = self.start_arguments(own) if self.start_from_trigger else None
 
     @staticmethod
-    def start_arguments(args: Any) -> StartTriggerArgs:
-        """What the scheduler starts this sensor's trigger with: ``args`` is the sensor or, for
-        a mapped one, its ``partial()`` arguments (then read with the sensor's defaults)."""
-        get = args.get if isinstance(args, Mapping) else lambda name, default: getattr(args, name, default)
-        interval = get("poke_interval", None)
-        if not isinstance(args, Mapping):
-            interval = interval if args.fixed_interval else None
-        elif isinstance(interval, timedelta):
-            interval = interval.total_seconds()
-        timeout = get("timeout", DEFAULT_TIMEOUT)
+    def start_arguments(args: Mapping[str, Any]) -> StartTriggerArgs:
+        """What the scheduler starts this sensor's trigger with, from the sensor's arguments (a
+        mapped sensor's ``partial()`` ones): what is not given takes the sensor's default."""
         # OpenLineage is checked where the wait ends (KlingTaskTrigger.ending), not at parse time.
         nothing_left = (
-            get("download_to", None) is None
-            and not get("outlets", None)
-            and airflow_ends_tasks_in_triggerer()
+            args.get("download_to") is None and not args.get("outlets") and airflow_ends_tasks_in_triggerer()
         )
         return start_arguments(
-            kling_conn_id=get("kling_conn_id", "kling_default"),
-            cancel_on_kill=get("cancel_on_kill", False),
-            timeout=timeout.total_seconds() if isinstance(timeout, timedelta) else timeout,
-            poll_interval=interval,
-            max_poll_failures=get("max_poll_failures", DEFAULT_MAX_POLL_FAILURES),
+            kling_conn_id=args.get("kling_conn_id", "kling_default"),
+            cancel_on_kill=args.get("cancel_on_kill", False),
+            timeout=args.get("timeout", DEFAULT_TIMEOUT),
+            poll_interval=args.get("poke_interval"),
+            max_poll_failures=args.get("max_poll_failures", DEFAULT_MAX_POLL_FAILURES),
             ends_task=nothing_left,
             links=link_classpaths(KlingStatusSensor.operator_extra_links),
         )
